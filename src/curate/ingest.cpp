@@ -1,0 +1,2 @@
+// PLACEHOLDER: being written by the ingest helper.
+#include "curate/ingest.h"

@@ -1,0 +1,2 @@
+// PLACEHOLDER: being written by the image helper.
+#include "io/image.h"
