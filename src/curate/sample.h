@@ -27,6 +27,8 @@ struct Lineage {
     std::string licence;  // licence text or URL when the source states one, else empty
     std::string file;     // input file the sample came from
     int64_t line = 0;     // 1-based line (JSONL inputs) or record index; 0 when not meaningful
+
+    bool operator==(const Lineage& o) const = default;
 };
 
 struct Sample {
