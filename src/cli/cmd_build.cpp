@@ -1,5 +1,40 @@
-// PLACEHOLDER: being written; replaced before the first commit.
+// medforge build --config F --out DIR: the whole curation pipeline and its data card.
 #include "cli/commands.h"
+#include "core/log.h"
+#include "curate/pipeline.h"
+
 namespace mf::cli {
-int run_build(int argc, char** argv) { return fail(Status::unsupported("build: not built yet")); }
+
+int run_build(int argc, char** argv) {
+    CLI::App app{
+        "Run the data pipeline from one config file: ingest every source, filter (medical terms,\n"
+        "image checks, medical-image classifier), deduplicate, and write the data card.\n"
+        "OUT gets 1-ingest/, 2-filter/, 3-dedup/ (samples.jsonl, rejects.jsonl, stats.json each),\n"
+        "data_card.md and data_card.json. Re-running resumes: finished stages whose config and\n"
+        "input did not change are skipped. Config format: docs/build.md;\n"
+        "example: examples/demo/build.json.",
+        argv[0]};
+    std::string config, out;
+    bool force = false;
+    CommonOptions common;
+    app.add_option("--config", config, "build config (JSON)")->required();
+    app.add_option("--out", out, "output folder")->required();
+    app.add_flag("--force", force, "redo every stage even when up to date");
+    add_common_options(app, common, false);
+    if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
+    apply_common_options(common);
+    auto cfg = curate::load_build_config(config);
+    if (!cfg.ok()) return fail(cfg.status(), "build");
+    curate::BuildOptions o;
+    o.out_dir = out;
+    o.threads = common.threads > 0 ? common.threads : -1;
+    o.force = force;
+    o.progress = !common.quiet;
+    auto stats = curate::run_build(*cfg, o);
+    if (!stats.ok()) return fail(stats.status(), "build");
+    for (const auto& s : *stats) print_stage_summary(s, out);
+    log::info("dataset: {}/3-dedup/samples.jsonl; data card: {}/data_card.md", out, out);
+    return kExitOk;
+}
+
 }  // namespace mf::cli
