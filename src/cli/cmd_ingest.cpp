@@ -8,11 +8,13 @@ namespace mf::cli {
 
 int run_ingest(int argc, char** argv) {
     std::string formats;
-    for (const auto& f : curate::ingest_formats()) formats += (formats.empty() ? "" : ", ") + f;
-    CLI::App app{"Convert figures with captions (PMC JATS articles, MedICaT, LLaVA-Med, PMC-OA,\n"
-                 "PubMedVision, Sample JSONL) into Sample JSONL: <out>/samples.jsonl, rejects.jsonl\n"
-                 "(reason codes: docs/ingest.md) and stats.json.",
-                 argv[0]};
+    for (const auto& f : curate::ingest_formats())
+        formats += (formats.empty() ? "" : ", ") + f;
+    CLI::App app{
+        "Convert figures with captions (PMC JATS articles, MedICaT, LLaVA-Med, PMC-OA,\n"
+        "PubMedVision, Sample JSONL) into Sample JSONL: <out>/samples.jsonl, rejects.jsonl\n"
+        "(reason codes: docs/ingest.md) and stats.json.",
+        argv[0]};
     curate::IngestRunOptions opt;
     std::string input, out, image_root, shard;
     CommonOptions common;
@@ -22,13 +24,15 @@ int run_ingest(int argc, char** argv) {
                    "*.json/*.jsonl for the others")
         ->required();
     app.add_option("--out", out, "output directory (created)")->required();
-    app.add_option("--image-root", image_root,
-                   "folder image references are resolved against (default: each input file's folder)");
+    app.add_option(
+        "--image-root", image_root,
+        "folder image references are resolved against (default: each input file's folder)");
     app.add_option("--licence", opt.adapter.default_licence,
                    "licence to record when the source states none, e.g. \"CC BY 4.0\"");
-    app.add_flag("--require-images", opt.adapter.require_images,
-                 "reject samples whose image files do not exist (reason image_missing); jats always "
-                 "checks");
+    app.add_flag(
+        "--require-images", opt.adapter.require_images,
+        "reject samples whose image files do not exist (reason image_missing); jats always "
+        "checks");
     add_common_options(app, common, true);
     if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
     apply_common_options(common);

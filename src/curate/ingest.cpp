@@ -27,7 +27,8 @@ Result<std::vector<fs::path>> input_files(const fs::path& input,
     MF_ASSIGN_OR_RETURN(std::vector<fs::path> files, io::list_files(input, exts, true));
     if (files.empty()) {
         std::string list;
-        for (const auto& e : exts) list += (list.empty() ? "" : " ") + e;
+        for (const auto& e : exts)
+            list += (list.empty() ? "" : " ") + e;
         return Status::not_found(input.string() + ": no input files (" + list + ") in this folder");
     }
     return files;
@@ -88,7 +89,8 @@ Result<std::unique_ptr<Ingestor>> make_ingestor(std::string_view format, const I
     for (const auto& f : ingest_formats())
         if (f == format) return ingest_detail::make_json_ingestor(format, opt);
     std::string list;
-    for (const auto& f : ingest_formats()) list += (list.empty() ? "" : ", ") + f;
+    for (const auto& f : ingest_formats())
+        list += (list.empty() ? "" : ", ") + f;
     return Status::invalid_argument("unknown ingest format '" + std::string(format) +
                                     "'; valid formats: " + list);
 }
@@ -97,7 +99,7 @@ namespace {
 
 // Receives the adapter's records in emission order and writes this shard's share.
 class RunSink : public IngestSink {
-public:
+  public:
     RunSink(const ShardSpec& shard, StageWriter& writer, StageStats& stats, Progress& progress)
         : shard_(shard), writer_(writer), stats_(stats), progress_(progress) {}
 
@@ -113,7 +115,8 @@ public:
             r.id = s.id;
             r.reason = "duplicate_id";
             r.detail = "id '" + s.id + "' was already emitted earlier in this input (" +
-                       s.lineage.file + (s.lineage.line ? ":" + std::to_string(s.lineage.line) : "") +
+                       s.lineage.file +
+                       (s.lineage.line ? ":" + std::to_string(s.lineage.line) : "") +
                        "); the first one is kept: give records unique ids";
             r.file = s.lineage.file;
             r.line = s.lineage.line;
@@ -142,7 +145,7 @@ public:
         pending_bytes_ = 0;
     }
 
-private:
+  private:
     uint64_t next_ordinal() {
         bytes_of_record_ = pending_bytes_;
         pending_bytes_ = 0;

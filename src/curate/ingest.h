@@ -23,7 +23,7 @@
 namespace mf::curate {
 
 class IngestSink {
-public:
+  public:
     virtual ~IngestSink() = default;
     virtual void on_sample(Sample&& sample) = 0;
     // r.stage is filled by the framework; r.id may be empty for unparseable records.
@@ -43,7 +43,7 @@ struct IngestOptions {
 };
 
 class Ingestor {
-public:
+  public:
     virtual ~Ingestor() = default;
     virtual std::string_view format() const = 0;
     // Walks `input` (a file or a directory, per format) and reports every record to `sink`.

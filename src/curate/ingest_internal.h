@@ -36,7 +36,8 @@ std::vector<std::string> split_sentences(std::string_view text);
 // `input` itself when it is a regular file; else the files under it (recursive) whose lower-case
 // extension is in `exts`, sorted by path. NotFound when `input` does not exist or holds no such
 // file.
-Result<std::vector<fs::path>> input_files(const fs::path& input, const std::vector<std::string>& exts);
+Result<std::vector<fs::path>> input_files(const fs::path& input,
+                                          const std::vector<std::string>& exts);
 
 // The folder images are resolved against: opt.image_root when set, else the input file's folder.
 fs::path image_base(const IngestOptions& opt, const fs::path& file);

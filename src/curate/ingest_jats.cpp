@@ -20,24 +20,30 @@ namespace mf::curate::ingest_detail {
 
 namespace {
 
-bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'; }
+bool is_ws(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f';
+}
 
-bool name_is(const pugi::xml_node& n, std::string_view name) { return name == n.name(); }
+bool name_is(const pugi::xml_node& n, std::string_view name) {
+    return name == n.name();
+}
 
 // Elements whose text never belongs to the running text around them.
 bool skipped_in_text(const pugi::xml_node& n) {
     static const std::set<std::string_view> kSkip = {
-        "fig", "fig-group", "table-wrap", "table-wrap-group", "supplementary-material",
-        "graphic", "media", "alternatives", "object-id", "alt-text", "long-desc"};
+        "fig",      "fig-group", "table-wrap",   "table-wrap-group", "supplementary-material",
+        "graphic",  "media",     "alternatives", "object-id",        "alt-text",
+        "long-desc"};
     return kSkip.count(n.name()) > 0;
 }
 
 // Elements that separate words (block level); everything else is inline and glued.
 bool is_block(const pugi::xml_node& n) {
     static const std::set<std::string_view> kBlock = {
-        "p", "title", "label", "list", "list-item", "def-list", "def-item", "term", "def",
-        "disp-quote", "disp-formula", "sec", "caption", "break", "boxed-text", "statement",
-        "verse-group", "verse-line", "license-p", "attrib"};
+        "p",         "title", "label",      "list",       "list-item",    "def-list",
+        "def-item",  "term",  "def",        "disp-quote", "disp-formula", "sec",
+        "caption",   "break", "boxed-text", "statement",  "verse-group",  "verse-line",
+        "license-p", "attrib"};
     return kBlock.count(n.name()) > 0;
 }
 
@@ -88,7 +94,8 @@ void flatten_children(const pugi::xml_node& n, Flat& out, const IsFig& is_fig_id
                     }
                     bool fig = type == "fig";
                     if (type.empty())
-                        for (const auto& r : rids) fig = fig || is_fig_id(r);
+                        for (const auto& r : rids)
+                            fig = fig || is_fig_id(r);
                     if (fig && !rids.empty()) {
                         // A leading space appended inside the xref is not part of it.
                         if (begin < out.text.size() && out.text[begin] == ' ') ++begin;
@@ -229,7 +236,8 @@ std::string article_id(const pugi::xml_node& article, const fs::path& file) {
         if (!v.empty() && !ids.count(type)) ids[type] = v;
     }
     auto all_digits = [](const std::string& s) {
-        return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+        return !s.empty() &&
+               std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
     };
     for (const char* t : {"pmcid", "pmc", "pmcaid"}) {
         auto it = ids.find(t);
@@ -247,7 +255,8 @@ std::string licence_of(const pugi::xml_node& article) {
     pugi::xml_node perm = meta.child("permissions");
     if (!perm) perm = meta;
     pugi::xml_node lic = perm.find_node([](pugi::xml_node n) { return name_is(n, "license"); });
-    pugi::xml_node ref = perm.find_node([](pugi::xml_node n) { return name_is(n, "ali:license_ref"); });
+    pugi::xml_node ref =
+        perm.find_node([](pugi::xml_node n) { return name_is(n, "ali:license_ref"); });
     if (lic) {
         std::string href = text::collapse_whitespace(lic.attribute("xlink:href").value());
         if (!href.empty()) return href;
@@ -266,9 +275,9 @@ std::string licence_of(const pugi::xml_node& article) {
 }
 
 const std::vector<std::string>& image_exts() {
-    static const std::vector<std::string> kExts = {".jpg", ".jpeg", ".png", ".gif", ".tif",
-                                                   ".tiff", ".webp", ".JPG", ".JPEG", ".PNG",
-                                                   ".GIF", ".TIF", ".TIFF", ".WEBP"};
+    static const std::vector<std::string> kExts = {".jpg",  ".jpeg", ".png",  ".gif",  ".tif",
+                                                   ".tiff", ".webp", ".JPG",  ".JPEG", ".PNG",
+                                                   ".GIF",  ".TIF",  ".TIFF", ".WEBP"};
     return kExts;
 }
 
@@ -294,17 +303,18 @@ std::string find_graphic(const fs::path& base, const std::string& href) {
 }
 
 class JatsIngestor : public Ingestor {
-public:
+  public:
     explicit JatsIngestor(IngestOptions opt) : opt_(std::move(opt)) {}
     std::string_view format() const override { return "jats"; }
 
     Status run(const fs::path& input, IngestSink& sink) override {
         MF_ASSIGN_OR_RETURN(std::vector<fs::path> files, input_files(input, {".xml", ".nxml"}));
-        for (const auto& f : files) process(io::absolute_normal(f), sink);
+        for (const auto& f : files)
+            process(io::absolute_normal(f), sink);
         return {};
     }
 
-private:
+  private:
     void process(const fs::path& file, IngestSink& sink) {
         auto content = io::read_file(file);
         if (!content.ok()) {
@@ -314,10 +324,12 @@ private:
         const std::string& buf = *content;
         sink.on_input_bytes(buf.size());
         pugi::xml_document doc;
-        pugi::xml_parse_result res = doc.load_buffer(
-            buf.data(), buf.size(), pugi::parse_default | pugi::parse_ws_pcdata, pugi::encoding_auto);
+        pugi::xml_parse_result res =
+            doc.load_buffer(buf.data(), buf.size(), pugi::parse_default | pugi::parse_ws_pcdata,
+                            pugi::encoding_auto);
         if (!res) {
-            int64_t line = line_of_offset(buf, static_cast<size_t>(std::max<ptrdiff_t>(0, res.offset)));
+            int64_t line =
+                line_of_offset(buf, static_cast<size_t>(std::max<ptrdiff_t>(0, res.offset)));
             sink.on_reject(make_reject(
                 "bad_xml",
                 fmt::format("{}:{}: malformed XML ({}, byte {}); the article is skipped: fix or "
@@ -330,9 +342,9 @@ private:
         if (!article)
             article = doc.find_node([](pugi::xml_node n) { return name_is(n, "article"); });
         if (!article) {
-            sink.on_reject(make_reject("bad_xml",
-                                       file.string() + ": no <article> element; is this a JATS file?",
-                                       file, 1));
+            sink.on_reject(make_reject(
+                "bad_xml", file.string() + ": no <article> element; is this a JATS file?", file,
+                1));
             return;
         }
         // Line numbers of elements, from their byte offsets.
@@ -342,8 +354,9 @@ private:
         auto line_at = [&](const pugi::xml_node& n) -> int64_t {
             ptrdiff_t off = n.offset_debug();
             if (off < 0) return 0;
-            return 1 + (std::lower_bound(newlines.begin(), newlines.end(), static_cast<size_t>(off)) -
-                        newlines.begin());
+            return 1 +
+                   (std::lower_bound(newlines.begin(), newlines.end(), static_cast<size_t>(off)) -
+                    newlines.begin());
         };
 
         const std::string article_key = article_id(article, file);
@@ -399,17 +412,20 @@ private:
             auto cite = [&](const std::string& rid, size_t si) {
                 auto it = by_id.find(rid);
                 if (it == by_id.end()) return;
-                for (size_t idx : it->second) figs[idx].mention_keys.insert({pi, si});
+                for (size_t idx : it->second)
+                    figs[idx].mention_keys.insert({pi, si});
             };
             for (size_t xi = 0; xi < f.xrefs.size(); ++xi) {
                 const Flat::Xref& x = f.xrefs[xi];
                 if (spans.empty()) break;
                 size_t si = sentence_of(x.begin);
-                for (const auto& rid : x.rids) cite(rid, si);
+                for (const auto& rid : x.rids)
+                    cite(rid, si);
                 // "<xref rid=F1>1</xref>–<xref rid=F3>3</xref>": the figures in between too.
                 if (xi + 1 < f.xrefs.size()) {
                     const Flat::Xref& y = f.xrefs[xi + 1];
-                    std::string_view between(f.text.data() + x.end, y.begin >= x.end ? y.begin - x.end : 0);
+                    std::string_view between(f.text.data() + x.end,
+                                             y.begin >= x.end ? y.begin - x.end : 0);
                     auto a = by_id.find(x.rids.back());
                     auto b = by_id.find(y.rids.front());
                     if (is_range_separator(between) && a != by_id.end() && b != by_id.end()) {
@@ -446,15 +462,16 @@ private:
             for (const auto& href : e.hrefs) {
                 std::string found = href.empty() ? std::string() : find_graphic(base, href);
                 if (found.empty()) {
-                    if (missing_href.empty()) missing_href = href.empty() ? "(empty xlink:href)" : href;
+                    if (missing_href.empty())
+                        missing_href = href.empty() ? "(empty xlink:href)" : href;
                     s.images.push_back(io::absolute_normal(base / href).string());
                 } else {
                     s.images.push_back(found);
                 }
             }
             auto reject = [&](const char* reason, const std::string& detail) {
-                sink.on_reject(make_reject(reason, where + ": " + detail, file, s.lineage.line, s.id,
-                                           sample_to_json(s)));
+                sink.on_reject(make_reject(reason, where + ": " + detail, file, s.lineage.line,
+                                           s.id, sample_to_json(s)));
             };
             if (e.hrefs.empty()) {
                 reject("no_image", "the figure has no <graphic>; nothing to train on");

@@ -41,7 +41,7 @@ RecordError wrong_type(std::string_view field, std::string_view expected) {
 struct JsonRecord {
     object obj;
     fs::path file;
-    int64_t line = 0;      // 1-based line (JSONL) or record index (JSON array)
+    int64_t line = 0;  // 1-based line (JSONL) or record index (JSON array)
     bool in_array = false;
     std::string_view raw;  // the record's JSON text
     std::string where() const {
@@ -129,7 +129,8 @@ std::optional<RecordError> sentence_list(object obj, std::string_view key,
                 if (!lookup(o, k, &inner)) continue;
                 if (inner.get_string().get(sv) == simdjson::SUCCESS) {
                     add(sv);
-                } else if (inner.get_array().get(toks) == simdjson::SUCCESS && join_tokens(toks, &joined)) {
+                } else if (inner.get_array().get(toks) == simdjson::SUCCESS &&
+                           join_tokens(toks, &joined)) {
                     add(joined);
                 } else {
                     return wrong_type(key, expected);
@@ -146,8 +147,8 @@ std::optional<RecordError> sentence_list(object obj, std::string_view key,
 }
 
 // An image reference: a string or an array of strings (order kept).
-std::optional<RecordError> image_list(object obj, std::string_view key, std::vector<std::string>* out,
-                                      bool* present) {
+std::optional<RecordError> image_list(object obj, std::string_view key,
+                                      std::vector<std::string>* out, bool* present) {
     element e;
     *present = false;
     if (!lookup(obj, key, &e)) return std::nullopt;
@@ -184,20 +185,24 @@ std::string meta_of(object obj, std::initializer_list<std::string_view> keys) {
 }
 
 // Sentence-level caption cleanup shared by the adapters.
-std::string clean(std::string_view s) { return text::collapse_whitespace(s); }
+std::string clean(std::string_view s) {
+    return text::collapse_whitespace(s);
+}
 
 // ---- the record walker ----
 
 using RecordFn = std::function<void(const JsonRecord&)>;
 
 std::string raw_record_json(std::string_view raw) {
-    return text::valid_utf8(raw) ? text::json_quote(raw) : text::json_quote(text::sanitize_utf8(raw));
+    return text::valid_utf8(raw) ? text::json_quote(raw)
+                                 : text::json_quote(text::sanitize_utf8(raw));
 }
 
 void walk_jsonl(const fs::path& file, IngestSink& sink, const RecordFn& fn, Status* st) {
     io::LineReader reader;
     if (Status s = reader.open(file); !s.ok()) {
-        sink.on_reject(make_reject("unreadable_file", s.message() + "; check its permissions", file, 0));
+        sink.on_reject(
+            make_reject("unreadable_file", s.message() + "; check its permissions", file, 0));
         return;
     }
     simdjson::dom::parser parser;
@@ -210,11 +215,12 @@ void walk_jsonl(const fs::path& file, IngestSink& sink, const RecordFn& fn, Stat
         int64_t ln = static_cast<int64_t>(reader.line_no());
         std::string where = fmt::format("{}:{}", file.string(), ln);
         if (size_t bad = text::first_invalid_utf8(line); bad != std::string_view::npos) {
-            sink.on_reject(make_reject("invalid_utf8",
-                                       fmt::format("{}: invalid UTF-8 at byte {} of the line; re-encode "
-                                                   "the file as UTF-8",
-                                                   where, bad),
-                                       file, ln, {}, raw_record_json(line)));
+            sink.on_reject(
+                make_reject("invalid_utf8",
+                            fmt::format("{}: invalid UTF-8 at byte {} of the line; re-encode "
+                                        "the file as UTF-8",
+                                        where, bad),
+                            file, ln, {}, raw_record_json(line)));
             continue;
         }
         simdjson::padded_string padded(line);
@@ -229,17 +235,17 @@ void walk_jsonl(const fs::path& file, IngestSink& sink, const RecordFn& fn, Stat
         }
         object obj;
         if (doc.get_object().get(obj) != simdjson::SUCCESS) {
-            sink.on_reject(make_reject("wrong_type",
-                                       where + ": expected a JSON object per line", file, ln, {},
-                                       raw_record_json(line)));
+            sink.on_reject(make_reject("wrong_type", where + ": expected a JSON object per line",
+                                       file, ln, {}, raw_record_json(line)));
             continue;
         }
         JsonRecord rec{obj, file, ln, false, line};
         fn(rec);
     }
     if (!reader.status().ok()) {
-        sink.on_reject(make_reject("unreadable_file", reader.status().message() + " (read stopped here)",
-                                   file, static_cast<int64_t>(reader.line_no())));
+        sink.on_reject(make_reject("unreadable_file",
+                                   reader.status().message() + " (read stopped here)", file,
+                                   static_cast<int64_t>(reader.line_no())));
     }
     (void)st;
 }
@@ -248,11 +254,12 @@ void walk_json_array(const fs::path& file, std::string_view content, IngestSink&
                      const RecordFn& fn) {
     sink.on_input_bytes(content.size());
     if (size_t bad = text::first_invalid_utf8(content); bad != std::string_view::npos) {
-        sink.on_reject(make_reject("invalid_utf8",
-                                   fmt::format("{}:{}: invalid UTF-8 at byte {}; the whole JSON array "
-                                               "is rejected: re-encode the file as UTF-8",
-                                               file.string(), line_of_offset(content, bad), bad),
-                                   file, line_of_offset(content, bad)));
+        sink.on_reject(
+            make_reject("invalid_utf8",
+                        fmt::format("{}:{}: invalid UTF-8 at byte {}; the whole JSON array "
+                                    "is rejected: re-encode the file as UTF-8",
+                                    file.string(), line_of_offset(content, bad), bad),
+                        file, line_of_offset(content, bad)));
         return;
     }
     simdjson::dom::parser parser;
@@ -268,8 +275,8 @@ void walk_json_array(const fs::path& file, std::string_view content, IngestSink&
         return;
     }
     if (doc.get_array().get(arr) != simdjson::SUCCESS) {
-        sink.on_reject(make_reject("wrong_type", file.string() + ": expected a JSON array of objects",
-                                   file, 0));
+        sink.on_reject(make_reject("wrong_type",
+                                   file.string() + ": expected a JSON array of objects", file, 0));
         return;
     }
     int64_t index = 0;
@@ -278,10 +285,10 @@ void walk_json_array(const fs::path& file, std::string_view content, IngestSink&
         std::string raw = simdjson::minify(item);
         object obj;
         if (item.get_object().get(obj) != simdjson::SUCCESS) {
-            sink.on_reject(make_reject("wrong_type",
-                                       fmt::format("{}: record {}: expected a JSON object",
-                                                   file.string(), index),
-                                       file, index, {}, raw));
+            sink.on_reject(make_reject(
+                "wrong_type",
+                fmt::format("{}: record {}: expected a JSON object", file.string(), index), file,
+                index, {}, raw));
             continue;
         }
         JsonRecord rec{obj, file, index, true, raw};
@@ -294,9 +301,9 @@ void walk_json_file(const fs::path& file, IngestSink& sink, const RecordFn& fn) 
     // Peek at the first non-blank byte to tell an array from JSONL.
     std::FILE* f = std::fopen(file.c_str(), "rb");
     if (!f) {
-        sink.on_reject(make_reject("unreadable_file",
-                                   file.string() + ": cannot open; check that it exists and is readable",
-                                   file, 0));
+        sink.on_reject(make_reject(
+            "unreadable_file",
+            file.string() + ": cannot open; check that it exists and is readable", file, 0));
         return;
     }
     int c;
@@ -306,7 +313,8 @@ void walk_json_file(const fs::path& file, IngestSink& sink, const RecordFn& fn) 
     if (c == 0xEF) {
         int c2 = std::fgetc(f), c3 = std::fgetc(f);
         if (c2 == 0xBB && c3 == 0xBF) {
-            while ((c = std::fgetc(f)) != EOF && (c == ' ' || c == '\t' || c == '\n' || c == '\r')) {
+            while ((c = std::fgetc(f)) != EOF &&
+                   (c == ' ' || c == '\t' || c == '\n' || c == '\r')) {
             }
         }
     }
@@ -332,7 +340,7 @@ void walk_json_file(const fs::path& file, IngestSink& sink, const RecordFn& fn) 
 using BuildFn = std::function<std::optional<RecordError>(const JsonRecord&, Sample*)>;
 
 class JsonIngestor : public Ingestor {
-public:
+  public:
     JsonIngestor(std::string format, IngestOptions opt, BuildFn build)
         : format_(std::move(format)), opt_(std::move(opt)), build_(std::move(build)) {}
 
@@ -347,15 +355,15 @@ public:
         return {};
     }
 
-private:
+  private:
     void handle(const JsonRecord& rec, IngestSink& sink) {
         Sample s;
         s.lineage.source = format_;
         s.lineage.file = rec.file.string();
         s.lineage.line = rec.line;
         auto reject = [&](const RecordError& e) {
-            sink.on_reject(make_reject(e.reason, rec.where() + ": " + e.detail, rec.file, rec.line, s.id,
-                                       std::string(rec.raw)));
+            sink.on_reject(make_reject(e.reason, rec.where() + ": " + e.detail, rec.file, rec.line,
+                                       s.id, std::string(rec.raw)));
         };
         if (auto err = build_(rec, &s)) return reject(*err);
         if (s.lineage.licence.empty()) s.lineage.licence = opt_.default_licence;
@@ -366,8 +374,8 @@ private:
         if (opt_.require_images) {
             std::string miss = first_missing(s.images);
             if (!miss.empty()) {
-                return reject({"image_missing", "image file " + miss +
-                                                    " does not exist; check --image-root"});
+                return reject({"image_missing",
+                               "image file " + miss + " does not exist; check --image-root"});
             }
         }
         sink.on_sample(std::move(s));
@@ -398,7 +406,8 @@ BuildFn medicat_builder(const IngestOptions& opt) {
         element oa;
         if (lookup(r.obj, "oa_info", &oa)) {
             object oo;
-            if (oa.get_object().get(oo) != simdjson::SUCCESS) return wrong_type("oa_info", "an object");
+            if (oa.get_object().get(oo) != simdjson::SUCCESS)
+                return wrong_type("oa_info", "an object");
             if (opt_string(oo, "doi", &doi)) return wrong_type("oa_info.doi", "a string");
             element inner;
             if (lookup(oo, "oa", &inner)) {
@@ -413,7 +422,8 @@ BuildFn medicat_builder(const IngestOptions& opt) {
         s->lineage.article = doi.empty() ? hash : doi;
         s->lineage.figure = fig_key.empty() ? uri : fig_key;
         s->lineage.licence = licence;
-        s->images.push_back(locate_image(image_base(opt, r.file), hash + "_" + uri, {"figures", ""}));
+        s->images.push_back(
+            locate_image(image_base(opt, r.file), hash + "_" + uri, {"figures", ""}));
         s->meta_json = meta_of(r.obj, {"fig_key", "radiology", "scope", "predicted_type"});
         return std::nullopt;
     };
@@ -444,7 +454,8 @@ BuildFn llava_med_builder(const IngestOptions& opt) {
         }
         if (!present && !pair_id.empty()) refs.push_back(pair_id + ".jpg");
         fs::path base = image_base(opt, r.file);
-        for (const auto& ref : refs) s->images.push_back(locate_image(base, ref, {"", "images"}));
+        for (const auto& ref : refs)
+            s->images.push_back(locate_image(base, ref, {"", "images"}));
         s->id = "llava-med:" + pmid + ":" + (pair_id.empty() ? fig_id : pair_id);
         s->lineage.article = "PMID:" + pmid;
         s->lineage.figure = fig_id.empty() ? pair_id : fig_id;
@@ -463,7 +474,8 @@ BuildFn pmc_oa_builder(const IngestOptions& opt) {
         std::string name = fs::path(image).filename().string();
         if (pmcid.empty() && text::starts_with(name, "PMC")) {
             size_t n = 3;
-            while (n < name.size() && name[n] >= '0' && name[n] <= '9') ++n;
+            while (n < name.size() && name[n] >= '0' && name[n] <= '9')
+                ++n;
             if (n > 3) pmcid = name.substr(0, n);
         }
         s->id = "pmc-oa:" + image;
@@ -492,7 +504,8 @@ std::string strip_image_tokens(std::string_view v) {
     return text::collapse_whitespace(out);
 }
 
-// PubMedVision / LLaVA conversation records: {id, image (string|list), conversations:[{from,value}]}.
+// PubMedVision / LLaVA conversation records: {id, image (string|list),
+// conversations:[{from,value}]}.
 BuildFn pubmedvision_builder(const IngestOptions& opt) {
     return [opt](const JsonRecord& r, Sample* s) -> std::optional<RecordError> {
         std::string id;
@@ -512,17 +525,22 @@ BuildFn pubmedvision_builder(const IngestOptions& opt) {
             if (t.get_object().get(to) != simdjson::SUCCESS)
                 return wrong_type("conversations", "an array of {from, value} objects");
             std::string from, value;
-            if (auto e = req_string(to, "from", &from)) return RecordError{e->reason, "conversations[]: " + e->detail};
-            if (auto e = req_string(to, "value", &value)) return RecordError{e->reason, "conversations[]: " + e->detail};
+            if (auto e = req_string(to, "from", &from))
+                return RecordError{e->reason, "conversations[]: " + e->detail};
+            if (auto e = req_string(to, "value", &value))
+                return RecordError{e->reason, "conversations[]: " + e->detail};
             if (from == "gpt" || from == "assistant") {
                 s->caption = strip_image_tokens(value);
                 found = true;
                 break;
             }
         }
-        if (!found) return RecordError{"missing_field", "conversations: no 'gpt' turn to take the caption from"};
+        if (!found)
+            return RecordError{"missing_field",
+                               "conversations: no 'gpt' turn to take the caption from"};
         fs::path base = image_base(opt, r.file);
-        for (const auto& ref : refs) s->images.push_back(locate_image(base, ref, {"", "images"}));
+        for (const auto& ref : refs)
+            s->images.push_back(locate_image(base, ref, {"", "images"}));
         s->id = "pubmedvision:" + id;
         s->lineage.article = id;
         s->meta_json = meta_of(r.obj, {"modality", "body_part"});
@@ -536,7 +554,8 @@ BuildFn jsonl_builder(const IngestOptions& opt) {
         auto parsed = sample_from_json(r.raw);
         if (!parsed.ok()) {
             const std::string& m = parsed.status().message();
-            bool is_missing = m.find("missing") != std::string::npos || m.find("must not be empty") != std::string::npos;
+            bool is_missing = m.find("missing") != std::string::npos ||
+                              m.find("must not be empty") != std::string::npos;
             return RecordError{is_missing ? "missing_field" : "wrong_type", m};
         }
         Sample in = std::move(parsed).value();
@@ -544,9 +563,11 @@ BuildFn jsonl_builder(const IngestOptions& opt) {
         std::string file = s->lineage.file;
         int64_t line = s->lineage.line;
         *s = std::move(in);
-        for (auto& img : s->images) img = locate_image(base, img);
+        for (auto& img : s->images)
+            img = locate_image(base, img);
         s->caption = clean(s->caption);
-        for (auto& m : s->mentions) m = clean(m);
+        for (auto& m : s->mentions)
+            m = clean(m);
         // Keep the lineage a record already carries (re-ingesting medforge output); fill the rest.
         if (s->lineage.source.empty()) s->lineage.source = "jsonl";
         if (s->lineage.file.empty()) {
@@ -561,12 +582,18 @@ BuildFn jsonl_builder(const IngestOptions& opt) {
 
 std::unique_ptr<Ingestor> make_json_ingestor(std::string_view format, const IngestOptions& opt) {
     BuildFn build;
-    if (format == "medicat") build = medicat_builder(opt);
-    else if (format == "llava-med") build = llava_med_builder(opt);
-    else if (format == "pmc-oa") build = pmc_oa_builder(opt);
-    else if (format == "pubmedvision") build = pubmedvision_builder(opt);
-    else if (format == "jsonl") build = jsonl_builder(opt);
-    else return nullptr;
+    if (format == "medicat")
+        build = medicat_builder(opt);
+    else if (format == "llava-med")
+        build = llava_med_builder(opt);
+    else if (format == "pmc-oa")
+        build = pmc_oa_builder(opt);
+    else if (format == "pubmedvision")
+        build = pubmedvision_builder(opt);
+    else if (format == "jsonl")
+        build = jsonl_builder(opt);
+    else
+        return nullptr;
     return std::make_unique<JsonIngestor>(std::string(format), opt, std::move(build));
 }
 

@@ -18,17 +18,24 @@ namespace fs = std::filesystem;
 using testing::Collect;
 using testing::ingest_collect;
 
-fs::path pkg1() { return test::fixtures() / "jats" / "pkg1"; }
-fs::path article1() { return pkg1() / "article1.nxml"; }
-std::string img(const std::string& name) { return io::absolute_normal(pkg1() / name).string(); }
+fs::path pkg1() {
+    return test::fixtures() / "jats" / "pkg1";
+}
+fs::path article1() {
+    return pkg1() / "article1.nxml";
+}
+std::string img(const std::string& name) {
+    return io::absolute_normal(pkg1() / name).string();
+}
 
 constexpr const char* kCcBy = "https://creativecommons.org/licenses/by/4.0/";
 
 TEST(IngestJats, FixtureArticleSamples) {
     Collect c = ingest_collect("jats", article1());
-    std::vector<std::string> order = {"R:no_image",      "S:jats:PMC7654321:F1",  "S:jats:PMC7654321:F2",
-                                      "S:jats:PMC7654321:F3", "S:jats:PMC7654321:F4A", "S:jats:PMC7654321:F4B",
-                                      "S:jats:PMC7654321:F5", "R:image_missing",   "R:empty_caption"};
+    std::vector<std::string> order = {
+        "R:no_image",           "S:jats:PMC7654321:F1",  "S:jats:PMC7654321:F2",
+        "S:jats:PMC7654321:F3", "S:jats:PMC7654321:F4A", "S:jats:PMC7654321:F4B",
+        "S:jats:PMC7654321:F5", "R:image_missing",       "R:empty_caption"};
     EXPECT_EQ(c.order, order);
     EXPECT_EQ(c.samples.size() + c.rejects.size(), 9u);
     EXPECT_EQ(c.bytes, fs::file_size(article1()));
@@ -36,7 +43,8 @@ TEST(IngestJats, FixtureArticleSamples) {
     const Sample* f1 = c.find("jats:PMC7654321:F1");
     ASSERT_NE(f1, nullptr);
     EXPECT_EQ(f1->caption,
-              "Baseline CT. Axial contrast-enhanced CT of the abdomen shows a 2.1\xE2\x80\x89" "cm cystic "
+              "Baseline CT. Axial contrast-enhanced CT of the abdomen shows a 2.1\xE2\x80\x89"
+              "cm cystic "
               "lesion in the left kidney (arrow); HU2 values are given in Table 1.");
     EXPECT_EQ(f1->images, std::vector<std::string>{img("f1.png")});
     EXPECT_EQ(f1->lineage.source, "jats");
@@ -49,9 +57,11 @@ TEST(IngestJats, FixtureArticleSamples) {
     // Mentions: body sentences only (not the abstract, not the reference list), abbreviation-safe,
     // and the range "Figures 1–3".
     ASSERT_EQ(f1->mentions.size(), 2u);
-    EXPECT_EQ(f1->mentions[0], "The contrast-enhanced computed tomography of our patient is shown in Fig. 1.");
+    EXPECT_EQ(f1->mentions[0],
+              "The contrast-enhanced computed tomography of our patient is shown in Fig. 1.");
     EXPECT_EQ(f1->mentions[1],
-              "Serial scans over six months are summarised in Figures 1\xE2\x80\x93" "3; the wall "
+              "Serial scans over six months are summarised in Figures 1\xE2\x80\x93"
+              "3; the wall "
               "thickness increased by 0.4 mm (p = 0.03).");
 
     // F2: its own xref, the range, and the rid list "F2 F4B".
@@ -79,7 +89,8 @@ TEST(IngestJats, FixtureArticleSamples) {
     EXPECT_EQ(a->caption, "MRI of the kidneys. T1-weighted image.");
     EXPECT_EQ(b->caption, "MRI of the kidneys. T2-weighted image with a bright cyst.");
     EXPECT_EQ(a->meta_json, R"({"label":"A","group":"F4"})");
-    std::string mri = "Magnetic resonance images, i.e. T1- and T2-weighted series, are compared in Figure 4.";
+    std::string mri =
+        "Magnetic resonance images, i.e. T1- and T2-weighted series, are compared in Figure 4.";
     EXPECT_EQ(a->mentions, std::vector<std::string>{mri});
     EXPECT_EQ(b->mentions, (std::vector<std::string>{mri, f2->mentions[2]}));
 
@@ -88,7 +99,8 @@ TEST(IngestJats, FixtureArticleSamples) {
     ASSERT_NE(f5, nullptr);
     EXPECT_EQ(f5->images, (std::vector<std::string>{img("f5-arterial.png"), img("f5-venous.png")}));
     EXPECT_EQ(f5->mentions,
-              std::vector<std::string>{"Dynamic series are shown in Figure 5, and histology in Figure 6."});
+              std::vector<std::string>{
+                  "Dynamic series are shown in Figure 5, and histology in Figure 6."});
 
     // Rejects name the figure, the href and the line.
     const Reject* miss = c.find_reject("image_missing");
@@ -112,8 +124,8 @@ TEST(IngestJats, FolderIsRecursiveAndSorted) {
     Collect c = ingest_collect("jats", test::fixtures() / "jats");
     // pkg1/article1.nxml, then pkg2/article2.xml, then pkg2/broken.nxml.
     ASSERT_EQ(c.samples.size(), 8u);
-    EXPECT_EQ(c.samples[6].id, "jats:PMC1111111:fig1");  // a fig without id: its position
-    EXPECT_EQ(c.samples[7].id, "jats:PMC1111111:G1");    // a fig-group without child figs
+    EXPECT_EQ(c.samples[6].id, "jats:PMC1111111:fig1");   // a fig without id: its position
+    EXPECT_EQ(c.samples[7].id, "jats:PMC1111111:G1");     // a fig-group without child figs
     EXPECT_EQ(c.samples[6].lineage.licence, "cc-by-nc");  // license-type when no URL is given
     EXPECT_TRUE(c.samples[6].mentions.empty());
     // An xref without ref-type that points at a figure still counts.
@@ -140,27 +152,32 @@ TEST(IngestJats, WrittenArticleRangesListsAndIds) {
                 "\"/></fig>\n";
         test::write_text(dir / ("p" + std::to_string(i) + ".webp"), "RIFF");
     }
-    test::write_text(dir / "a.xml",
-                     "<article xmlns:xlink=\"http://www.w3.org/1999/xlink\"><front><article-meta>"
-                     "<article-id pub-id-type=\"doi\">10.1/x</article-id></article-meta></front><body>"
-                     "<sec><sec><p>Panels <xref ref-type=\"fig\" rid=\"f2\">2</xref>\xE2\x80\x93"
-                     "<xref ref-type=\"fig\" rid=\"f4\">4</xref> show it. Panels "
-                     "<xref ref-type=\"fig\" rid=\"f1 f5\">1 and 5</xref> do not.</p></sec></sec>"
-                     "</body><floats-group>" + figs + "</floats-group></article>");
+    test::write_text(
+        dir / "a.xml",
+        "<article xmlns:xlink=\"http://www.w3.org/1999/xlink\"><front><article-meta>"
+        "<article-id pub-id-type=\"doi\">10.1/x</article-id></article-meta></front><body>"
+        "<sec><sec><p>Panels <xref ref-type=\"fig\" rid=\"f2\">2</xref>\xE2\x80\x93"
+        "<xref ref-type=\"fig\" rid=\"f4\">4</xref> show it. Panels "
+        "<xref ref-type=\"fig\" rid=\"f1 f5\">1 and 5</xref> do not.</p></sec></sec>"
+        "</body><floats-group>" +
+            figs + "</floats-group></article>");
     IngestOptions opt;
     opt.default_licence = "CC0";
     Collect c = ingest_collect("jats", dir / "a.xml", opt);
     ASSERT_EQ(c.samples.size(), 5u);
     EXPECT_EQ(c.samples[0].id, "jats:doi:10.1/x:f1");
     EXPECT_EQ(c.samples[0].lineage.licence, "CC0");  // the article states none
-    const std::string range = "Panels 2\xE2\x80\x93" "4 show it.";
+    const std::string range =
+        "Panels 2\xE2\x80\x93"
+        "4 show it.";
     const std::string list = "Panels 1 and 5 do not.";
     EXPECT_EQ(c.samples[0].mentions, std::vector<std::string>{list});
     EXPECT_EQ(c.samples[1].mentions, std::vector<std::string>{range});
     EXPECT_EQ(c.samples[2].mentions, std::vector<std::string>{range});  // inside the range
     EXPECT_EQ(c.samples[3].mentions, std::vector<std::string>{range});
     EXPECT_EQ(c.samples[4].mentions, std::vector<std::string>{list});
-    EXPECT_EQ(c.samples[2].images, std::vector<std::string>{io::absolute_normal(dir / "p3.webp").string()});
+    EXPECT_EQ(c.samples[2].images,
+              std::vector<std::string>{io::absolute_normal(dir / "p3.webp").string()});
 }
 
 TEST(IngestJats, ImageRootAndLicenceVariants) {
@@ -186,7 +203,8 @@ TEST(IngestJats, ImageRootAndLicenceVariants) {
     EXPECT_EQ(s.id, "jats:PMC4242:X1");
     EXPECT_EQ(s.caption, "T. Body atext.");
     EXPECT_EQ(s.lineage.licence, "http://example.org/licence");
-    EXPECT_EQ(s.images, std::vector<std::string>{io::absolute_normal(dir / "imgs" / "x1.tif").string()});
+    EXPECT_EQ(s.images,
+              std::vector<std::string>{io::absolute_normal(dir / "imgs" / "x1.tif").string()});
     EXPECT_EQ(s.images[0].find(".."), std::string::npos);  // lexically normal
 }
 

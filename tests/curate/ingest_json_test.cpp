@@ -23,8 +23,12 @@ namespace fs = std::filesystem;
 using testing::Collect;
 using testing::ingest_collect;
 
-fs::path medicat() { return test::shared_data() / "medicat_sample" / "sample.jsonl"; }
-fs::path llava() { return test::shared_data() / "llava_med" / "instruct_few_shot_examples.json"; }
+fs::path medicat() {
+    return test::shared_data() / "medicat_sample" / "sample.jsonl";
+}
+fs::path llava() {
+    return test::shared_data() / "llava_med" / "instruct_few_shot_examples.json";
+}
 
 // Independent reading of the real file with nlohmann::json, to compare against.
 std::vector<nlohmann::json> json_lines(const fs::path& p) {
@@ -54,7 +58,9 @@ TEST(IngestMedicat, RealSample) {
         size_t n_refs = r["s2orc_references"].is_array() ? r["s2orc_references"].size() : 0;
         EXPECT_EQ(s.mentions.size(), n_refs) << s.id;
         ASSERT_EQ(s.images.size(), 1u);
-        EXPECT_EQ(s.images[0], (test::shared_data() / "medicat_sample" / "figures" / (hash + "_" + uri)).string());
+        EXPECT_EQ(
+            s.images[0],
+            (test::shared_data() / "medicat_sample" / "figures" / (hash + "_" + uri)).string());
         EXPECT_TRUE(fs::is_regular_file(s.images[0])) << s.images[0];
         const auto& lic = r["oa_info"]["oa"]["license"];
         EXPECT_EQ(s.lineage.licence, lic.is_string() ? lic.get<std::string>() : "");
@@ -65,8 +71,7 @@ TEST(IngestMedicat, RealSample) {
     }
     EXPECT_EQ(ids.size(), 10u);
     // Spot checks written out.
-    EXPECT_EQ(c.samples[0].id,
-              "medicat:26491ab76c6e8d6acc582e71bb6b3b5f5601ccc2:3-Figure4-1.png");
+    EXPECT_EQ(c.samples[0].id, "medicat:26491ab76c6e8d6acc582e71bb6b3b5f5601ccc2:3-Figure4-1.png");
     EXPECT_EQ(c.samples[1].lineage.licence, "cc-by-nc-nd");
     EXPECT_EQ(c.samples[1].mentions.size(), 2u);
     EXPECT_TRUE(c.samples[2].mentions.empty());  // s2orc_references: null
@@ -80,7 +85,7 @@ TEST(IngestMedicat, DefaultLicenceAndRequireImages) {
     opt.default_licence = "unknown-oa";
     opt.require_images = true;
     Collect c = ingest_collect("medicat", medicat(), opt);
-    ASSERT_EQ(c.samples.size(), 10u);  // every figure file is there
+    ASSERT_EQ(c.samples.size(), 10u);                        // every figure file is there
     EXPECT_EQ(c.samples[0].lineage.licence, "unknown-oa");   // license: null
     EXPECT_EQ(c.samples[1].lineage.licence, "cc-by-nc-nd");  // stated licence wins
 
@@ -93,23 +98,26 @@ TEST(IngestMedicat, DefaultLicenceAndRequireImages) {
     // Off by default: kept with the expected path.
     Collect c3 = ingest_collect("medicat", dir / "sample.jsonl");
     ASSERT_EQ(c3.samples.size(), 10u);
-    EXPECT_EQ(fs::path(c3.samples[0].images[0]).parent_path(), io::absolute_normal(dir / "figures"));
+    EXPECT_EQ(fs::path(c3.samples[0].images[0]).parent_path(),
+              io::absolute_normal(dir / "figures"));
 }
 
 TEST(IngestMedicat, BadRecords) {
     test::TempDir dir;
-    test::write_text(dir / "m.jsonl",
-                     "{\"pdf_hash\":\"h1\",\"fig_uri\":\"a.png\",\"s2_caption\":\"Good one.\"}\n"
-                     "\n"
-                     "{\"pdf_hash\":\"h2\",\"fig_uri\":\"b.png\",\"s2_caption\":\"Trunc\n"
-                     "{\"pdf_hash\":\"h3\",\"s2_caption\":\"No uri.\"}\n"
-                     "{\"pdf_hash\":\"h4\",\"fig_uri\":7,\"s2_caption\":\"Bad type.\"}\n"
-                     "{\"pdf_hash\":\"h5\",\"fig_uri\":\"e.png\",\"s2_caption\":\"Bad \xff byte.\"}\n"
-                     "[1,2]\n"
-                     "{\"pdf_hash\":\"h6\",\"fig_uri\":\"f.png\"}\n"
-                     "{\"pdf_hash\":\"h7\",\"fig_uri\":\"g.png\",\"s2_caption\":\"  \"}\n"
-                     "{\"pdf_hash\":\"h8\",\"fig_uri\":\"h.png\",\"s2_caption\":\"\",\"s2orc_caption\":\"Fallback.\","
-                     "\"s2orc_references\":\"One mention.\"}\n");
+    test::write_text(
+        dir / "m.jsonl",
+        "{\"pdf_hash\":\"h1\",\"fig_uri\":\"a.png\",\"s2_caption\":\"Good one.\"}\n"
+        "\n"
+        "{\"pdf_hash\":\"h2\",\"fig_uri\":\"b.png\",\"s2_caption\":\"Trunc\n"
+        "{\"pdf_hash\":\"h3\",\"s2_caption\":\"No uri.\"}\n"
+        "{\"pdf_hash\":\"h4\",\"fig_uri\":7,\"s2_caption\":\"Bad type.\"}\n"
+        "{\"pdf_hash\":\"h5\",\"fig_uri\":\"e.png\",\"s2_caption\":\"Bad \xff byte.\"}\n"
+        "[1,2]\n"
+        "{\"pdf_hash\":\"h6\",\"fig_uri\":\"f.png\"}\n"
+        "{\"pdf_hash\":\"h7\",\"fig_uri\":\"g.png\",\"s2_caption\":\"  \"}\n"
+        "{\"pdf_hash\":\"h8\",\"fig_uri\":\"h.png\",\"s2_caption\":\"\",\"s2orc_caption\":"
+        "\"Fallback.\","
+        "\"s2orc_references\":\"One mention.\"}\n");
     Collect c = ingest_collect("medicat", dir / "m.jsonl");
     ASSERT_EQ(c.samples.size(), 2u);
     EXPECT_EQ(c.samples[0].id, "medicat:h1:a.png");
@@ -129,7 +137,7 @@ TEST(IngestMedicat, BadRecords) {
     EXPECT_EQ(c.rejects[3].reason, "invalid_utf8");
     EXPECT_EQ(c.rejects[3].line, 6);
     EXPECT_TRUE(nlohmann::json::accept(c.rejects[3].record_json));  // sanitised, still JSON
-    EXPECT_EQ(c.rejects[4].reason, "wrong_type");  // an array, not an object
+    EXPECT_EQ(c.rejects[4].reason, "wrong_type");                   // an array, not an object
     EXPECT_EQ(c.rejects[5].reason, "missing_field");
     EXPECT_NE(c.rejects[5].detail.find("s2_caption"), std::string::npos);
     EXPECT_EQ(c.rejects[6].reason, "empty_caption");
@@ -186,14 +194,18 @@ TEST(IngestLlavaMed, MentionShapesAndImages) {
     Collect c = ingest_collect("llava-med", dir / "l.jsonl");
     ASSERT_EQ(c.samples.size(), 3u);
     EXPECT_EQ(c.samples[0].id, "llava-med:7:7_F1");
-    EXPECT_EQ(c.samples[0].mentions, (std::vector<std::string>{"CT ( Figure 1 ) .", "Second one ."}));
-    EXPECT_EQ(c.samples[0].images, std::vector<std::string>{io::absolute_normal(dir / "images" / "7_F1.jpg").string()});
+    EXPECT_EQ(c.samples[0].mentions,
+              (std::vector<std::string>{"CT ( Figure 1 ) .", "Second one ."}));
+    EXPECT_EQ(c.samples[0].images,
+              std::vector<std::string>{io::absolute_normal(dir / "images" / "7_F1.jpg").string()});
     EXPECT_EQ(c.samples[1].id, "llava-med:8:F2");
     EXPECT_EQ(c.samples[1].mentions, std::vector<std::string>{"Only one sentence."});
-    EXPECT_EQ(c.samples[1].images, (std::vector<std::string>{io::absolute_normal(dir / "a.png").string(),
-                                                             io::absolute_normal(dir / "b.png").string()}));
+    EXPECT_EQ(c.samples[1].images,
+              (std::vector<std::string>{io::absolute_normal(dir / "a.png").string(),
+                                        io::absolute_normal(dir / "b.png").string()}));
     EXPECT_EQ(c.samples[2].mentions, (std::vector<std::string>{"x y", "z."}));
-    EXPECT_EQ(c.samples[2].images, std::vector<std::string>{io::absolute_normal(dir / "c.png").string()});
+    EXPECT_EQ(c.samples[2].images,
+              std::vector<std::string>{io::absolute_normal(dir / "c.png").string()});
     ASSERT_EQ(c.rejects.size(), 3u);
     EXPECT_EQ(c.rejects[0].reason, "missing_field");
     EXPECT_NE(c.rejects[0].detail.find("pair_id"), std::string::npos);
@@ -206,15 +218,16 @@ TEST(IngestLlavaMed, MentionShapesAndImages) {
 TEST(IngestPmcOa, Records) {
     test::TempDir dir;
     test::write_text(dir / "images" / "PMC212319_Fig3_4.jpg", "x");
-    test::write_text(dir / "pmc_oa.jsonl",
-                     R"j({"image":"PMC212319_Fig3_4.jpg","caption":"A. Real time  image of a cell.","pmcid":"PMC212319","url_name":"1471-2121-4-13-3.jpg"})j"
-                     "\n"
-                     R"j({"image":"PMC99_F1.jpg","caption":"Beta caption."})j"
-                     "\n"
-                     R"j({"image":"PMC99_F2.jpg"})j"
-                     "\n"
-                     R"j({"image":"PMC99_F3.jpg","caption":""})j"
-                     "\n");
+    test::write_text(
+        dir / "pmc_oa.jsonl",
+        R"j({"image":"PMC212319_Fig3_4.jpg","caption":"A. Real time  image of a cell.","pmcid":"PMC212319","url_name":"1471-2121-4-13-3.jpg"})j"
+        "\n"
+        R"j({"image":"PMC99_F1.jpg","caption":"Beta caption."})j"
+        "\n"
+        R"j({"image":"PMC99_F2.jpg"})j"
+        "\n"
+        R"j({"image":"PMC99_F3.jpg","caption":""})j"
+        "\n");
     Collect c = ingest_collect("pmc-oa", dir / "pmc_oa.jsonl");
     ASSERT_EQ(c.samples.size(), 2u);
     const Sample& a = c.samples[0];
@@ -222,10 +235,12 @@ TEST(IngestPmcOa, Records) {
     EXPECT_EQ(a.caption, "A. Real time image of a cell.");
     EXPECT_EQ(a.lineage.article, "PMC212319");
     EXPECT_EQ(a.lineage.figure, "PMC212319_Fig3_4");
-    EXPECT_EQ(a.images, std::vector<std::string>{io::absolute_normal(dir / "images" / "PMC212319_Fig3_4.jpg").string()});
+    EXPECT_EQ(a.images, std::vector<std::string>{
+                            io::absolute_normal(dir / "images" / "PMC212319_Fig3_4.jpg").string()});
     EXPECT_EQ(a.meta_json, R"j({"url_name":"1471-2121-4-13-3.jpg"})j");
     EXPECT_EQ(c.samples[1].lineage.article, "PMC99");  // from the file name
-    EXPECT_EQ(c.samples[1].images, std::vector<std::string>{io::absolute_normal(dir / "PMC99_F1.jpg").string()});
+    EXPECT_EQ(c.samples[1].images,
+              std::vector<std::string>{io::absolute_normal(dir / "PMC99_F1.jpg").string()});
     ASSERT_EQ(c.rejects.size(), 2u);
     EXPECT_EQ(c.rejects[0].reason, "missing_field");
     EXPECT_NE(c.rejects[0].detail.find("'caption'"), std::string::npos);
@@ -250,15 +265,17 @@ TEST(IngestPubMedVision, ArrayFile) {
     EXPECT_EQ(a.id, "pubmedvision:pmc_1");
     EXPECT_EQ(a.caption, "Axial CT slices show a nodule.");
     EXPECT_TRUE(a.mentions.empty());
-    EXPECT_EQ(a.images, (std::vector<std::string>{io::absolute_normal(dir / "images" / "a.jpg").string(),
-                                                  io::absolute_normal(dir / "images" / "b.jpg").string()}));
+    EXPECT_EQ(a.images,
+              (std::vector<std::string>{io::absolute_normal(dir / "images" / "a.jpg").string(),
+                                        io::absolute_normal(dir / "images" / "b.jpg").string()}));
     EXPECT_EQ(a.meta_json, R"j({"modality":"CT","body_part":"Chest"})j");
     EXPECT_EQ(a.lineage.line, 1);
     EXPECT_EQ(c.samples[1].id, "pubmedvision:42");
     ASSERT_EQ(c.rejects.size(), 3u);
     EXPECT_EQ(c.rejects[0].reason, "missing_field");  // no gpt turn
     EXPECT_EQ(c.rejects[0].line, 3);
-    EXPECT_NE(c.rejects[0].detail.find("pmv.json: record 3"), std::string::npos) << c.rejects[0].detail;
+    EXPECT_NE(c.rejects[0].detail.find("pmv.json: record 3"), std::string::npos)
+        << c.rejects[0].detail;
     EXPECT_EQ(c.rejects[1].reason, "wrong_type");
     EXPECT_NE(c.rejects[1].detail.find("'image'"), std::string::npos);
     EXPECT_EQ(c.rejects[2].reason, "wrong_type");
@@ -274,24 +291,26 @@ TEST(IngestPubMedVision, ArrayFile) {
 
 TEST(IngestJsonl, PlainSamples) {
     test::TempDir dir;
-    test::write_text(dir / "in" / "s.jsonl",
-                     R"j({"id":"a1","images":["x/1.png","/abs/2.png"],"caption":"  Cap   A. ","mentions":["M."]})j"
-                     "\n"
-                     R"j({"id":"a2","images":["3.png"],"caption":"Cap B.","lineage":{"source":"jats","article":"PMC1","figure":"F1","licence":"CC BY","file":"/orig.xml","line":4},"meta":{"k":1}})j"
-                     "\n"
-                     R"j({"id":"","images":[],"caption":"x"})j"
-                     "\n"
-                     R"j({"id":"a4","images":"3.png","caption":"x"})j"
-                     "\n"
-                     R"j({"id":"a5","images":[],"caption":"No images."})j"
-                     "\n");
+    test::write_text(
+        dir / "in" / "s.jsonl",
+        R"j({"id":"a1","images":["x/1.png","/abs/2.png"],"caption":"  Cap   A. ","mentions":["M."]})j"
+        "\n"
+        R"j({"id":"a2","images":["3.png"],"caption":"Cap B.","lineage":{"source":"jats","article":"PMC1","figure":"F1","licence":"CC BY","file":"/orig.xml","line":4},"meta":{"k":1}})j"
+        "\n"
+        R"j({"id":"","images":[],"caption":"x"})j"
+        "\n"
+        R"j({"id":"a4","images":"3.png","caption":"x"})j"
+        "\n"
+        R"j({"id":"a5","images":[],"caption":"No images."})j"
+        "\n");
     Collect c = ingest_collect("jsonl", dir / "in");
     ASSERT_EQ(c.samples.size(), 2u);
     const Sample& a = c.samples[0];
     EXPECT_EQ(a.id, "a1");
     EXPECT_EQ(a.caption, "Cap A.");
-    EXPECT_EQ(a.images, (std::vector<std::string>{io::absolute_normal(dir / "in" / "x" / "1.png").string(),
-                                                  "/abs/2.png"}));
+    EXPECT_EQ(a.images,
+              (std::vector<std::string>{io::absolute_normal(dir / "in" / "x" / "1.png").string(),
+                                        "/abs/2.png"}));
     EXPECT_EQ(a.lineage.source, "jsonl");
     EXPECT_EQ(a.lineage.line, 1);
     EXPECT_EQ(a.lineage.file, io::absolute_normal(dir / "in" / "s.jsonl").string());

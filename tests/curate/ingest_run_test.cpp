@@ -35,9 +35,11 @@ std::string mixed_jsonl(int n) {
         if (i % 17 == 5) {
             s += "{\"id\": broken\n";
         } else if (i % 23 == 7) {
-            s += "{\"id\":\"dup\",\"images\":[\"d.png\"],\"caption\":\"Duplicate " + std::to_string(i) + ".\"}\n";
+            s += "{\"id\":\"dup\",\"images\":[\"d.png\"],\"caption\":\"Duplicate " +
+                 std::to_string(i) + ".\"}\n";
         } else if (i % 29 == 3) {
-            s += "{\"id\":\"n" + std::to_string(i) + "\",\"images\":[\"a.png\",\"b.png\"],\"caption\":\"\"}\n";
+            s += "{\"id\":\"n" + std::to_string(i) +
+                 "\",\"images\":[\"a.png\",\"b.png\"],\"caption\":\"\"}\n";
         } else {
             s += "{\"id\":\"s" + std::to_string(i) + "\",\"images\":[\"" + std::to_string(i) +
                  ".png\"],\"caption\":\"Caption " + std::to_string(i) + ".\"}\n";
@@ -59,11 +61,13 @@ TEST(RunIngest, OutputsAndInvariant) {
     EXPECT_EQ(rejects.size(), st->rejected);
     // The first "dup" is kept, every later one rejected naming the id.
     size_t n_dup_in = 0;
-    for (int i = 0; i < 200; ++i) n_dup_in += (i % 17 != 5 && i % 23 == 7);
+    for (int i = 0; i < 200; ++i)
+        n_dup_in += (i % 17 != 5 && i % 23 == 7);
     ASSERT_GT(n_dup_in, 2u);
     EXPECT_EQ(st->reasons["duplicate_id"], n_dup_in - 1);
     size_t kept_dup = 0;
-    for (const auto& s : samples) kept_dup += s.id == "dup";
+    for (const auto& s : samples)
+        kept_dup += s.id == "dup";
     EXPECT_EQ(kept_dup, 1u);
     for (const auto& r : rejects) {
         EXPECT_EQ(r["stage"], "ingest");
@@ -128,7 +132,8 @@ TEST(RunIngest, ShardedJatsEqualsSingle) {
 }
 
 TEST(RunIngest, ShardedMedicatEqualsSingle) {
-    check_sharded_equals_single("medicat", test::shared_data() / "medicat_sample" / "sample.jsonl", 2);
+    check_sharded_equals_single("medicat", test::shared_data() / "medicat_sample" / "sample.jsonl",
+                                2);
 }
 
 TEST(RunIngest, JatsFixtureCounts) {

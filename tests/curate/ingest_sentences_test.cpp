@@ -19,7 +19,8 @@ TEST(SentenceSplit, PlainSentences) {
 TEST(SentenceSplit, Abbreviations) {
     EXPECT_EQ(split_sentences("As shown in Fig. 2 the mass grew. It was removed."),
               (V{"As shown in Fig. 2 the mass grew.", "It was removed."}));
-    EXPECT_EQ(split_sentences("See Figs. 3 and 4. Then stop."), (V{"See Figs. 3 and 4.", "Then stop."}));
+    EXPECT_EQ(split_sentences("See Figs. 3 and 4. Then stop."),
+              (V{"See Figs. 3 and 4.", "Then stop."}));
     EXPECT_EQ(split_sentences("Smith et al. Reported it first. Later work agreed."),
               (V{"Smith et al. Reported it first.", "Later work agreed."}));
     EXPECT_EQ(split_sentences("Lesions (e.g. Cysts) and masses, i.e. Solid ones. Done."),
@@ -43,7 +44,8 @@ TEST(SentenceSplit, DecimalsAndLowerCase) {
 }
 
 TEST(SentenceSplit, ClosersAndSpans) {
-    EXPECT_EQ(split_sentences("He said \"stop.\" Then left."), (V{"He said \"stop.\"", "Then left."}));
+    EXPECT_EQ(split_sentences("He said \"stop.\" Then left."),
+              (V{"He said \"stop.\"", "Then left."}));
     EXPECT_EQ(split_sentences("Really?! Yes... Ok."), (V{"Really?!", "Yes...", "Ok."}));
     std::string t = "  First one.   Second one.  ";
     auto spans = sentence_spans(t);

@@ -43,7 +43,8 @@ struct Collect : IngestSink {
     }
     size_t count_reason(const std::string& reason) const {
         size_t n = 0;
-        for (const auto& r : rejects) n += r.reason == reason;
+        for (const auto& r : rejects)
+            n += r.reason == reason;
         return n;
     }
 };
@@ -71,7 +72,8 @@ inline std::vector<Sample> read_samples(const std::filesystem::path& jsonl) {
 
 inline std::vector<nlohmann::json> read_json_lines(const std::filesystem::path& jsonl) {
     std::vector<nlohmann::json> out;
-    for (const auto& line : test::read_lines(jsonl)) out.push_back(nlohmann::json::parse(line));
+    for (const auto& line : test::read_lines(jsonl))
+        out.push_back(nlohmann::json::parse(line));
     return out;
 }
 
