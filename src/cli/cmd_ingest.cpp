@@ -43,6 +43,7 @@ int run_ingest(int argc, char** argv) {
     opt.input = input;
     opt.out_dir = out;
     opt.adapter.image_root = image_root;
+    opt.adapter.threads = static_cast<size_t>(common.threads);
     opt.progress = !common.quiet;
     auto stats = curate::run_ingest(opt);
     if (!stats.ok()) return fail(stats.status());

@@ -43,6 +43,10 @@ std::string locate_image(const fs::path& base, std::string_view ref,
                          const std::vector<std::string>& subdirs) {
     fs::path r(ref);
     if (r.is_absolute()) return io::absolute_normal(r).string();
+    if (subdirs.size() == 1) {
+        // One candidate: no need to look at the disk.
+        return io::absolute_normal(subdirs[0].empty() ? base / r : base / subdirs[0] / r).string();
+    }
     std::string first;
     for (const auto& sub : subdirs) {
         fs::path p = io::absolute_normal(sub.empty() ? base / r : base / sub / r);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/text.h"
+#include "core/thread_pool.h"
 #include "curate/ingest_internal.h"
 #include "io/file.h"
 #include "io/line_reader.h"
@@ -191,153 +192,22 @@ std::string clean(std::string_view s) {
 
 // ---- the record walker ----
 
-using RecordFn = std::function<void(const JsonRecord&)>;
-
 std::string raw_record_json(std::string_view raw) {
     return text::valid_utf8(raw) ? text::json_quote(raw)
                                  : text::json_quote(text::sanitize_utf8(raw));
 }
 
-void walk_jsonl(const fs::path& file, IngestSink& sink, const RecordFn& fn, Status* st) {
-    io::LineReader reader;
-    if (Status s = reader.open(file); !s.ok()) {
-        sink.on_reject(
-            make_reject("unreadable_file", s.message() + "; check its permissions", file, 0));
-        return;
-    }
-    simdjson::dom::parser parser;
-    std::string_view line;
-    uint64_t consumed = 0;
-    while (reader.next(&line)) {
-        sink.on_input_bytes(reader.bytes_read() - consumed);
-        consumed = reader.bytes_read();
-        if (text::trim(line).empty()) continue;  // blank lines are not records
-        int64_t ln = static_cast<int64_t>(reader.line_no());
-        std::string where = fmt::format("{}:{}", file.string(), ln);
-        if (size_t bad = text::first_invalid_utf8(line); bad != std::string_view::npos) {
-            sink.on_reject(
-                make_reject("invalid_utf8",
-                            fmt::format("{}: invalid UTF-8 at byte {} of the line; re-encode "
-                                        "the file as UTF-8",
-                                        where, bad),
-                            file, ln, {}, raw_record_json(line)));
-            continue;
-        }
-        simdjson::padded_string padded(line);
-        element doc;
-        if (auto err = parser.parse(padded).get(doc); err != simdjson::SUCCESS) {
-            sink.on_reject(make_reject(
-                "bad_json",
-                fmt::format("{}: malformed JSON ({}); each line must be one JSON object", where,
-                            simdjson::error_message(err)),
-                file, ln, {}, raw_record_json(line)));
-            continue;
-        }
-        object obj;
-        if (doc.get_object().get(obj) != simdjson::SUCCESS) {
-            sink.on_reject(make_reject("wrong_type", where + ": expected a JSON object per line",
-                                       file, ln, {}, raw_record_json(line)));
-            continue;
-        }
-        JsonRecord rec{obj, file, ln, false, line};
-        fn(rec);
-    }
-    if (!reader.status().ok()) {
-        sink.on_reject(make_reject("unreadable_file",
-                                   reader.status().message() + " (read stopped here)", file,
-                                   static_cast<int64_t>(reader.line_no())));
-    }
-    (void)st;
-}
-
-void walk_json_array(const fs::path& file, std::string_view content, IngestSink& sink,
-                     const RecordFn& fn) {
-    sink.on_input_bytes(content.size());
-    if (size_t bad = text::first_invalid_utf8(content); bad != std::string_view::npos) {
-        sink.on_reject(
-            make_reject("invalid_utf8",
-                        fmt::format("{}:{}: invalid UTF-8 at byte {}; the whole JSON array "
-                                    "is rejected: re-encode the file as UTF-8",
-                                    file.string(), line_of_offset(content, bad), bad),
-                        file, line_of_offset(content, bad)));
-        return;
-    }
-    simdjson::dom::parser parser;
-    simdjson::padded_string padded(content);
-    element doc;
-    array arr;
-    if (auto err = parser.parse(padded).get(doc); err != simdjson::SUCCESS) {
-        sink.on_reject(make_reject("bad_json",
-                                   fmt::format("{}: malformed JSON array ({}); the whole file is "
-                                               "rejected: fix it or convert it to JSONL",
-                                               file.string(), simdjson::error_message(err)),
-                                   file, 0));
-        return;
-    }
-    if (doc.get_array().get(arr) != simdjson::SUCCESS) {
-        sink.on_reject(make_reject("wrong_type",
-                                   file.string() + ": expected a JSON array of objects", file, 0));
-        return;
-    }
-    int64_t index = 0;
-    for (element item : arr) {
-        ++index;
-        std::string raw = simdjson::minify(item);
-        object obj;
-        if (item.get_object().get(obj) != simdjson::SUCCESS) {
-            sink.on_reject(make_reject(
-                "wrong_type",
-                fmt::format("{}: record {}: expected a JSON object", file.string(), index), file,
-                index, {}, raw));
-            continue;
-        }
-        JsonRecord rec{obj, file, index, true, raw};
-        fn(rec);
-    }
-}
-
-// Walks one input file (JSONL or JSON array) and calls fn per object.
-void walk_json_file(const fs::path& file, IngestSink& sink, const RecordFn& fn) {
-    // Peek at the first non-blank byte to tell an array from JSONL.
-    std::FILE* f = std::fopen(file.c_str(), "rb");
-    if (!f) {
-        sink.on_reject(make_reject(
-            "unreadable_file",
-            file.string() + ": cannot open; check that it exists and is readable", file, 0));
-        return;
-    }
-    int c;
-    while ((c = std::fgetc(f)) != EOF && (c == ' ' || c == '\t' || c == '\n' || c == '\r')) {
-    }
-    // A UTF-8 byte order mark before '[' is tolerated.
-    if (c == 0xEF) {
-        int c2 = std::fgetc(f), c3 = std::fgetc(f);
-        if (c2 == 0xBB && c3 == 0xBF) {
-            while ((c = std::fgetc(f)) != EOF &&
-                   (c == ' ' || c == '\t' || c == '\n' || c == '\r')) {
-            }
-        }
-    }
-    std::fclose(f);
-    if (c == '[') {
-        auto content = io::read_file(file);
-        if (!content.ok()) {
-            sink.on_reject(make_reject("unreadable_file", content.status().message(), file, 0));
-            return;
-        }
-        std::string_view body = *content;
-        if (text::starts_with(body, "\xEF\xBB\xBF")) body.remove_prefix(3);
-        walk_json_array(file, body, sink, fn);
-    } else {
-        Status unused;
-        walk_jsonl(file, sink, fn, &unused);
-    }
-}
-
-// ---- adapters ----
-
-// Fills a Sample from one record, or says why not.
+// Fills a Sample from one record, or says why not. Must be thread-safe.
 using BuildFn = std::function<std::optional<RecordError>(const JsonRecord&, Sample*)>;
+
+// What one record became; emitted to the sink in input order.
+struct Outcome {
+    bool is_sample = false;
+    bool skip = false;   // a blank line: not a record
+    uint64_t bytes = 0;  // input bytes consumed by this record
+    Sample sample;
+    Reject reject;
+};
 
 class JsonIngestor : public Ingestor {
   public:
@@ -348,22 +218,31 @@ class JsonIngestor : public Ingestor {
 
     Status run(const fs::path& input, IngestSink& sink) override {
         MF_ASSIGN_OR_RETURN(std::vector<fs::path> files, input_files(input, {".json", ".jsonl"}));
-        for (const auto& f : files) {
-            fs::path file = io::absolute_normal(f);
-            walk_json_file(file, sink, [&](const JsonRecord& rec) { handle(rec, sink); });
-        }
+        for (const auto& f : files)
+            walk_file(io::absolute_normal(f), sink);
         return {};
     }
 
   private:
-    void handle(const JsonRecord& rec, IngestSink& sink) {
-        Sample s;
+    static void emit(Outcome&& o, IngestSink& sink) {
+        if (o.bytes) sink.on_input_bytes(o.bytes);
+        if (o.skip) return;
+        if (o.is_sample)
+            sink.on_sample(std::move(o.sample));
+        else
+            sink.on_reject(std::move(o.reject));
+    }
+
+    // One parsed object -> a sample or a reject.
+    void from_record(const JsonRecord& rec, Outcome* o) const {
+        Sample& s = o->sample;
         s.lineage.source = format_;
         s.lineage.file = rec.file.string();
         s.lineage.line = rec.line;
         auto reject = [&](const RecordError& e) {
-            sink.on_reject(make_reject(e.reason, rec.where() + ": " + e.detail, rec.file, rec.line,
-                                       s.id, std::string(rec.raw)));
+            o->is_sample = false;
+            o->reject = make_reject(e.reason, rec.where() + ": " + e.detail, rec.file, rec.line,
+                                    s.id, std::string(rec.raw));
         };
         if (auto err = build_(rec, &s)) return reject(*err);
         if (s.lineage.licence.empty()) s.lineage.licence = opt_.default_licence;
@@ -378,12 +257,170 @@ class JsonIngestor : public Ingestor {
                                "image file " + miss + " does not exist; check --image-root"});
             }
         }
-        sink.on_sample(std::move(s));
+        o->is_sample = true;
+    }
+
+    // One JSONL line -> an outcome. Thread-safe (one parser per thread).
+    void from_line(const fs::path& file, int64_t ln, std::string_view line, Outcome* o) const {
+        thread_local simdjson::dom::parser parser;
+        if (text::trim(line).empty()) {
+            o->skip = true;
+            return;
+        }
+        std::string where = fmt::format("{}:{}", file.string(), ln);
+        if (size_t bad = text::first_invalid_utf8(line); bad != std::string_view::npos) {
+            o->reject = make_reject("invalid_utf8",
+                                    fmt::format("{}: invalid UTF-8 at byte {} of the line; "
+                                                "re-encode the file as UTF-8",
+                                                where, bad),
+                                    file, ln, {}, raw_record_json(line));
+            return;
+        }
+        simdjson::padded_string padded(line);
+        element doc;
+        if (auto err = parser.parse(padded).get(doc); err != simdjson::SUCCESS) {
+            o->reject = make_reject("bad_json",
+                                    fmt::format("{}: malformed JSON ({}); each line must be one "
+                                                "JSON object",
+                                                where, simdjson::error_message(err)),
+                                    file, ln, {}, raw_record_json(line));
+            return;
+        }
+        object obj;
+        if (doc.get_object().get(obj) != simdjson::SUCCESS) {
+            o->reject = make_reject("wrong_type", where + ": expected a JSON object per line", file,
+                                    ln, {}, raw_record_json(line));
+            return;
+        }
+        from_record(JsonRecord{obj, file, ln, false, line}, o);
+    }
+
+    void walk_file(const fs::path& file, IngestSink& sink) {
+        // Peek at the first non-blank byte to tell an array from JSONL.
+        std::FILE* f = std::fopen(file.c_str(), "rb");
+        if (!f) {
+            sink.on_reject(make_reject(
+                "unreadable_file",
+                file.string() + ": cannot open; check that it exists and is readable", file, 0));
+            return;
+        }
+        auto skip_ws = [&] {
+            int c;
+            while ((c = std::fgetc(f)) != EOF &&
+                   (c == ' ' || c == '\t' || c == '\n' || c == '\r')) {
+            }
+            return c;
+        };
+        int c = skip_ws();
+        // A UTF-8 byte order mark before '[' is tolerated.
+        if (c == 0xEF && std::fgetc(f) == 0xBB && std::fgetc(f) == 0xBF) c = skip_ws();
+        std::fclose(f);
+        if (c == '[') {
+            walk_array(file, sink);
+        } else {
+            walk_lines(file, sink);
+        }
+    }
+
+    void walk_lines(const fs::path& file, IngestSink& sink) {
+        io::LineReader reader;
+        if (Status s = reader.open(file); !s.ok()) {
+            sink.on_reject(
+                make_reject("unreadable_file", s.message() + "; check its permissions", file, 0));
+            return;
+        }
+        if (!pool_) pool_ = std::make_unique<ThreadPool>(opt_.threads);
+        constexpr size_t kBatch = 4096;
+        std::vector<std::string> lines(kBatch);
+        std::vector<int64_t> line_nos(kBatch);
+        std::vector<Outcome> outs(kBatch);
+        std::string_view line;
+        uint64_t consumed = 0;
+        bool more = true;
+        while (more) {
+            size_t n = 0;
+            while (n < kBatch && (more = reader.next(&line))) {
+                lines[n].assign(line);
+                line_nos[n] = static_cast<int64_t>(reader.line_no());
+                outs[n] = Outcome{};
+                outs[n].bytes = reader.bytes_read() - consumed;
+                consumed = reader.bytes_read();
+                ++n;
+            }
+            pool_->parallel_for(
+                n,
+                [&](size_t, size_t b, size_t e) {
+                    for (size_t i = b; i < e; ++i)
+                        from_line(file, line_nos[i], lines[i], &outs[i]);
+                },
+                256);
+            for (size_t i = 0; i < n; ++i)
+                emit(std::move(outs[i]), sink);
+        }
+        if (!reader.status().ok()) {
+            sink.on_reject(make_reject("unreadable_file",
+                                       reader.status().message() + " (read stopped here)", file,
+                                       static_cast<int64_t>(reader.line_no())));
+        }
+    }
+
+    void walk_array(const fs::path& file, IngestSink& sink) {
+        auto content = io::read_file(file);
+        if (!content.ok()) {
+            sink.on_reject(make_reject("unreadable_file", content.status().message(), file, 0));
+            return;
+        }
+        std::string_view body = *content;
+        sink.on_input_bytes(body.size());
+        if (text::starts_with(body, "\xEF\xBB\xBF")) body.remove_prefix(3);
+        if (size_t bad = text::first_invalid_utf8(body); bad != std::string_view::npos) {
+            sink.on_reject(make_reject(
+                "invalid_utf8",
+                fmt::format("{}:{}: invalid UTF-8 at byte {}; the whole JSON array is rejected: "
+                            "re-encode the file as UTF-8",
+                            file.string(), line_of_offset(body, bad), bad),
+                file, line_of_offset(body, bad)));
+            return;
+        }
+        simdjson::dom::parser parser;
+        simdjson::padded_string padded(body);
+        element doc;
+        array arr;
+        if (auto err = parser.parse(padded).get(doc); err != simdjson::SUCCESS) {
+            sink.on_reject(make_reject("bad_json",
+                                       fmt::format("{}: malformed JSON array ({}); the whole file "
+                                                   "is rejected: fix it or convert it to JSONL",
+                                                   file.string(), simdjson::error_message(err)),
+                                       file, 0));
+            return;
+        }
+        if (doc.get_array().get(arr) != simdjson::SUCCESS) {
+            sink.on_reject(make_reject(
+                "wrong_type", file.string() + ": expected a JSON array of objects", file, 0));
+            return;
+        }
+        int64_t index = 0;
+        for (element item : arr) {
+            ++index;
+            std::string raw = simdjson::minify(item);
+            Outcome o;
+            object obj;
+            if (item.get_object().get(obj) != simdjson::SUCCESS) {
+                o.reject = make_reject(
+                    "wrong_type",
+                    fmt::format("{}: record {}: expected a JSON object", file.string(), index),
+                    file, index, {}, raw);
+            } else {
+                from_record(JsonRecord{obj, file, index, true, raw}, &o);
+            }
+            emit(std::move(o), sink);
+        }
     }
 
     std::string format_;
     IngestOptions opt_;
     BuildFn build_;
+    std::unique_ptr<ThreadPool> pool_;
 };
 
 // MedICaT: {pdf_hash, fig_uri, fig_key, s2_caption, s2orc_caption, s2orc_references, oa_info}.
