@@ -136,6 +136,22 @@ TEST(RunIngest, ShardedMedicatEqualsSingle) {
                                 2);
 }
 
+TEST(RunIngest, ThreadCountDoesNotChangeOutput) {
+    test::TempDir dir;
+    test::write_text(dir / "in.jsonl", mixed_jsonl(9000));  // more than one parse batch
+    auto one = run_opts("jsonl", dir / "in.jsonl", dir / "one");
+    one.adapter.threads = 1;
+    auto many = run_opts("jsonl", dir / "in.jsonl", dir / "many");
+    many.adapter.threads = 4;
+    ASSERT_TRUE(run_ingest(one).ok());
+    ASSERT_TRUE(run_ingest(many).ok());
+    expect_same_file(dir / "one" / "samples.jsonl", dir / "many" / "samples.jsonl");
+    expect_same_file(dir / "one" / "rejects.jsonl", dir / "many" / "rejects.jsonl");
+    EXPECT_EQ(test::read_lines(dir / "one" / "samples.jsonl").size() +
+                  test::read_lines(dir / "one" / "rejects.jsonl").size(),
+              9000u);
+}
+
 TEST(RunIngest, JatsFixtureCounts) {
     test::TempDir dir;
     auto st = run_ingest(run_opts("jats", test::fixtures() / "jats", dir / "out"));
