@@ -9,6 +9,7 @@
 // at all (no such path, unknown format).
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -22,11 +23,13 @@
 namespace mf::curate {
 
 class IngestSink {
-public:
+  public:
     virtual ~IngestSink() = default;
     virtual void on_sample(Sample&& sample) = 0;
     // r.stage is filled by the framework; r.id may be empty for unparseable records.
     virtual void on_reject(Reject&& r) = 0;
+    // Input bytes read since the last record (for throughput); counted with the next record.
+    virtual void on_input_bytes(uint64_t n) {}
 };
 
 struct IngestOptions {
@@ -37,10 +40,12 @@ struct IngestOptions {
     bool require_images = false;
     // Licence to record when the source states none (e.g. "CC BY 4.0" for a known corpus).
     std::string default_licence;
+    // Worker threads for parsing JSONL inputs (0 = all cores). Output order does not depend on it.
+    size_t threads = 0;
 };
 
 class Ingestor {
-public:
+  public:
     virtual ~Ingestor() = default;
     virtual std::string_view format() const = 0;
     // Walks `input` (a file or a directory, per format) and reports every record to `sink`.
@@ -49,6 +54,7 @@ public:
 
 // Formats: jats, medicat, llava-med, pmc-oa, pubmedvision, jsonl.
 std::vector<std::string> ingest_formats();
+// Unknown formats give InvalidArgument naming the valid ones.
 Result<std::unique_ptr<Ingestor>> make_ingestor(std::string_view format, const IngestOptions& opt);
 
 struct IngestRunOptions {
@@ -61,7 +67,9 @@ struct IngestRunOptions {
 };
 
 // Runs the adapter and writes the stage outputs (see stage.h) with stage name "ingest".
-// Samples are sharded by id; a repeated id is rejected with reason "duplicate_id".
+// Every reported record gets an ordinal in emission order. Samples are sharded by id, rejects
+// without an id by "file:line"; a repeated id is rejected with reason "duplicate_id" (the first
+// one is kept). stats.extra holds "kept_by_source.<source>" and "images_per_sample.<n>" counts.
 Result<StageStats> run_ingest(const IngestRunOptions& opt);
 
 }  // namespace mf::curate
