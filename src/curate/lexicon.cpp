@@ -107,6 +107,16 @@ bool Lexicon::add(std::string_view raw) {
     return terms_.insert(std::move(t)).second;
 }
 
+bool Lexicon::add_normalized(std::string_view term) {
+    std::string t = normalize_impl(term, true);
+    if (t.empty()) return false;
+    return terms_.insert(std::move(t)).second;
+}
+
+bool Lexicon::contains(std::string_view raw) const {
+    return terms_.count(normalize_impl(raw, true)) > 0;
+}
+
 size_t Lexicon::remove(const std::unordered_set<std::string>& stop) {
     size_t n = 0;
     for (auto it = terms_.begin(); it != terms_.end();) {
@@ -144,7 +154,7 @@ Result<Lexicon> Lexicon::load(const fs::path& path) {
     MF_ASSIGN_OR_RETURN(auto terms, read_lexicon_terms(LexiconFormat::kWords, path));
     Lexicon lex;
     for (const auto& t : terms)
-        lex.add(t);
+        lex.add_normalized(t);
     if (lex.empty())
         return Status::invalid_argument(
             path.string() + ": lexicon has no terms; build one with `medforge lexicon build`");

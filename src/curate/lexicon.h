@@ -46,7 +46,10 @@ class Lexicon {
   public:
     // Normalises and adds; returns true when the term was new.
     bool add(std::string_view raw);
-    bool contains(std::string_view raw) const { return terms_.count(normalize_term(raw)) > 0; }
+    // Adds a term that is already normalised (a saved lexicon): normalised again, but without
+    // the length rule, so "ct" saved from "CT" stays.
+    bool add_normalized(std::string_view term);
+    bool contains(std::string_view raw) const;
     size_t size() const { return terms_.size(); }
     bool empty() const { return terms_.empty(); }
     const std::set<std::string>& terms() const { return terms_; }

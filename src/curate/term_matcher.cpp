@@ -280,6 +280,8 @@ std::vector<std::string> term_variants(std::string_view key, std::string_view ra
         if (ends_with(w, "is")) add(stem(2) + "es");
         if (ends_with(w, "on")) add(stem(2) + "a");
         if (ends_with(w, "ix") || ends_with(w, "ex")) add(stem(2) + "ices");
+        if (ends_with(w, "ax")) add(stem(2) + "aces");
+        if (ends_with(w, "nx")) add(stem(1) + "ges");
         if (ends_with(w, "ma")) add(w + "ta");
         if (ends_with(w, "a")) add(w + "e");
         if (ends_with(w, "men")) add(stem(2) + "ina");

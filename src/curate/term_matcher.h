@@ -18,7 +18,7 @@
 // Each term also matches its variants (same term id, counted once):
 //   * plural forms of its last token: +s, +es (after s, x, z, ch, sh, o), consonant+y -> ies,
 //     and the Latin/Greek plurals -us/-i, -um/-a, -is/-es, -on/-a, -ix/-ices, -ex/-ices,
-//     -ma/-mata (carcinoma/carcinomata), -a/-ae, -men/-mina;
+//     -ax/-aces, -nx/-nges, -ma/-mata (carcinoma/carcinomata), -a/-ae, -men/-mina;
 //   * for a term written with hyphens, its joined spelling ("x-ray" also matches "xray"; a term
 //     written "xray" does not match "x-ray").
 // A variant never shadows another lexicon term: exact terms are registered first.
