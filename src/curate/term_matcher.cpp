@@ -303,55 +303,122 @@ std::vector<std::string> term_variants(std::string_view key, std::string_view ra
 // ---- TermMatcher ----
 
 struct TermMatcher::TokenTable {
+    // Open addressing, 8-byte slots (hash tag + token id) so probes touch few cache lines;
+    // token bytes live in `pool` at off[id], len[id]. A Bloom bitset (2 bits per token, ~16
+    // bits of space per token) in front rejects most tokens that no term uses (common words)
+    // without touching the table.
     struct Slot {
-        uint64_t hash = 0;
-        uint32_t off = 0;
-        uint32_t len = 0;
+        uint32_t tag = 0;
         uint32_t id = UINT32_MAX;
     };
     std::vector<Slot> slots;
+    std::vector<uint32_t> off, len;
     std::string pool;
     size_t mask = 0;
-    size_t used = 0;
+    std::vector<uint64_t> bloom;
+    uint64_t bloom_mask = 0;
 
     TokenTable() { rehash(1024); }
+    static uint32_t tag_of(uint64_t h) { return static_cast<uint32_t>(h >> 32); }
     void rehash(size_t cap) {
-        std::vector<Slot> old = std::move(slots);
         slots.assign(cap, Slot{});
         mask = cap - 1;
-        for (const Slot& s : old)
-            if (s.id != UINT32_MAX) place(s);
+        for (uint32_t id = 0; id < off.size(); ++id) {
+            uint64_t h = hash_bytes(pool.data() + off[id], len[id]);
+            place(tag_of(h), h, id);
+        }
     }
-    void place(const Slot& s) {
-        size_t i = s.hash & mask;
+    void place(uint32_t tag, uint64_t h, uint32_t id) {
+        size_t i = h & mask;
         while (slots[i].id != UINT32_MAX)
             i = (i + 1) & mask;
-        slots[i] = s;
+        slots[i] = Slot{tag, id};
     }
-    uint32_t find(const char* p, size_t n, uint64_t h) const {
+    bool bloom_has(uint64_t h) const {
+        uint64_t a = (h >> 7) & bloom_mask, b = (h >> 35) & bloom_mask;
+        return ((bloom[a >> 6] >> (a & 63)) & 1) && ((bloom[b >> 6] >> (b & 63)) & 1);
+    }
+    void build_bloom() {
+        size_t bits = 1 << 16;
+        while (bits < off.size() * 16)
+            bits <<= 1;
+        bloom.assign(bits / 64, 0);
+        bloom_mask = bits - 1;
+        for (uint32_t id = 0; id < off.size(); ++id) {
+            uint64_t h = hash_bytes(pool.data() + off[id], len[id]);
+            uint64_t a = (h >> 7) & bloom_mask, b = (h >> 35) & bloom_mask;
+            bloom[a >> 6] |= 1ull << (a & 63);
+            bloom[b >> 6] |= 1ull << (b & 63);
+        }
+    }
+    uint32_t probe(const char* p, size_t n, uint64_t h) const {
+        uint32_t tag = tag_of(h);
         size_t i = h & mask;
         for (;;) {
             const Slot& s = slots[i];
             if (s.id == UINT32_MAX) return UINT32_MAX;
-            if (s.hash == h && s.len == n && std::memcmp(pool.data() + s.off, p, n) == 0)
+            if (s.tag == tag && len[s.id] == n && std::memcmp(pool.data() + off[s.id], p, n) == 0)
                 return s.id;
             i = (i + 1) & mask;
         }
     }
+    uint32_t find(const char* p, size_t n, uint64_t h) const {
+        if (!bloom_has(h)) return UINT32_MAX;
+        return probe(p, n, h);
+    }
     uint32_t insert(std::string_view t, uint32_t id) {
         uint64_t h = hash_bytes(t.data(), t.size());
-        uint32_t f = find(t.data(), t.size(), h);
+        uint32_t f = probe(t.data(), t.size(), h);
         if (f != UINT32_MAX) return f;
-        if ((used + 1) * 2 > slots.size()) rehash(slots.size() * 2);
-        Slot s;
-        s.hash = h;
-        s.off = static_cast<uint32_t>(pool.size());
-        s.len = static_cast<uint32_t>(t.size());
-        s.id = id;
+        off.push_back(static_cast<uint32_t>(pool.size()));
+        len.push_back(static_cast<uint32_t>(t.size()));
         pool.append(t);
-        place(s);
-        ++used;
+        if (off.size() * 2 > slots.size())
+            rehash(slots.size() * 2);
+        else
+            place(tag_of(h), h, id);
         return id;
+    }
+};
+
+struct TermMatcher::EdgeTable {
+    // Open addressing on 64-bit keys; ~12 bytes per slot, load factor <= 1/2.
+    std::vector<uint64_t> keys;
+    std::vector<uint32_t> vals;
+    size_t mask = 0, used = 0;
+    static constexpr uint64_t kEmpty = UINT64_MAX;
+
+    EdgeTable() { resize(1024); }
+    static size_t slot_of(uint64_t k) { return (k * 0x9E3779B97F4A7C15ull) >> 20; }
+    void resize(size_t cap) {
+        std::vector<uint64_t> ok = std::move(keys);
+        std::vector<uint32_t> ov = std::move(vals);
+        keys.assign(cap, kEmpty);
+        vals.assign(cap, 0);
+        mask = cap - 1;
+        for (size_t i = 0; i < ok.size(); ++i)
+            if (ok[i] != kEmpty) put(ok[i], ov[i]);
+    }
+    void put(uint64_t k, uint32_t v) {
+        size_t i = slot_of(k) & mask;
+        while (keys[i] != kEmpty)
+            i = (i + 1) & mask;
+        keys[i] = k;
+        vals[i] = v;
+    }
+    uint32_t get(uint64_t k) const {
+        size_t i = slot_of(k) & mask;
+        for (;;) {
+            uint64_t x = keys[i];
+            if (x == k) return vals[i];
+            if (x == kEmpty) return UINT32_MAX;
+            i = (i + 1) & mask;
+        }
+    }
+    void insert(uint64_t k, uint32_t v) {
+        if ((used + 1) * 2 > keys.size()) resize(keys.size() * 2);
+        put(k, v);
+        ++used;
     }
 };
 
@@ -373,8 +440,7 @@ void TermMatcher::add_pattern(const std::string& key, uint32_t term_id) {
         if (d == 0) {
             child = root_child_[tid];
         } else {
-            auto it = edges_.find((uint64_t(node) << 32) | tid);
-            child = it == edges_.end() ? kNone : it->second;
+            child = edges_->get((uint64_t(node) << 32) | tid);
         }
         if (child == kNone) {
             child = static_cast<uint32_t>(node_term_.size());
@@ -383,7 +449,7 @@ void TermMatcher::add_pattern(const std::string& key, uint32_t term_id) {
             if (d == 0)
                 root_child_[tid] = child;
             else
-                edges_.emplace((uint64_t(node) << 32) | tid, child);
+                edges_->insert((uint64_t(node) << 32) | tid, child);
             node_has_children_[node] = 1;
         }
         node = child;
@@ -393,13 +459,15 @@ void TermMatcher::add_pattern(const std::string& key, uint32_t term_id) {
     ++n_patterns_;
 }
 
-TermMatcher::TermMatcher(const Lexicon& lexicon) : tokens_(std::make_unique<TokenTable>()) {
+TermMatcher::TermMatcher(const Lexicon& lexicon)
+    : tokens_(std::make_unique<TokenTable>()), edges_(std::make_unique<EdgeTable>()) {
     node_term_.push_back(kNone);  // root
     node_has_children_.push_back(0);
     std::vector<std::pair<std::string, uint32_t>> patterns;
     build_patterns(lexicon, &terms_, &patterns, kMaxTermTokens);
     for (const auto& [key, id] : patterns)
         add_pattern(key, id);
+    tokens_->build_bloom();
 }
 
 TermMatcher::~TermMatcher() = default;
@@ -427,11 +495,10 @@ void TermMatcher::find_terms(std::string_view text, std::vector<uint32_t>& found
         }
         size_t n_next = 0;
         for (size_t a = 0; a < n_active; ++a) {
-            auto it = edges_.find((uint64_t(active[a]) << 32) | tid);
-            if (it == edges_.end()) continue;
-            record(it->second);
-            if (node_has_children_[it->second] && n_next < kMaxTermTokens)
-                next[n_next++] = it->second;
+            uint32_t c = edges_->get((uint64_t(active[a]) << 32) | tid);
+            if (c == kNone) continue;
+            record(c);
+            if (node_has_children_[c] && n_next < kMaxTermTokens) next[n_next++] = c;
         }
         uint32_t child = root_child_[tid];
         if (child != kNone) {

@@ -98,7 +98,8 @@ class TermMatcher {
     std::vector<uint32_t> root_child_;
     std::vector<uint32_t> node_term_;  // term id at node, or kNone
     std::vector<uint8_t> node_has_children_;
-    std::unordered_map<uint64_t, uint32_t> edges_;  // (node << 32 | token) -> child, non-root
+    struct EdgeTable;  // (node << 32 | token) -> child, non-root edges
+    std::unique_ptr<EdgeTable> edges_;
     size_t max_depth_ = 0;
 };
 
