@@ -1,0 +1,284 @@
+// Text-path benchmark: ingest (Sample JSONL parse) + text filter, end to end through
+// run_map_stage, and the term matcher alone, against baselines measured in the same run.
+//
+//   bench_text [--n 1000000] [--threads 2] [--lexicon FILE] [--dir DIR] [--keep] [--no-baselines]
+//
+// The corpus is generated (deterministic seed): N Sample JSONL lines with ~400-byte captions
+// mixing lexicon terms, common English words, numbers and punctuation. See bench/README.md.
+#include <fmt/core.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "core/log.h"
+#include "curate/lexicon.h"
+#include "curate/stage.h"
+#include "curate/term_matcher.h"
+#include "curate/text_filter.h"
+#include "io/file.h"
+
+namespace fs = std::filesystem;
+using namespace mf;
+using namespace mf::curate;
+
+namespace {
+
+double now_s() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+const char* kCommon[] = {
+    "the",   "of",       "and",     "in",      "a",      "with",      "to",        "was",
+    "is",    "for",      "on",      "at",      "by",     "from",      "showing",   "shows",
+    "after", "before",   "patient", "image",   "figure", "arrow",     "arrows",    "left",
+    "right", "upper",    "lower",   "view",    "large",  "small",     "case",      "year",
+    "old",   "man",      "woman",   "which",   "were",   "this",      "that",      "panel",
+    "scale", "bar",      "months",  "days",    "follow", "up",        "compared",  "normal",
+    "area",  "size",     "white",   "black",   "red",    "seen",      "also",      "there",
+    "no",    "evidence", "during",  "between", "within", "both",      "side",      "region",
+    "level", "line",     "signal",  "high",    "low",    "increased", "decreased", "marked",
+    "note",  "top",      "bottom",  "center",  "part"};
+
+Result<Lexicon> bench_lexicon(const std::string& path) {
+    if (!path.empty()) return Lexicon::load(path);
+    fs::path def = default_lexicon_path();
+    if (fs::exists(def)) return Lexicon::load(def);
+    LexiconBuildOptions opt;
+    fs::path dic = "/usr/share/hunspell/en_med_glut.dic";
+    if (!fs::exists(dic))
+        dic = fs::path(MF_SOURCE_DIR) / "../shared/data/vocab/hunspell_en_med_glut.dic";
+    opt.sources.push_back({LexiconFormat::kHunspell, dic, true});
+    if (fs::exists("/usr/share/dict/american-english"))
+        opt.stop_lists.push_back("/usr/share/dict/american-english");
+    return build_lexicon(opt);
+}
+
+std::string make_caption(std::mt19937_64& rng, const std::vector<std::string>& terms) {
+    std::string c;
+    int n_terms_target = 1 + static_cast<int>(rng() % 10);  // 1..10 term mentions
+    c += fmt::format("Figure {}. ", 1 + rng() % 9);
+    while (c.size() < 400) {
+        uint64_t r = rng() % 100;
+        if (r < 12 && n_terms_target > 0) {
+            const std::string& t = terms[rng() % terms.size()];
+            c += (rng() % 4 == 0)
+                     ? std::string(1, static_cast<char>(std::toupper(t[0]))) + t.substr(1)
+                     : t;
+            if (rng() % 5 == 0) c += 's';
+            --n_terms_target;
+        } else if (r < 17) {
+            c += std::to_string(rng() % 100);
+            c += (rng() % 2) ? " mm" : "%";
+        } else {
+            c += kCommon[rng() % (sizeof(kCommon) / sizeof(kCommon[0]))];
+        }
+        uint64_t p = rng() % 20;
+        c += p == 0 ? ". " : p == 1 ? ", " : p == 2 ? " (" : p == 3 ? ") " : " ";
+    }
+    return c;
+}
+
+// The "Python-style" baseline: lower-case, split on non-alphanumerics, look up every 1-, 2- and
+// 3-gram in a hash set of terms, count distinct hits. (No plurals, no hyphen handling.)
+struct SetLookupBaseline {
+    std::unordered_set<std::string> terms;
+    explicit SetLookupBaseline(const Lexicon& lex) {
+        for (const auto& t : lex.terms())
+            terms.insert(canonical_term_key(t));
+    }
+    size_t count(std::string_view text) const {
+        std::vector<std::string> toks;
+        std::string cur;
+        for (char ch : text) {
+            unsigned char c = static_cast<unsigned char>(ch);
+            if (std::isalnum(c) || c >= 0x80) {
+                cur += static_cast<char>(std::tolower(c));
+            } else if (!cur.empty()) {
+                toks.push_back(std::move(cur));
+                cur.clear();
+            }
+        }
+        if (!cur.empty()) toks.push_back(cur);
+        std::unordered_set<std::string> found;
+        for (size_t i = 0; i < toks.size(); ++i) {
+            std::string g = toks[i];
+            for (size_t k = 0; k < 3 && i + k < toks.size(); ++k) {
+                if (k) g += ' ' + toks[i + k];
+                if (terms.count(g)) found.insert(g);
+            }
+        }
+        return found.size();
+    }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    size_t n = 1000000, threads = 2;
+    std::string lexicon_path, dir;
+    bool keep = false, baselines = true;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
+        if (a == "--n")
+            n = std::strtoull(next().c_str(), nullptr, 10);
+        else if (a == "--threads")
+            threads = std::strtoull(next().c_str(), nullptr, 10);
+        else if (a == "--lexicon")
+            lexicon_path = next();
+        else if (a == "--dir")
+            dir = next();
+        else if (a == "--keep")
+            keep = true;
+        else if (a == "--no-baselines")
+            baselines = false;
+        else {
+            fmt::print(stderr,
+                       "usage: bench_text [--n N] [--threads T] [--lexicon FILE] [--dir DIR] "
+                       "[--keep] [--no-baselines]\n");
+            return 2;
+        }
+    }
+    log::set_level(log::Level::kError);
+    auto lex = bench_lexicon(lexicon_path);
+    if (!lex.ok()) {
+        fmt::print(stderr, "bench_text: {}\n", lex.status().to_string());
+        return 1;
+    }
+    if (dir.empty()) dir = (fs::temp_directory_path() / "medforge_bench_text").string();
+    fs::create_directories(dir);
+    fs::path corpus = fs::path(dir) / "corpus.jsonl";
+
+    // Term mix: single-word terms and multi-word ones, deterministic.
+    std::vector<std::string> all(lex->terms().begin(), lex->terms().end());
+    std::mt19937_64 rng(42);
+    std::vector<std::string> pick;
+    for (int i = 0; i < 3000; ++i)
+        pick.push_back(all[rng() % all.size()]);
+
+    double t0 = now_s();
+    std::vector<std::string> captions;
+    {
+        io::OutFile out;
+        if (!out.open(corpus).ok()) return 1;
+        for (size_t i = 0; i < n; ++i) {
+            Sample s;
+            s.id = fmt::format("bench:PMC{}:F{}", 1000000 + i / 3, 1 + i % 3);
+            s.images = {fmt::format("/data/pmc/PMC{}/fig{}.jpg", 1000000 + i / 3, 1 + i % 3)};
+            s.caption = make_caption(rng, pick);
+            s.lineage = {"jsonl",
+                         fmt::format("PMC{}", 1000000 + i / 3),
+                         fmt::format("F{}", 1 + i % 3),
+                         "CC BY 4.0",
+                         "/data/pmc/bench.jsonl",
+                         static_cast<int64_t>(i + 1)};
+            out.write_line(sample_to_json(s));
+            if (captions.size() < 200000) captions.push_back(std::move(s.caption));
+        }
+        if (!out.close().ok()) return 1;
+    }
+    double gen_s = now_s() - t0;
+    uint64_t corpus_bytes = fs::file_size(corpus);
+    size_t cap_bytes = 0;
+    for (const auto& c : captions)
+        cap_bytes += c.size();
+
+    t0 = now_s();
+    TextFilter filter({}, *lex);
+    double build_s = now_s() - t0;
+    const TermMatcher& m = filter.matcher();
+
+    fmt::print(
+        "bench_text: {} samples, {:.1f} MB corpus (avg line {:.0f} B, caption {:.0f} B), "
+        "lexicon {} terms / {} patterns (matcher built in {:.2f}s), corpus made in {:.1f}s, "
+        "{} threads\n",
+        n, corpus_bytes / 1e6, double(corpus_bytes) / n, double(cap_bytes) / captions.size(),
+        lex->size(), m.n_patterns(), build_s, gen_s, threads);
+
+    // 1) End to end: read + parse (sample_from_json) + text filter + write, run_map_stage.
+    MapStageOptions opt;
+    opt.stage = "filter_text";
+    opt.input = corpus;
+    opt.n_threads = threads;
+    opt.progress = false;
+    opt.out_dir = fs::path(dir) / "out_parse_only";
+    auto parse_only = run_map_stage(opt, [](const Sample&, size_t) { return Verdict::kept(); });
+    opt.out_dir = fs::path(dir) / "out_filter";
+    auto e2e = run_map_stage(opt, [&](const Sample& s, size_t) { return filter.apply(s); });
+    if (!parse_only.ok() || !e2e.ok()) {
+        fmt::print(stderr, "bench_text: run_map_stage failed\n");
+        return 1;
+    }
+
+    // 2) Matcher alone (1 thread) on captions in memory.
+    size_t total = 0;
+    t0 = now_s();
+    std::vector<uint32_t> found;
+    for (const auto& c : captions) {
+        found.clear();
+        m.find_terms(c, found);
+        total += found.size();
+    }
+    double match_s = now_s() - t0;
+
+    // 2b) Tokenizer alone (the floor of the matcher's cost).
+    struct Count : TokenSink {
+        size_t n = 0;
+        void token(std::string_view, bool, bool) override { ++n; }
+    } counter;
+    t0 = now_s();
+    for (const auto& c : captions)
+        tokenize(c, counter);
+    double tok_s = now_s() - t0;
+
+    // 3) Baselines on a subset (same captions): set lookup of 1..3-grams, and the naive matcher.
+    SetLookupBaseline base(*lex);
+    size_t nb = std::min<size_t>(captions.size(), baselines ? 50000 : 1), base_bytes = 0,
+           base_total = 0;
+    t0 = now_s();
+    for (size_t i = 0; i < nb; ++i) {
+        base_total += base.count(captions[i]);
+        base_bytes += captions[i].size();
+    }
+    double base_s = now_s() - t0;
+    NaiveTermMatcher naive(*lex);
+    size_t nn = std::min<size_t>(captions.size(), baselines ? 100 : 1), naive_bytes = 0;
+    t0 = now_s();
+    for (size_t i = 0; i < nn; ++i) {
+        naive.find_terms(captions[i]);
+        naive_bytes += captions[i].size();
+    }
+    double naive_s = now_s() - t0;
+
+    auto row = [](const char* what, double mb_s, double items_s, const char* unit, double ratio) {
+        fmt::print("  {:<52} {:>9.1f} MB/s {:>12.0f} {}/s   x{:.1f}\n", what, mb_s, items_s, unit,
+                   ratio);
+    };
+    double base_mb = base_bytes / base_s / 1e6;
+    fmt::print("\n  {:<52} {:>14} {:>16}   {}\n", "measure", "throughput", "rate", "vs baseline");
+    row("end to end: parse + text filter (run_map_stage)", e2e->bytes_in / e2e->seconds / 1e6,
+        e2e->input / e2e->seconds, "samples", 0);
+    row("parse only (run_map_stage, keep all)", parse_only->bytes_in / parse_only->seconds / 1e6,
+        parse_only->input / parse_only->seconds, "samples", 0);
+    row("TermMatcher alone, 1 thread (caption bytes)", cap_bytes / match_s / 1e6,
+        captions.size() / match_s, "captions", (cap_bytes / match_s / 1e6) / base_mb);
+    row("tokenizer alone, 1 thread", cap_bytes / tok_s / 1e6, captions.size() / tok_s, "captions",
+        (cap_bytes / tok_s / 1e6) / base_mb);
+    row("baseline: tokenise + 1..3-gram set lookup, 1 thread", base_mb, nb / base_s, "captions",
+        1.0);
+    row("baseline: NaiveTermMatcher (per-pattern search)", naive_bytes / naive_s / 1e6,
+        nn / naive_s, "captions", (naive_bytes / naive_s / 1e6) / base_mb);
+    fmt::print(
+        "\n  kept {} / {} ({} too_few_terms); avg distinct terms per caption {:.2f} "
+        "(baseline, no plurals: {:.2f})\n",
+        e2e->kept, e2e->input, e2e->reasons["too_few_terms"], double(total) / captions.size(),
+        double(base_total) / nb);
+    if (!keep) fs::remove_all(dir);
+    return 0;
+}
