@@ -24,7 +24,7 @@ const std::vector<std::string>& image_feature_names();
 std::vector<float> image_features(const io::Image& image);
 
 struct TrainOptions {
-    double l2 = 1e-2;            // L2 penalty on the weights (not the bias), per sample
+    double l2 = 3e-2;            // L2 penalty on the weights (not the bias), per sample
     int epochs = 3000;           // full-batch gradient descent steps
     double learning_rate = 0.5;
     bool class_weights = true;   // weight each class by n / (2 * n_class): balances 218 vs 27

@@ -585,7 +585,7 @@ bool png_has_iend(std::string_view b) {
     uint64_t pos = 8;
     while (pos + 8 <= b.size()) {
         uint32_t len = be32(p + pos);
-        if (std::memcmp(p + pos + 4, "IEND", 4) == 0) return true;
+        if (std::memcmp(p + pos + 4, "IEND", 4) == 0) return pos + 12 + len <= b.size();
         pos += 12ull + len;
     }
     return false;
@@ -596,6 +596,20 @@ DecodeResult decode_stb(std::string_view bytes, const ImageInfo& info) {
     auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
     if (info.format == ImageFormat::kPng && !png_has_iend(bytes))
         return dfail(ImageError::kTruncated, "png: data ends before the IEND chunk", info);
+    if (info.format == ImageFormat::kBmp) {
+        // Uncompressed BMP: the pixel rows must all be present (stb would pad with zeros).
+        auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
+        if (bytes.size() >= 34 && le32(p + 14) >= 40 && le32(p + 30) == 0) {
+            uint64_t bpp = le16(p + 28);
+            uint64_t stride = (uint64_t(info.width) * bpp + 31) / 32 * 4;
+            uint64_t need = le32(p + 10) + stride * uint64_t(info.height);
+            if (need > bytes.size())
+                return dfail(ImageError::kTruncated,
+                             fmt::format("bmp: pixel data needs {} bytes, file has {}", need,
+                                         bytes.size()),
+                             info);
+        }
+    }
     std::unique_ptr<stbi_uc, void (*)(void*)> px(
         stbi_load_from_memory(data, static_cast<int>(bytes.size()), &w, &h, &comps, 0),
         stbi_image_free);
