@@ -30,9 +30,10 @@ size_t count_label(const curate::Dataset& d, int label) {
 }  // namespace
 
 int run_classifier(int argc, char** argv) {
-    CLI::App app{"Train, evaluate and apply the medical-vs-non-medical image classifier: logistic\n"
-                 "regression over cheap image statistics (docs/classifier.md).",
-                 argv[0]};
+    CLI::App app{
+        "Train, evaluate and apply the medical-vs-non-medical image classifier: logistic\n"
+        "regression over cheap image statistics (docs/classifier.md).",
+        argv[0]};
     app.require_subcommand(1);
     CommonOptions common;
     add_common_options(app, common, false);

@@ -39,9 +39,8 @@ Verdict ImageFilter::apply(const Sample& sample) const {
         if (params_.classifier && params_.decode) {
             auto p = params_.classifier->medical_probability(image);
             if (!p.ok())
-                return Verdict::drop("image_corrupt",
-                                     fmt::format("{}: classifier failed: {}", where(),
-                                                 p.status().message()));
+                return Verdict::drop("image_corrupt", fmt::format("{}: classifier failed: {}",
+                                                                  where(), p.status().message()));
             if (*p < params_.min_medical_prob)
                 return Verdict::drop(
                     "non_medical_image",

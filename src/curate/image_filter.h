@@ -18,22 +18,22 @@
 namespace mf::curate {
 
 struct ImageFilterParams {
-    int min_side = 336;                    // keep when min(width, height) >= min_side
+    int min_side = 336;                                  // keep when min(width, height) >= min_side
     uint64_t max_pixels = io::ImageLimits{}.max_pixels;  // decompression-bomb limit
-    bool decode = true;                    // full decode (catches truncated/corrupt data); else
-                                           // header only (fast, no classifier)
+    bool decode = true;  // full decode (catches truncated/corrupt data); else
+                         // header only (fast, no classifier)
     const ImageClassifier* classifier = nullptr;  // not owned; null = no medical check
     float min_medical_prob = 0.5f;
 };
 
 class ImageFilter : public Filter {
-public:
+  public:
     explicit ImageFilter(ImageFilterParams params) : params_(params) {}
     std::string_view name() const override { return "image"; }
     Verdict apply(const Sample& sample) const override;
     const ImageFilterParams& params() const { return params_; }
 
-private:
+  private:
     ImageFilterParams params_;
 };
 

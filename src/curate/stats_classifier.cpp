@@ -20,11 +20,26 @@ namespace fs = std::filesystem;
 
 const std::vector<std::string>& image_feature_names() {
     static const std::vector<std::string> names = {
-        "mean_saturation",    "colourful_fraction", "grey_fraction",      "grey_entropy",
-        "white_fraction",     "black_fraction",     "mode_colour_fraction", "distinct_colours",
-        "edge_density",       "mean_gradient",      "axis_edge_fraction", "flat_fraction",
-        "colourfulness",      "log_aspect",         "luma_std",           "luma_mean",
-        "long_run_fraction",  "noise_level",        "border_luma",        "hue_entropy",
+        "mean_saturation",
+        "colourful_fraction",
+        "grey_fraction",
+        "grey_entropy",
+        "white_fraction",
+        "black_fraction",
+        "mode_colour_fraction",
+        "distinct_colours",
+        "edge_density",
+        "mean_gradient",
+        "axis_edge_fraction",
+        "flat_fraction",
+        "colourfulness",
+        "log_aspect",
+        "luma_std",
+        "luma_mean",
+        "long_run_fraction",
+        "noise_level",
+        "border_luma",
+        "hue_entropy",
     };
     return names;
 }
@@ -61,7 +76,8 @@ Small downsample(const io::Image& im) {
             }
             double n = double(y1 - y0) * (x1 - x0);
             float* o = s.rgb.data() + (size_t(y) * s.w + x) * 3;
-            for (int c = 0; c < 3; ++c) o[c] = float(acc[c] / n);
+            for (int c = 0; c < 3; ++c)
+                o[c] = float(acc[c] / n);
         }
     }
     return s;
@@ -176,8 +192,8 @@ std::vector<float> image_features(const io::Image& image) {
     double mrg = rg_sum / dn, myb = yb_sum / dn;
     double srg = std::sqrt(std::max(0.0, rg_sq / dn - mrg * mrg));
     double syb = std::sqrt(std::max(0.0, yb_sq / dn - myb * myb));
-    f[12] = float((std::sqrt(srg * srg + syb * syb) + 0.3 * std::sqrt(mrg * mrg + myb * myb)) /
-                  100.0);
+    f[12] =
+        float((std::sqrt(srg * srg + syb * syb) + 0.3 * std::sqrt(mrg * mrg + myb * myb)) / 100.0);
     f[13] = float(std::abs(std::log(double(image.width) / image.height)));
     double lm = l_sum / dn;
     f[14] = float(std::sqrt(std::max(0.0, l_sq / dn - lm * lm)) / 128.0);
@@ -228,8 +244,12 @@ double Metrics::accuracy() const {
     int n = tp + fn + fp + tn;
     return n ? double(tp + tn) / n : 0;
 }
-double Metrics::medical_recall() const { return tp + fn ? double(tp) / (tp + fn) : 0; }
-double Metrics::nonmedical_recall() const { return tn + fp ? double(tn) / (tn + fp) : 0; }
+double Metrics::medical_recall() const {
+    return tp + fn ? double(tp) / (tp + fn) : 0;
+}
+double Metrics::nonmedical_recall() const {
+    return tn + fp ? double(tn) / (tn + fp) : 0;
+}
 double Metrics::balanced_accuracy() const {
     return 0.5 * (medical_recall() + nonmedical_recall());
 }
@@ -258,7 +278,8 @@ double sigmoid(double z) {
 
 float StatsClassifier::probability_from_features(const std::vector<float>& x) const {
     double z = bias_;
-    for (size_t j = 0; j < w_.size() && j < x.size(); ++j) z += w_[j] * ((x[j] - mean_[j]) / std_[j]);
+    for (size_t j = 0; j < w_.size() && j < x.size(); ++j)
+        z += w_[j] * ((x[j] - mean_[j]) / std_[j]);
     return float(sigmoid(z));
 }
 
@@ -281,21 +302,26 @@ Result<StatsClassifier> StatsClassifier::train(const Dataset& data, const TrainO
             "training needs both classes: {} medical, {} non-medical images", n_pos, n_neg));
     for (const auto& row : data.x)
         if (row.size() != d)
-            return Status::invalid_argument(fmt::format("feature row of size {}, want {}",
-                                                        row.size(), d));
+            return Status::invalid_argument(
+                fmt::format("feature row of size {}, want {}", row.size(), d));
     StatsClassifier m;
     m.mean_.assign(d, 0);
     m.std_.assign(d, 0);
     for (const auto& row : data.x)
-        for (size_t j = 0; j < d; ++j) m.mean_[j] += row[j];
-    for (auto& v : m.mean_) v /= double(n);
+        for (size_t j = 0; j < d; ++j)
+            m.mean_[j] += row[j];
+    for (auto& v : m.mean_)
+        v /= double(n);
     for (const auto& row : data.x)
-        for (size_t j = 0; j < d; ++j) m.std_[j] += (row[j] - m.mean_[j]) * (row[j] - m.mean_[j]);
-    for (auto& v : m.std_) v = std::max(std::sqrt(v / double(n)), 1e-6);
+        for (size_t j = 0; j < d; ++j)
+            m.std_[j] += (row[j] - m.mean_[j]) * (row[j] - m.mean_[j]);
+    for (auto& v : m.std_)
+        v = std::max(std::sqrt(v / double(n)), 1e-6);
 
     std::vector<std::vector<double>> z(n, std::vector<double>(d));
     for (size_t i = 0; i < n; ++i)
-        for (size_t j = 0; j < d; ++j) z[i][j] = (data.x[i][j] - m.mean_[j]) / m.std_[j];
+        for (size_t j = 0; j < d; ++j)
+            z[i][j] = (data.x[i][j] - m.mean_[j]) / m.std_[j];
     double w_pos = opt.class_weights ? double(n) / (2.0 * n_pos) : 1.0;
     double w_neg = opt.class_weights ? double(n) / (2.0 * n_neg) : 1.0;
     double wsum = n_pos * w_pos + n_neg * w_neg;
@@ -308,10 +334,12 @@ Result<StatsClassifier> StatsClassifier::train(const Dataset& data, const TrainO
         double gb = 0;
         for (size_t i = 0; i < n; ++i) {
             double s = m.bias_;
-            for (size_t j = 0; j < d; ++j) s += m.w_[j] * z[i][j];
+            for (size_t j = 0; j < d; ++j)
+                s += m.w_[j] * z[i][j];
             double sw = data.y[i] == 1 ? w_pos : w_neg;
             double err = sw * (sigmoid(s) - data.y[i]);
-            for (size_t j = 0; j < d; ++j) grad[j] += err * z[i][j];
+            for (size_t j = 0; j < d; ++j)
+                grad[j] += err * z[i][j];
             gb += err;
         }
         for (size_t j = 0; j < d; ++j)
@@ -332,7 +360,8 @@ Metrics cross_validate(const Dataset& data, int folds, uint64_t seed, const Trai
         for (size_t i = 0; i < n; ++i)
             if (data.y[i] == label) idx.push_back(i);
         std::shuffle(idx.begin(), idx.end(), rng);
-        for (size_t k = 0; k < idx.size(); ++k) fold[idx[k]] = int(k % folds);
+        for (size_t k = 0; k < idx.size(); ++k)
+            fold[idx[k]] = int(k % folds);
     }
     for (int f = 0; f < folds; ++f) {
         Dataset train, test;
@@ -393,8 +422,8 @@ Result<StatsClassifier> StatsClassifier::from_json(std::string_view text) {
         m.bias_ = j.at("bias").get<double>();
         size_t d = feats.size();
         if (m.mean_.size() != d || m.std_.size() != d || m.w_.size() != d)
-            return Status::corruption(fmt::format(
-                "fields 'mean'/'std'/'weights' must each have {} numbers", d));
+            return Status::corruption(
+                fmt::format("fields 'mean'/'std'/'weights' must each have {} numbers", d));
         for (double s : m.std_)
             if (!(s > 0)) return Status::corruption("field 'std': values must be > 0");
         if (j.contains("training")) m.training_info_json = j["training"].dump();
@@ -421,12 +450,11 @@ Status add_image_dirs(const std::vector<fs::path>& dirs, int label, Dataset& dat
                       size_t n_threads) {
     std::vector<fs::path> files;
     for (const auto& dir : dirs) {
-        MF_ASSIGN_OR_RETURN(auto found,
-                            io::list_files(dir, {".jpg", ".jpeg", ".png", ".gif", ".webp", ".tif",
-                                                 ".tiff", ".bmp"}));
+        MF_ASSIGN_OR_RETURN(auto found, io::list_files(dir, {".jpg", ".jpeg", ".png", ".gif",
+                                                             ".webp", ".tif", ".tiff", ".bmp"}));
         if (found.empty())
-            return Status::not_found(fmt::format("{}: no images (jpg/png/gif/webp/tiff/bmp)",
-                                                 dir.string()));
+            return Status::not_found(
+                fmt::format("{}: no images (jpg/png/gif/webp/tiff/bmp)", dir.string()));
         files.insert(files.end(), found.begin(), found.end());
     }
     std::vector<std::vector<float>> feats(files.size());

@@ -24,10 +24,10 @@ const std::vector<std::string>& image_feature_names();
 std::vector<float> image_features(const io::Image& image);
 
 struct TrainOptions {
-    double l2 = 3e-2;            // L2 penalty on the weights (not the bias), per sample
-    int epochs = 3000;           // full-batch gradient descent steps
+    double l2 = 3e-2;   // L2 penalty on the weights (not the bias), per sample
+    int epochs = 3000;  // full-batch gradient descent steps
     double learning_rate = 0.5;
-    bool class_weights = true;   // weight each class by n / (2 * n_class): balances 218 vs 27
+    bool class_weights = true;  // weight each class by n / (2 * n_class): balances 218 vs 27
 };
 
 // A labelled feature matrix: label 1 = medical, 0 = non-medical.
@@ -40,15 +40,15 @@ struct Dataset {
 struct Metrics {
     int tp = 0, fn = 0, fp = 0, tn = 0;  // positive = medical
     double accuracy() const;
-    double medical_recall() const;      // tp / (tp + fn)
-    double nonmedical_recall() const;   // tn / (tn + fp)
-    double balanced_accuracy() const;   // mean of the two recalls
+    double medical_recall() const;     // tp / (tp + fn)
+    double nonmedical_recall() const;  // tn / (tn + fp)
+    double balanced_accuracy() const;  // mean of the two recalls
     void add(int label, bool predicted_medical);
-    std::string to_string() const;      // accuracy, recalls, balanced accuracy, confusion matrix
+    std::string to_string() const;  // accuracy, recalls, balanced accuracy, confusion matrix
 };
 
 class StatsClassifier : public ImageClassifier {
-public:
+  public:
     static constexpr int kVersion = 1;
 
     std::string name() const override { return "stats-logreg-v1"; }
@@ -71,7 +71,7 @@ public:
 
     const std::vector<double>& weights() const { return w_; }
 
-private:
+  private:
     std::vector<double> mean_, std_, w_;
     double bias_ = 0;
 };

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <stb/stb_image.h>
+#include <stb/stb_image_resize.h>
 #include <sys/stat.h>
 #include <tiffio.h>
 #include <turbojpeg.h>
@@ -22,27 +23,42 @@ namespace mf::io {
 
 std::string_view image_format_name(ImageFormat f) {
     switch (f) {
-        case ImageFormat::kJpeg: return "jpeg";
-        case ImageFormat::kPng: return "png";
-        case ImageFormat::kGif: return "gif";
-        case ImageFormat::kWebp: return "webp";
-        case ImageFormat::kTiff: return "tiff";
-        case ImageFormat::kBmp: return "bmp";
-        case ImageFormat::kUnknown: break;
+        case ImageFormat::kJpeg:
+            return "jpeg";
+        case ImageFormat::kPng:
+            return "png";
+        case ImageFormat::kGif:
+            return "gif";
+        case ImageFormat::kWebp:
+            return "webp";
+        case ImageFormat::kTiff:
+            return "tiff";
+        case ImageFormat::kBmp:
+            return "bmp";
+        case ImageFormat::kUnknown:
+            break;
     }
     return "unknown";
 }
 
 std::string_view image_error_reason(ImageError e) {
     switch (e) {
-        case ImageError::kOk: return "ok";
-        case ImageError::kMissing: return "image_missing";
-        case ImageError::kEmpty: return "image_empty";
-        case ImageError::kUnreadable: return "image_unreadable";
-        case ImageError::kUnsupported: return "image_unsupported";
-        case ImageError::kCorrupt: return "image_corrupt";
-        case ImageError::kTruncated: return "image_truncated";
-        case ImageError::kTooLarge: return "image_too_large";
+        case ImageError::kOk:
+            return "ok";
+        case ImageError::kMissing:
+            return "image_missing";
+        case ImageError::kEmpty:
+            return "image_empty";
+        case ImageError::kUnreadable:
+            return "image_unreadable";
+        case ImageError::kUnsupported:
+            return "image_unsupported";
+        case ImageError::kCorrupt:
+            return "image_corrupt";
+        case ImageError::kTruncated:
+            return "image_truncated";
+        case ImageError::kTooLarge:
+            return "image_too_large";
     }
     return "image_corrupt";
 }
@@ -53,7 +69,7 @@ namespace {
 
 // Random access to the image bytes. read_at() returns how many bytes it copied (short at EOF).
 class ByteSource {
-public:
+  public:
     virtual ~ByteSource() = default;
     virtual uint64_t size() const = 0;
     virtual size_t read_at(uint64_t off, void* dst, size_t n) = 0;
@@ -62,7 +78,7 @@ public:
 };
 
 class MemorySource : public ByteSource {
-public:
+  public:
     explicit MemorySource(std::string_view b) : b_(b) {}
     uint64_t size() const override { return b_.size(); }
     size_t read_at(uint64_t off, void* dst, size_t n) override {
@@ -72,14 +88,14 @@ public:
         return k;
     }
 
-private:
+  private:
     std::string_view b_;
 };
 
 // A file: the first kHead bytes are read once; anything further (a JPEG with a large EXIF or ICC
 // segment before its SOF) is fetched with pread.
 class FileSource : public ByteSource {
-public:
+  public:
     static constexpr size_t kHead = 16384;
     FileSource(int fd, uint64_t size) : fd_(fd), size_(size) {}
     bool load_head() {
@@ -111,35 +127,45 @@ public:
         return got;
     }
 
-private:
+  private:
     int fd_;
     uint64_t size_;
     std::string head_;
 };
 
-uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
-uint16_t le16(const uint8_t* p) { return static_cast<uint16_t>(p[1] << 8 | p[0]); }
+uint16_t be16(const uint8_t* p) {
+    return static_cast<uint16_t>(p[0] << 8 | p[1]);
+}
+uint16_t le16(const uint8_t* p) {
+    return static_cast<uint16_t>(p[1] << 8 | p[0]);
+}
 uint32_t be32(const uint8_t* p) {
     return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3];
 }
 uint32_t le32(const uint8_t* p) {
     return uint32_t(p[3]) << 24 | uint32_t(p[2]) << 16 | uint32_t(p[1]) << 8 | p[0];
 }
-uint64_t le64(const uint8_t* p) { return uint64_t(le32(p + 4)) << 32 | le32(p); }
-uint64_t be64(const uint8_t* p) { return uint64_t(be32(p)) << 32 | be32(p + 4); }
+uint64_t le64(const uint8_t* p) {
+    return uint64_t(le32(p + 4)) << 32 | le32(p);
+}
+uint64_t be64(const uint8_t* p) {
+    return uint64_t(be32(p)) << 32 | be32(p + 4);
+}
 
 uint32_t crc32(const uint8_t* p, size_t n) {
     static const std::array<uint32_t, 256> table = [] {
         std::array<uint32_t, 256> t{};
         for (uint32_t i = 0; i < 256; ++i) {
             uint32_t c = i;
-            for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+            for (int k = 0; k < 8; ++k)
+                c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
             t[i] = c;
         }
         return t;
     }();
     uint32_t c = 0xFFFFFFFFu;
-    for (size_t i = 0; i < n; ++i) c = table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
+    for (size_t i = 0; i < n; ++i)
+        c = table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
     return c ^ 0xFFFFFFFFu;
 }
 
@@ -178,9 +204,9 @@ ProbeResult probe_jpeg(ByteSource& src) {
         uint8_t m[2];
         if (!src.read_exact(pos, m, 2)) return truncated_header(f);
         if (m[0] != 0xFF)
-            return fail(ImageError::kCorrupt,
-                        fmt::format("jpeg: expected a marker at byte {}, found 0x{:02x}", pos, m[0]),
-                        f);
+            return fail(
+                ImageError::kCorrupt,
+                fmt::format("jpeg: expected a marker at byte {}, found 0x{:02x}", pos, m[0]), f);
         uint8_t marker = m[1];
         pos += 2;
         // Fill bytes: 0xFF repeated before a marker.
@@ -202,16 +228,16 @@ ProbeResult probe_jpeg(ByteSource& src) {
                         fmt::format("jpeg: segment 0x{:02x} at byte {} has length {}", marker,
                                     pos - 2, len),
                         f);
-        bool sof = marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 &&
-                   marker != 0xCC;
+        bool sof =
+            marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
         if (sof) {
             uint8_t h[6];
             if (!src.read_exact(pos + 2, h, 6)) return truncated_header(f);
             int height = be16(h + 1), width = be16(h + 3), comps = h[5];
             // Baseline, extended, progressive (Huffman or arithmetic) decode; lossless and
             // hierarchical (SOF3, 5-7, 11, 13-15) do not.
-            bool supported = marker == 0xC0 || marker == 0xC1 || marker == 0xC2 ||
-                             marker == 0xC9 || marker == 0xCA;
+            bool supported = marker == 0xC0 || marker == 0xC1 || marker == 0xC2 || marker == 0xC9 ||
+                             marker == 0xCA;
             if (!supported)
                 return fail(ImageError::kUnsupported,
                             fmt::format("jpeg: frame type SOF{} (lossless/hierarchical) is not "
@@ -376,8 +402,8 @@ ProbeResult probe_tiff(ByteSource& src) {
         else if (type == 16)
             val = static_cast<int64_t>(std::min<uint64_t>(u64(v), INT64_MAX));
         else
-            return fail(ImageError::kCorrupt, fmt::format("tiff: size tag {} has type {}", tag, type),
-                        f);
+            return fail(ImageError::kCorrupt,
+                        fmt::format("tiff: size tag {} has type {}", tag, type), f);
         (tag == 256 ? w : hh) = val;
     }
     if (w <= 0 || hh <= 0)
@@ -421,19 +447,30 @@ ProbeResult probe_source(ByteSource& src, const ImageLimits& limits) {
     ImageFormat f = sniff(magic, got);
     ProbeResult r;
     switch (f) {
-        case ImageFormat::kJpeg: r = probe_jpeg(src); break;
-        case ImageFormat::kPng: r = probe_png(src); break;
-        case ImageFormat::kGif: r = probe_gif(src); break;
-        case ImageFormat::kWebp: r = probe_webp(src); break;
-        case ImageFormat::kTiff: r = probe_tiff(src); break;
-        case ImageFormat::kBmp: r = probe_bmp(src); break;
+        case ImageFormat::kJpeg:
+            r = probe_jpeg(src);
+            break;
+        case ImageFormat::kPng:
+            r = probe_png(src);
+            break;
+        case ImageFormat::kGif:
+            r = probe_gif(src);
+            break;
+        case ImageFormat::kWebp:
+            r = probe_webp(src);
+            break;
+        case ImageFormat::kTiff:
+            r = probe_tiff(src);
+            break;
+        case ImageFormat::kBmp:
+            r = probe_bmp(src);
+            break;
         case ImageFormat::kUnknown: {
             std::string hex;
             for (size_t i = 0; i < std::min<size_t>(got, 8); ++i)
                 hex += fmt::format("{:02x}", magic[i]);
             return fail(ImageError::kUnsupported,
-                        fmt::format("not a JPEG/PNG/GIF/WebP/TIFF/BMP file (first bytes {})",
-                                    hex));
+                        fmt::format("not a JPEG/PNG/GIF/WebP/TIFF/BMP file (first bytes {})", hex));
         }
     }
     if (!r.ok()) return r;
@@ -461,7 +498,8 @@ void open_file(const std::filesystem::path& path, OpenedFile& o) {
     o.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (o.fd < 0) {
         int err = errno;
-        o.error = (err == ENOENT || err == ENOTDIR) ? ImageError::kMissing : ImageError::kUnreadable;
+        o.error =
+            (err == ENOENT || err == ENOTDIR) ? ImageError::kMissing : ImageError::kUnreadable;
         o.detail = o.error == ImageError::kMissing
                        ? "file does not exist"
                        : fmt::format("cannot open: {}", std::strerror(err));
@@ -516,9 +554,15 @@ void to_rgb(const uint8_t* src, int comps, size_t n_pixels, std::vector<uint8_t>
     for (size_t i = 0; i < n_pixels; ++i, o += 3) {
         const uint8_t* s = src + i * comps;
         switch (comps) {
-            case 1: o[0] = o[1] = o[2] = s[0]; break;
-            case 2: o[0] = o[1] = o[2] = over_white(s[0], s[1]); break;
-            case 3: o[0] = s[0], o[1] = s[1], o[2] = s[2]; break;
+            case 1:
+                o[0] = o[1] = o[2] = s[0];
+                break;
+            case 2:
+                o[0] = o[1] = o[2] = over_white(s[0], s[1]);
+                break;
+            case 3:
+                o[0] = s[0], o[1] = s[1], o[2] = s[2];
+                break;
             default:
                 o[0] = over_white(s[0], s[3]);
                 o[1] = over_white(s[1], s[3]);
@@ -540,8 +584,8 @@ DecodeResult decode_jpeg(std::string_view bytes, const ImageInfo& info) {
     auto* data = reinterpret_cast<const unsigned char*>(bytes.data());
     int w = 0, h = 0, subsamp = 0, cs = 0;
     if (tjDecompressHeader3(tj.h, data, bytes.size(), &w, &h, &subsamp, &cs) != 0)
-        return dfail(ImageError::kCorrupt,
-                     fmt::format("jpeg header: {}", tjGetErrorStr2(tj.h)), info);
+        return dfail(ImageError::kCorrupt, fmt::format("jpeg header: {}", tjGetErrorStr2(tj.h)),
+                     info);
     DecodeResult r;
     r.info = info;
     r.info.width = w;
@@ -569,7 +613,8 @@ DecodeResult decode_jpeg(std::string_view bytes, const ImageInfo& info) {
         for (size_t i = 0, n = size_t(w) * h; i < n; ++i) {
             const uint8_t* s = buf.data() + 4 * i;
             uint8_t* o = r.image.pixels.data() + 3 * i;
-            for (int c = 0; c < 3; ++c) o[c] = static_cast<uint8_t>((s[c] * s[3] + 127) / 255);
+            for (int c = 0; c < 3; ++c)
+                o[c] = static_cast<uint8_t>((s[c] * s[3] + 127) / 255);
         }
     } else {
         r.image.pixels = std::move(buf);
@@ -604,10 +649,10 @@ DecodeResult decode_stb(std::string_view bytes, const ImageInfo& info) {
             uint64_t stride = (uint64_t(info.width) * bpp + 31) / 32 * 4;
             uint64_t need = le32(p + 10) + stride * uint64_t(info.height);
             if (need > bytes.size())
-                return dfail(ImageError::kTruncated,
-                             fmt::format("bmp: pixel data needs {} bytes, file has {}", need,
-                                         bytes.size()),
-                             info);
+                return dfail(
+                    ImageError::kTruncated,
+                    fmt::format("bmp: pixel data needs {} bytes, file has {}", need, bytes.size()),
+                    info);
         }
     }
     std::unique_ptr<stbi_uc, void (*)(void*)> px(
@@ -686,16 +731,24 @@ tmsize_t tiff_read(thandle_t h, void* buf, tmsize_t n) {
     m->pos += k;
     return static_cast<tmsize_t>(k);
 }
-tmsize_t tiff_write(thandle_t, void*, tmsize_t) { return 0; }
+tmsize_t tiff_write(thandle_t, void*, tmsize_t) {
+    return 0;
+}
 toff_t tiff_seek(thandle_t h, toff_t off, int whence) {
     auto* m = static_cast<TiffMem*>(h);
     uint64_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? m->pos : m->b.size();
     m->pos = base + off;
     return m->pos;
 }
-int tiff_close(thandle_t) { return 0; }
-toff_t tiff_size(thandle_t h) { return static_cast<TiffMem*>(h)->b.size(); }
-int tiff_map(thandle_t, void**, toff_t*) { return 0; }
+int tiff_close(thandle_t) {
+    return 0;
+}
+toff_t tiff_size(thandle_t h) {
+    return static_cast<TiffMem*>(h)->b.size();
+}
+int tiff_map(thandle_t, void**, toff_t*) {
+    return 0;
+}
 void tiff_unmap(thandle_t, void*, toff_t) {}
 
 int tiff_on_error(TIFF*, void* user, const char* module, const char* fmt_, va_list ap) {
@@ -707,7 +760,9 @@ int tiff_on_error(TIFF*, void* user, const char* module, const char* fmt_, va_li
     }
     return 1;  // handled: libtiff does not print
 }
-int tiff_on_warning(TIFF*, void*, const char*, const char*, va_list) { return 1; }
+int tiff_on_warning(TIFF*, void*, const char*, const char*, va_list) {
+    return 1;
+}
 
 DecodeResult decode_tiff(std::string_view bytes, const ImageInfo& info) {
     TiffMem mem{bytes, 0, {}};
@@ -733,11 +788,11 @@ DecodeResult decode_tiff(std::string_view bytes, const ImageInfo& info) {
         if (offs && counts)
             for (uint32_t i = 0; i < n; ++i)
                 if (offs[i] + counts[i] > bytes.size())
-                    return dfail(ImageError::kTruncated,
-                                 fmt::format("tiff: {} {} extends to byte {}, file has {}",
-                                             tiled ? "tile" : "strip", i, offs[i] + counts[i],
-                                             bytes.size()),
-                                 info);
+                    return dfail(
+                        ImageError::kTruncated,
+                        fmt::format("tiff: {} {} extends to byte {}, file has {}",
+                                    tiled ? "tile" : "strip", i, offs[i] + counts[i], bytes.size()),
+                        info);
     }
     std::vector<uint32_t> raster(size_t(w) * h);
     if (!TIFFReadRGBAImageOriented(tif, w, h, raster.data(), ORIENTATION_TOPLEFT, 1)) {
@@ -772,13 +827,18 @@ DecodeResult decode_image_bytes(std::string_view bytes, const ImageLimits& limit
     ProbeResult p = probe_image_bytes(bytes, limits);
     if (!p.ok()) return dfail(p.error, p.detail, p.info);
     switch (p.info.format) {
-        case ImageFormat::kJpeg: return decode_jpeg(bytes, p.info);
+        case ImageFormat::kJpeg:
+            return decode_jpeg(bytes, p.info);
         case ImageFormat::kPng:
         case ImageFormat::kGif:
-        case ImageFormat::kBmp: return decode_stb(bytes, p.info);
-        case ImageFormat::kWebp: return decode_webp(bytes, p.info);
-        case ImageFormat::kTiff: return decode_tiff(bytes, p.info);
-        case ImageFormat::kUnknown: break;
+        case ImageFormat::kBmp:
+            return decode_stb(bytes, p.info);
+        case ImageFormat::kWebp:
+            return decode_webp(bytes, p.info);
+        case ImageFormat::kTiff:
+            return decode_tiff(bytes, p.info);
+        case ImageFormat::kUnknown:
+            break;
     }
     return dfail(ImageError::kUnsupported, "unknown format", p.info);
 }
@@ -800,13 +860,29 @@ DecodeResult decode_image_file(const std::filesystem::path& path, const ImageLim
     while (got < bytes.size()) {
         ssize_t r = ::pread(o.fd, bytes.data() + got, bytes.size() - got, got);
         if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return dfail(ImageError::kUnreadable, fmt::format("read error: {}",
-                                                                     std::strerror(errno)));
+        if (r < 0)
+            return dfail(ImageError::kUnreadable,
+                         fmt::format("read error: {}", std::strerror(errno)));
         if (r == 0) break;
         got += static_cast<size_t>(r);
     }
     bytes.resize(got);
     return decode_image_bytes(bytes, limits);
+}
+
+Image resize_image(const Image& in, int out_w, int out_h) {
+    Image out;
+    if (out_w <= 0 || out_h <= 0 || in.width <= 0 || in.height <= 0 ||
+        in.pixels.size() != size_t(in.width) * in.height * 3)
+        return out;
+    out.width = out_w;
+    out.height = out_h;
+    out.pixels.resize(size_t(out_w) * out_h * 3);
+    stbir_resize_uint8_generic(in.pixels.data(), in.width, in.height, in.width * 3,
+                               out.pixels.data(), out_w, out_h, out_w * 3, 3,
+                               STBIR_ALPHA_CHANNEL_NONE, 0, STBIR_EDGE_CLAMP,
+                               STBIR_FILTER_CATMULLROM, STBIR_COLORSPACE_LINEAR, nullptr);
+    return out;
 }
 
 }  // namespace mf::io

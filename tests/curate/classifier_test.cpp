@@ -32,8 +32,10 @@ io::Image flat_chart(int w = 400, int h = 300) {
         uint8_t* p = im.pixels.data() + (size_t(y) * w + x) * 3;
         p[0] = r, p[1] = g, p[2] = b;
     };
-    for (int x = 40; x < w - 20; ++x) set(x, h - 40, 0, 0, 0);
-    for (int y = 20; y < h - 40; ++y) set(40, y, 0, 0, 0);
+    for (int x = 40; x < w - 20; ++x)
+        set(x, h - 40, 0, 0, 0);
+    for (int y = 20; y < h - 40; ++y)
+        set(40, y, 0, 0, 0);
     const uint8_t colours[3][3] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44}};
     for (int bar = 0; bar < 3; ++bar)
         for (int x = 80 + bar * 100; x < 140 + bar * 100; ++x)
@@ -97,11 +99,13 @@ TEST(ImageFeatures, DegenerateImagesDoNotCrash) {
         io::Image im{w, h, std::vector<uint8_t>(size_t(w) * h * 3, 128)};
         auto f = image_features(im);
         ASSERT_EQ(f.size(), image_feature_names().size());
-        for (float v : f) EXPECT_TRUE(std::isfinite(v));
+        for (float v : f)
+            EXPECT_TRUE(std::isfinite(v));
     }
     io::Image bad{10, 10, {}};
     auto f = image_features(bad);
-    for (float v : f) EXPECT_EQ(v, 0.f);
+    for (float v : f)
+        EXPECT_EQ(v, 0.f);
 }
 
 Dataset synthetic(int n_per_class, uint64_t seed) {
@@ -169,8 +173,10 @@ TEST(StatsClassifier, RejectsBadModelsAndBadTrainingSets) {
 
 TEST(StatsClassifier, MetricsArithmetic) {
     Metrics m;
-    for (int i = 0; i < 8; ++i) m.add(1, true);
-    for (int i = 0; i < 2; ++i) m.add(1, false);
+    for (int i = 0; i < 8; ++i)
+        m.add(1, true);
+    for (int i = 0; i < 2; ++i)
+        m.add(1, false);
     m.add(0, false);
     m.add(0, true);
     EXPECT_EQ(m.tp, 8);
@@ -193,7 +199,8 @@ TEST(StatsClassifier, CrossValidatedOnSharedData) {
                                 data / "llava_med/examples"},
                                1, d)
                     .ok());
-    ASSERT_TRUE(add_image_dirs({data / "nonmedical/charts", data / "nonmedical/photos"}, 0, d).ok());
+    ASSERT_TRUE(
+        add_image_dirs({data / "nonmedical/charts", data / "nonmedical/photos"}, 0, d).ok());
     EXPECT_GE(std::count(d.y.begin(), d.y.end(), 1), 200);
     EXPECT_GE(std::count(d.y.begin(), d.y.end(), 0), 25);
     Metrics m = cross_validate(d, 5, 1);

@@ -4,8 +4,8 @@
 #include "curate/image_filter.h"
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <stb/stb_image_write.h>
+#include <nlohmann/json.hpp>
 
 #include <random>
 
@@ -26,7 +26,8 @@ void append_to_string(void* ctx, void* data, int size) {
 std::string png(int w, int h) {
     std::vector<uint8_t> px(size_t(w) * h * 3);
     std::mt19937 rng(w + h);
-    for (auto& v : px) v = uint8_t(rng() & 0x3F);
+    for (auto& v : px)
+        v = uint8_t(rng() & 0x3F);
     std::string s;
     stbi_write_png_to_func(append_to_string, &s, w, h, 3, px.data(), w * 3);
     return s;
@@ -41,18 +42,20 @@ fs::path put(const TempDir& dir, const std::string& name, const std::string& byt
 Sample sample(std::string id, std::vector<fs::path> images) {
     Sample s;
     s.id = std::move(id);
-    for (auto& p : images) s.images.push_back(p.string());
+    for (auto& p : images)
+        s.images.push_back(p.string());
     s.caption = "CT of the chest";
     return s;
 }
 
 // A classifier for the gate logic: "medical" when the image is mostly dark.
 class DarkIsMedical : public ImageClassifier {
-public:
+  public:
     std::string name() const override { return "dark-test"; }
     Result<float> medical_probability(const io::Image& im) const override {
         double s = 0;
-        for (uint8_t v : im.pixels) s += v;
+        for (uint8_t v : im.pixels)
+            s += v;
         return float(1.0 - s / (255.0 * double(im.pixels.size())));
     }
 };
@@ -71,15 +74,17 @@ struct Fixture {
         std::string b = png(400, 400);
         // Rewrite IHDR to claim 100000 x 100000 (fixing the CRC is not needed for the limit:
         // the CRC check comes first, so build a valid header by hand).
-        std::string hdr("\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\x00\x01\x86\xa0\x00\x01\x86\xa0\x08\x02\0\0\0",
-                        29);
+        std::string hdr(
+            "\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\x00\x01\x86\xa0\x00\x01\x86\xa0\x08\x02\0\0\0", 29);
         uint32_t c = 0xFFFFFFFF;
         for (size_t i = 12; i < 29; ++i) {
             c ^= uint8_t(hdr[i]);
-            for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320 ^ (c >> 1) : c >> 1;
+            for (int k = 0; k < 8; ++k)
+                c = (c & 1) ? 0xEDB88320 ^ (c >> 1) : c >> 1;
         }
         c ^= 0xFFFFFFFF;
-        for (int k = 3; k >= 0; --k) hdr += char((c >> (8 * k)) & 0xFF);
+        for (int k = 3; k >= 0; --k)
+            hdr += char((c >> (8 * k)) & 0xFF);
         bomb = put(dir, "bomb.png", hdr + b.substr(33));
         junk = put(dir, "junk.png", std::string(2000, 'z'));
         std::vector<uint8_t> wpx(400 * 400 * 3, 250);
@@ -96,9 +101,9 @@ TEST(ImageFilter, ReasonCodesAndDetails) {
     struct Case {
         fs::path path;
         const char* reason;
-    } cases[] = {{fx.small, "image_too_small"},     {fx.missing, "image_missing"},
-                 {fx.empty, "image_empty"},         {fx.truncated, "image_truncated"},
-                 {fx.bomb, "image_too_large"},      {fx.junk, "image_unsupported"}};
+    } cases[] = {{fx.small, "image_too_small"}, {fx.missing, "image_missing"},
+                 {fx.empty, "image_empty"},     {fx.truncated, "image_truncated"},
+                 {fx.bomb, "image_too_large"},  {fx.junk, "image_unsupported"}};
     for (const auto& c : cases) {
         Verdict v = filter.apply(sample("x", {fx.good, c.path, fx.good2}));
         EXPECT_FALSE(v.keep) << c.path;
@@ -162,12 +167,13 @@ TEST(ImageFilter, RunMapStageCountsEveryRecord) {
     Fixture fx;
     TempDir out;
     std::vector<Sample> samples = {
-        sample("k1", {fx.good}),      sample("r1", {fx.small}),   sample("k2", {fx.good, fx.good2}),
-        sample("r2", {fx.missing}),   sample("r3", {fx.empty}),   sample("r4", {fx.truncated}),
-        sample("r5", {fx.bomb}),      sample("r6", {}),           sample("r7", {fx.good, fx.junk}),
+        sample("k1", {fx.good}),    sample("r1", {fx.small}), sample("k2", {fx.good, fx.good2}),
+        sample("r2", {fx.missing}), sample("r3", {fx.empty}), sample("r4", {fx.truncated}),
+        sample("r5", {fx.bomb}),    sample("r6", {}),         sample("r7", {fx.good, fx.junk}),
     };
     std::string jsonl;
-    for (const auto& s : samples) jsonl += sample_to_json(s) + "\n";
+    for (const auto& s : samples)
+        jsonl += sample_to_json(s) + "\n";
     jsonl += "{not json\n";
     fs::path input = out / "in.jsonl";
     ASSERT_TRUE(io::write_file_atomic(input, jsonl).ok());
@@ -183,10 +189,10 @@ TEST(ImageFilter, RunMapStageCountsEveryRecord) {
     EXPECT_EQ(stats->input, samples.size() + 1);
     EXPECT_EQ(stats->kept + stats->rejected, stats->input);
     EXPECT_EQ(stats->kept, 2u);
-    std::map<std::string, uint64_t> want = {
-        {"image_too_small", 1}, {"image_missing", 1}, {"image_empty", 1},
-        {"image_truncated", 1}, {"image_too_large", 1}, {"no_image", 1},
-        {"image_unsupported", 1}, {"bad_record", 1}};
+    std::map<std::string, uint64_t> want = {{"image_too_small", 1},   {"image_missing", 1},
+                                            {"image_empty", 1},       {"image_truncated", 1},
+                                            {"image_too_large", 1},   {"no_image", 1},
+                                            {"image_unsupported", 1}, {"bad_record", 1}};
     EXPECT_EQ(stats->reasons, want);
     auto kept = mf::test::read_lines(out / "stage" / "samples.jsonl");
     ASSERT_EQ(kept.size(), 2u);

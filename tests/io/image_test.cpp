@@ -77,10 +77,9 @@ std::string bmp_bytes(const Image& im) {
 
 std::string webp_bytes(const Image& im, bool lossless) {
     uint8_t* out = nullptr;
-    size_t n = lossless
-                   ? WebPEncodeLosslessRGB(im.pixels.data(), im.width, im.height, im.width * 3,
-                                           &out)
-                   : WebPEncodeRGB(im.pixels.data(), im.width, im.height, im.width * 3, 90, &out);
+    size_t n =
+        lossless ? WebPEncodeLosslessRGB(im.pixels.data(), im.width, im.height, im.width * 3, &out)
+                 : WebPEncodeRGB(im.pixels.data(), im.width, im.height, im.width * 3, 90, &out);
     std::string s(reinterpret_cast<char*>(out), n);
     WebPFree(out);
     return s;
@@ -97,20 +96,20 @@ void write_tiff(const fs::path& p, const Image& im, bool big_endian) {
     TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
     TIFFSetField(t, TIFFTAG_ROWSPERSTRIP, 8);
     for (int y = 0; y < im.height; ++y)
-        ASSERT_EQ(TIFFWriteScanline(t, const_cast<uint8_t*>(im.pixels.data()) + size_t(y) *
-                                                                              im.width * 3,
-                                    uint32_t(y), 0),
-                  1);
+        ASSERT_EQ(
+            TIFFWriteScanline(t, const_cast<uint8_t*>(im.pixels.data()) + size_t(y) * im.width * 3,
+                              uint32_t(y), 0),
+            1);
     TIFFClose(t);
 }
 
 // A 3x2 GIF87a with a 2-entry global palette, hand-assembled (LZW min code size 2).
 std::string tiny_gif() {
     const unsigned char g[] = {
-        'G', 'I', 'F', '8', '7', 'a', 3, 0, 2, 0, 0x80, 0, 0,  // screen 3x2, GCT 2 entries
-        0, 0, 0, 255, 255, 255,                                // palette: black, white
-        0x2C, 0, 0, 0, 0, 3, 0, 2, 0, 0,                       // image descriptor 3x2
-        2, 4, 0x44, 0x10, 0x10, 0x05, 0,  // LZW: clear,0,1,0 (3 bits) 1,0,1,end (4 bits)
+        'G',  'I', 'F',  '8',  '7',  'a',  3, 0, 2, 0, 0x80, 0, 0,  // screen 3x2, GCT 2 entries
+        0,    0,   0,    255,  255,  255,                           // palette: black, white
+        0x2C, 0,   0,    0,    0,    3,    0, 2, 0, 0,              // image descriptor 3x2
+        2,    4,   0x44, 0x10, 0x10, 0x05, 0,  // LZW: clear,0,1,0 (3 bits) 1,0,1,end (4 bits)
         0x3B};
     return std::string(reinterpret_cast<const char*>(g), sizeof g);
 }
@@ -118,7 +117,8 @@ std::string tiny_gif() {
 double mean_abs_diff(const Image& a, const Image& b) {
     if (a.pixels.size() != b.pixels.size()) return 1e9;
     double s = 0;
-    for (size_t i = 0; i < a.pixels.size(); ++i) s += std::abs(int(a.pixels[i]) - int(b.pixels[i]));
+    for (size_t i = 0; i < a.pixels.size(); ++i)
+        s += std::abs(int(a.pixels[i]) - int(b.pixels[i]));
     return s / double(a.pixels.size());
 }
 
@@ -146,7 +146,8 @@ TEST(ImageBad, MissingEmptyDirectoryRandom) {
     std::mt19937 rng(7);
     for (int trial = 0; trial < 50; ++trial) {
         std::string junk(1 + rng() % 5000, '\0');
-        for (auto& c : junk) c = char(rng());
+        for (auto& c : junk)
+            c = char(rng());
         if (junk[0] == char(0xFF) || junk[0] == char(0x89) || junk[0] == 'G' || junk[0] == 'R' ||
             junk[0] == 'I' || junk[0] == 'M' || junk[0] == 'B')
             junk[0] = 'x';
@@ -160,14 +161,18 @@ TEST(ImageBad, MissingEmptyDirectoryRandom) {
 
 TEST(ImageBad, RandomBytesAfterValidMagicNeverCrash) {
     std::mt19937 rng(11);
-    const std::vector<std::string> magics = {"\xFF\xD8\xFF", std::string("\x89PNG\r\n\x1a\n", 8),
-                                             "GIF89a", "RIFF\x10\0\0\0WEBPVP8 ",
-                                             std::string("II*\0", 4), std::string("MM\0*", 4),
+    const std::vector<std::string> magics = {"\xFF\xD8\xFF",
+                                             std::string("\x89PNG\r\n\x1a\n", 8),
+                                             "GIF89a",
+                                             "RIFF\x10\0\0\0WEBPVP8 ",
+                                             std::string("II*\0", 4),
+                                             std::string("MM\0*", 4),
                                              "BM"};
     for (const auto& m : magics)
         for (int trial = 0; trial < 40; ++trial) {
             std::string b = m + std::string(rng() % 400, '\0');
-            for (size_t i = m.size(); i < b.size(); ++i) b[i] = char(rng());
+            for (size_t i = m.size(); i < b.size(); ++i)
+                b[i] = char(rng());
             auto d = decode_image_bytes(b, ImageLimits{1u << 22});
             EXPECT_NE(d.error, ImageError::kOk) << "magic " << m.size();
             EXPECT_FALSE(d.detail.empty());
@@ -195,7 +200,8 @@ TEST(ImageFormats, PngGreyAndAlphaOnWhite) {
     Image g2{2, 2, {}};
     auto d = decode_image_bytes(png_bytes(g2, 1, grey.data()));
     ASSERT_TRUE(d.ok()) << d.detail;
-    EXPECT_EQ(d.image.pixels, (std::vector<uint8_t>{0, 0, 0, 128, 128, 128, 255, 255, 255, 7, 7, 7}));
+    EXPECT_EQ(d.image.pixels,
+              (std::vector<uint8_t>{0, 0, 0, 128, 128, 128, 255, 255, 255, 7, 7, 7}));
     // RGBA: opaque red, transparent black (-> white), half-transparent black (-> ~128).
     std::vector<uint8_t> rgba = {255, 0, 0, 255, 0, 0, 0, 0, 0, 0, 0, 128};
     Image r{3, 1, {}};
@@ -263,7 +269,7 @@ TEST(ImageFormats, GifTiny) {
     auto d = decode_image_bytes(g);
     ASSERT_TRUE(d.ok()) << d.detail;
     // Palette indices 0,1,0 / 1,0,1.
-    std::vector<uint8_t> want = {0,   0,   0,   255, 255, 255, 0,   0, 0,
+    std::vector<uint8_t> want = {0,   0,   0,   255, 255, 255, 0,   0,   0,
                                  255, 255, 255, 0,   0,   0,   255, 255, 255};
     EXPECT_EQ(d.image.pixels, want);
     EXPECT_EQ(probe_image_bytes(g.substr(0, 8)).error, ImageError::kTruncated);
@@ -334,8 +340,8 @@ TEST(ImageTruncated, JpegAtSeveralCutPoints) {
 
 TEST(ImageTruncated, PngAtSeveralCutPoints) {
     std::string p = png_bytes(pattern(120, 90, true));
-    for (size_t cut : {size_t(20), size_t(40), p.size() / 2, p.size() * 9 / 10, p.size() - 12,
-                       p.size() - 1}) {
+    for (size_t cut :
+         {size_t(20), size_t(40), p.size() / 2, p.size() * 9 / 10, p.size() - 12, p.size() - 1}) {
         auto d = decode_image_bytes(std::string_view(p).substr(0, cut));
         EXPECT_EQ(d.error, ImageError::kTruncated) << cut << " of " << p.size() << ": " << d.detail;
     }
@@ -347,18 +353,21 @@ std::string png_header(uint32_t w, uint32_t h, bool good_crc = true) {
     std::string s("\x89PNG\r\n\x1a\n", 8);
     std::string ihdr = "IHDR";
     for (uint32_t v : {w, h})
-        for (int k = 3; k >= 0; --k) ihdr += char((v >> (8 * k)) & 0xFF);
+        for (int k = 3; k >= 0; --k)
+            ihdr += char((v >> (8 * k)) & 0xFF);
     ihdr += std::string("\x08\x02\x00\x00\x00", 5);
     s += std::string("\0\0\0\x0d", 4) + ihdr;
     // CRC-32 (reference bitwise implementation).
     uint32_t c = 0xFFFFFFFF;
     for (unsigned char b : ihdr) {
         c ^= b;
-        for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320 ^ (c >> 1) : c >> 1;
+        for (int k = 0; k < 8; ++k)
+            c = (c & 1) ? 0xEDB88320 ^ (c >> 1) : c >> 1;
     }
     c ^= 0xFFFFFFFF;
     if (!good_crc) c ^= 1;
-    for (int k = 3; k >= 0; --k) s += char((c >> (8 * k)) & 0xFF);
+    for (int k = 3; k >= 0; --k)
+        s += char((c >> (8 * k)) & 0xFF);
     return s;
 }
 
@@ -376,8 +385,7 @@ TEST(ImageBomb, PngAndJpegHeadersClaimingHugeSizes) {
         auto t0 = std::chrono::steady_clock::now();
         auto p = probe_image_file(dir / name);
         auto d = decode_image_file(dir / name);
-        double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                               t0)
+        double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
                         .count();
         EXPECT_EQ(p.error, ImageError::kTooLarge) << name << ": " << p.detail;
         EXPECT_EQ(d.error, ImageError::kTooLarge) << name << ": " << d.detail;
@@ -409,6 +417,23 @@ TEST(ImageCorrupt, BadHeaders) {
     p += std::string("\0\0\0\x04IDAT\x01\x02\x03\x04\0\0\0\0", 16);
     p += std::string("\0\0\0\0IEND\xae\x42\x60\x82", 12);
     EXPECT_EQ(decode_image_bytes(p).error, ImageError::kCorrupt);
+}
+
+TEST(ImageResize, ConstantStaysConstantAndSameSizeIsIdentity) {
+    Image flat{500, 300, std::vector<uint8_t>(500 * 300 * 3, 77)};
+    Image r = resize_image(flat, 336, 336);
+    ASSERT_EQ(r.pixels.size(), 336u * 336 * 3);
+    for (uint8_t v : r.pixels)
+        ASSERT_EQ(v, 77);
+    Image im = pattern(40, 30, true);
+    EXPECT_EQ(resize_image(im, 40, 30).pixels, im.pixels);
+    // Downsampling a 2x2 checkerboard of 4x4 blocks averages towards mid-grey at 1x1.
+    Image two{2, 1, {0, 0, 0, 255, 255, 255}};
+    Image one = resize_image(two, 1, 1);
+    ASSERT_EQ(one.pixels.size(), 3u);
+    EXPECT_NEAR(one.pixels[0], 127, 2);
+    EXPECT_TRUE(resize_image(Image{}, 10, 10).pixels.empty());
+    EXPECT_TRUE(resize_image(im, 0, 10).pixels.empty());
 }
 
 // ---- real files ------------------------------------------------------------------------------
