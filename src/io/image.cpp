@@ -466,6 +466,18 @@ ProbeResult probe_source(ByteSource& src, const ImageLimits& limits) {
             r = probe_bmp(src);
             break;
         case ImageFormat::kUnknown: {
+            // A file shorter than a signature it starts with: cut inside the magic bytes.
+            static const std::string_view kMagics[] = {std::string_view("\xFF\xD8\xFF", 3),
+                                                       std::string_view("\x89PNG\r\n\x1a\n", 8),
+                                                       "GIF8",
+                                                       "RIFF",
+                                                       std::string_view("II*\0", 4),
+                                                       std::string_view("MM\0*", 4)};
+            for (std::string_view m : kMagics)
+                if (got < m.size() && std::memcmp(magic, m.data(), got) == 0)
+                    return fail(
+                        ImageError::kTruncated,
+                        fmt::format("file is only {} bytes, cut inside the signature", src.size()));
             std::string hex;
             for (size_t i = 0; i < std::min<size_t>(got, 8); ++i)
                 hex += fmt::format("{:02x}", magic[i]);
@@ -571,20 +583,39 @@ void to_rgb(const uint8_t* src, int comps, size_t n_pixels, std::vector<uint8_t>
     }
 }
 
+// One decompressor per thread. After any error or warning the handle is replaced: libjpeg state
+// left over from a damaged file (e.g. a bogus Huffman table) would otherwise fail the next one.
 struct TjHandle {
     tjhandle h = tjInitDecompress();
     ~TjHandle() {
         if (h) tjDestroy(h);
     }
+    void reset() {
+        if (h) tjDestroy(h);
+        h = tjInitDecompress();
+    }
 };
+
+DecodeResult decode_jpeg_with(tjhandle handle, std::string_view bytes, const ImageInfo& info,
+                              bool& had_error);
 
 DecodeResult decode_jpeg(std::string_view bytes, const ImageInfo& info) {
     thread_local TjHandle tj;
+    if (!tj.h) tj.reset();
     if (!tj.h) return dfail(ImageError::kUnsupported, "libturbojpeg failed to initialise", info);
+    bool had_error = false;
+    DecodeResult r = decode_jpeg_with(tj.h, bytes, info, had_error);
+    if (had_error) tj.reset();
+    return r;
+}
+
+DecodeResult decode_jpeg_with(tjhandle handle, std::string_view bytes, const ImageInfo& info,
+                              bool& had_error) {
+    had_error = true;  // until the decode completes cleanly
     auto* data = reinterpret_cast<const unsigned char*>(bytes.data());
     int w = 0, h = 0, subsamp = 0, cs = 0;
-    if (tjDecompressHeader3(tj.h, data, bytes.size(), &w, &h, &subsamp, &cs) != 0)
-        return dfail(ImageError::kCorrupt, fmt::format("jpeg header: {}", tjGetErrorStr2(tj.h)),
+    if (tjDecompressHeader3(handle, data, bytes.size(), &w, &h, &subsamp, &cs) != 0)
+        return dfail(ImageError::kCorrupt, fmt::format("jpeg header: {}", tjGetErrorStr2(handle)),
                      info);
     DecodeResult r;
     r.info = info;
@@ -595,10 +626,11 @@ DecodeResult decode_jpeg(std::string_view bytes, const ImageInfo& info) {
     const int pf = cmyk ? TJPF_CMYK : TJPF_RGB;
     const size_t bpp = cmyk ? 4 : 3;
     buf.resize(size_t(w) * h * bpp);
-    int rc = tjDecompress2(tj.h, data, bytes.size(), buf.data(), w, 0, h, pf, TJFLAG_ACCURATEDCT);
+    int rc = tjDecompress2(handle, data, bytes.size(), buf.data(), w, 0, h, pf, TJFLAG_ACCURATEDCT);
+    had_error = rc != 0;
     if (rc != 0) {
-        std::string msg = tjGetErrorStr2(tj.h);
-        bool warning = tjGetErrorCode(tj.h) == TJERR_WARNING;
+        std::string msg = tjGetErrorStr2(handle);
+        bool warning = tjGetErrorCode(handle) == TJERR_WARNING;
         std::string lower = msg;
         std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
         if (lower.find("premature end") != std::string::npos)

@@ -224,6 +224,36 @@ TEST(ImageFormats, JpegCloseToSource) {
     EXPECT_LT(mean_abs_diff(d.image, im), 3.0);
 }
 
+TEST(ImageFormats, JpegCmykUsesAdobeInvertedConvention) {
+    // tjCompress2 from CMYK writes a 4-component (YCCK) JPEG; values are stored as given, which
+    // for Adobe files means inverted: 255 = no ink. Red = no cyan ink, full magenta + yellow.
+    const int w = 16, h = 8;
+    std::vector<uint8_t> cmyk(size_t(w) * h * 4);
+    for (int i = 0; i < w * h; ++i) {
+        bool left = (i % w) < w / 2;
+        uint8_t* p = cmyk.data() + 4 * i;
+        p[0] = 255, p[1] = left ? 0 : 255, p[2] = left ? 0 : 255, p[3] = 255;  // red | white
+    }
+    tjhandle c = tjInitCompress();
+    unsigned char* buf = nullptr;
+    unsigned long size = 0;
+    ASSERT_EQ(tjCompress2(c, cmyk.data(), w, 0, h, TJPF_CMYK, &buf, &size, TJSAMP_444, 100, 0), 0);
+    std::string j(reinterpret_cast<char*>(buf), size);
+    tjFree(buf);
+    tjDestroy(c);
+    auto d = decode_image_bytes(j);
+    ASSERT_TRUE(d.ok()) << d.detail;
+    ASSERT_EQ(d.image.width, w);
+    const uint8_t* red = d.image.pixels.data() + 3 * (w * 4 + 2);
+    const uint8_t* white = d.image.pixels.data() + 3 * (w * 4 + w - 2);
+    EXPECT_GT(red[0], 240);
+    EXPECT_LT(red[1], 15);
+    EXPECT_LT(red[2], 15);
+    EXPECT_GT(white[0], 240);
+    EXPECT_GT(white[1], 240);
+    EXPECT_GT(white[2], 240);
+}
+
 TEST(ImageFormats, JpegSofAfterLargeAppSegment) {
     // A 60 KB APP2 segment before the frame header: the probe must read past its first block.
     Image im = pattern(40, 30);
@@ -336,6 +366,20 @@ TEST(ImageTruncated, JpegAtSeveralCutPoints) {
     // Cut inside the header (before the frame header).
     auto h = probe_image_bytes(std::string_view(j).substr(0, 30));
     EXPECT_EQ(h.error, ImageError::kTruncated) << h.detail;
+}
+
+TEST(ImageCorrupt, DamagedJpegDoesNotPoisonTheNextDecode) {
+    // The decoder handle is reused per thread: a bogus Huffman table in one file must not make
+    // the next, valid file fail.
+    std::string good = jpeg_bytes(pattern(64, 48, true));
+    std::string bad = good;
+    size_t dht = bad.find("\xFF\xC4");
+    ASSERT_NE(dht, std::string::npos);
+    for (size_t i = dht + 5; i < dht + 40; ++i)
+        bad[i] = char(0xFF);
+    EXPECT_FALSE(decode_image_bytes(bad).ok());
+    auto d = decode_image_bytes(good);
+    EXPECT_TRUE(d.ok()) << d.detail;
 }
 
 TEST(ImageTruncated, PngAtSeveralCutPoints) {
