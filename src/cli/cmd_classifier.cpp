@@ -35,6 +35,7 @@ int run_classifier(int argc, char** argv) {
         "regression over cheap image statistics (docs/classifier.md).",
         argv[0]};
     app.require_subcommand(1);
+    app.fallthrough();  // common options may also follow the subcommand
     CommonOptions common;
     add_common_options(app, common, false);
 
