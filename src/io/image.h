@@ -69,4 +69,9 @@ struct DecodeResult {
 DecodeResult decode_image_file(const std::filesystem::path& path, const ImageLimits& limits = {});
 DecodeResult decode_image_bytes(std::string_view bytes, const ImageLimits& limits = {});
 
+// Resizes RGB to out_w x out_h the way PIL's Image.resize(BICUBIC) does (stb_image_resize with
+// the Catmull-Rom filter in linear colour space, antialiased when downsampling; within 1 LSB of
+// PIL, see deps.md section 5). Returns an empty image when a size is <= 0 or the input is empty.
+Image resize_image(const Image& in, int out_w, int out_h);
+
 }  // namespace mf::io
