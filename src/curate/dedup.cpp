@@ -524,7 +524,11 @@ Result<StageStats> phase2(const std::vector<fs::path>& shard_dirs, const fs::pat
             }
             maps.push_back(std::move(m));
         }
+        Progress build_timer("dedup semantic index", 0, "");
         MF_ASSIGN_OR_RETURN(SemanticIndex ix, SemanticIndex::build(std::move(rows), dim, P.semantic));
+        build_timer.finish();
+        log::debug("dedup: semantic index ({} clusters) built in {:.2f}s", ix.clusters(),
+                   build_timer.elapsed_s());
         sem = std::make_unique<SemanticIndex>(std::move(ix));
     }
 

@@ -61,6 +61,7 @@ private:
     double threshold_ = 0.95;
     std::vector<uint32_t> assign_;                 // n * probe_ nearest clusters, nearest first
     std::vector<std::vector<uint32_t>> members_;   // kept rows per cluster, increasing
+    std::vector<std::vector<float>> member_rows_;  // their embeddings, contiguous (cache-friendly)
     mutable uint64_t comparisons_ = 0;
 };
 
