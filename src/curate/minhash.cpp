@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/check.h"
 #include "core/hash.h"
 
 namespace mf::curate {
@@ -201,7 +202,7 @@ LshShape optimal_lsh_shape(double threshold, int num_perm, double fp_weight, dou
 }
 
 LshIndex::LshIndex(LshShape shape, int num_perm)
-    : shape_(shape), num_perm_(num_perm), tables_(shape.bands) {}
+    : shape_(shape), num_perm_(num_perm), tables_(shape.bands), next_(shape.bands) {}
 
 uint64_t LshIndex::band_key(const uint32_t* sig, int band) const {
     return xxh64(sig + static_cast<size_t>(band) * shape_.rows, sizeof(uint32_t) * shape_.rows,
@@ -209,7 +210,13 @@ uint64_t LshIndex::band_key(const uint32_t* sig, int band) const {
 }
 
 void LshIndex::insert(const uint32_t* sig, uint32_t handle) {
-    for (int band = 0; band < shape_.bands; ++band) tables_[band][band_key(sig, band)].push_back(handle);
+    MF_CHECK(handle == n_, "LshIndex::insert: handles must be dense (got %u, expected %zu)",
+             handle, n_);
+    for (int band = 0; band < shape_.bands; ++band) {
+        uint32_t& head = tables_[band][band_key(sig, band)];
+        next_[band].push_back(head);
+        head = handle + 1;
+    }
     ++n_;
 }
 
@@ -218,7 +225,7 @@ void LshIndex::query(const uint32_t* sig, std::vector<uint32_t>* out) const {
     for (int band = 0; band < shape_.bands; ++band) {
         auto it = tables_[band].find(band_key(sig, band));
         if (it == tables_[band].end()) continue;
-        out->insert(out->end(), it->second.begin(), it->second.end());
+        for (uint32_t h = it->second; h != 0; h = next_[band][h - 1]) out->push_back(h - 1);
     }
     std::sort(out->begin(), out->end());
     out->erase(std::unique(out->begin(), out->end()), out->end());

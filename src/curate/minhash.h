@@ -78,8 +78,10 @@ LshShape optimal_lsh_shape(double threshold, int num_perm, double fp_weight = 0.
 // Probability that a pair of Jaccard s becomes a candidate: 1 - (1 - s^rows)^bands.
 double lsh_candidate_probability(double s, LshShape shape);
 
-// Banded LSH over 32-bit signatures. Items are identified by a caller-chosen uint32 handle,
-// inserted in increasing order; query() returns candidate handles (deduplicated, ascending).
+// Banded LSH over 32-bit signatures. Items are identified by dense uint32 handles 0, 1, 2, ...
+// (insert() must be called with handle == size()); query() returns candidate handles
+// (deduplicated, ascending). Memory: one hash-map entry per distinct band key plus 4 bytes per
+// item and band (bucket members are chained through a per-band `next` array).
 class LshIndex {
 public:
     LshIndex(LshShape shape, int num_perm);
@@ -93,7 +95,8 @@ private:
     LshShape shape_;
     int num_perm_;
     size_t n_ = 0;
-    std::vector<std::unordered_map<uint64_t, std::vector<uint32_t>>> tables_;
+    std::vector<std::unordered_map<uint64_t, uint32_t>> tables_;  // key -> newest handle + 1
+    std::vector<std::vector<uint32_t>> next_;  // per band: handle -> older handle + 1 (0 = end)
 };
 
 }  // namespace mf::curate
