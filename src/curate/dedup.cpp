@@ -551,7 +551,8 @@ Result<StageStats> phase2(const std::vector<fs::path>& shard_dirs, const fs::pat
     std::unordered_map<Digest, std::pair<uint32_t, uint32_t>, DigestHash> image_map;
     std::unordered_map<CapKey, uint32_t, CapKeyHash> caption_map;
     std::vector<KeptInfo> kept;
-    std::vector<uint32_t> kept_sigs;      // num_perm per kept sample (zeros when none)
+    std::vector<uint32_t> kept_sigs;      // num_perm per LSH handle
+    std::vector<uint32_t> lsh_kept;       // LSH handle -> kept index
     std::vector<uint32_t> candidates;
     std::vector<uint32_t> kidx_of_ord(sem ? n_total : 0, 0);
     uint64_t lsh_candidates = 0, lsh_verified_false = 0;
@@ -628,12 +629,12 @@ Result<StageStats> phase2(const std::vector<fs::path>& shard_dirs, const fs::pat
         if (!dup && P.minhash && (r.flags & kHasMinhash)) {
             lsh.query(r.minhash.data(), &candidates);
             lsh_candidates += candidates.size();
-            for (uint32_t c : candidates) {  // ascending kept index = input order
+            for (uint32_t c : candidates) {  // ascending handle = input order
                 double jac = jaccard_estimate(r.minhash.data(),
                                               kept_sigs.data() + static_cast<size_t>(c) * num_perm,
                                               num_perm);
                 if (jac >= P.minhash_threshold) {
-                    const KeptInfo& ki = kept[c];
+                    const KeptInfo& ki = kept[lsh_kept[c]];
                     dup = true;
                     rej.reason = "near_duplicate_caption";
                     rej.duplicate_of = ki.id;
@@ -672,13 +673,10 @@ Result<StageStats> phase2(const std::vector<fs::path>& shard_dirs, const fs::pat
                     if (r.image_ok[k])
                         image_map.emplace(r.images[k], std::make_pair(kidx, static_cast<uint32_t>(k)));
             if (P.caption_hash && (r.flags & kHasCaption)) caption_map.emplace(r.caption, kidx);
-            if (P.minhash) {
-                if (r.flags & kHasMinhash) {
-                    kept_sigs.insert(kept_sigs.end(), r.minhash.begin(), r.minhash.end());
-                    lsh.insert(r.minhash.data(), kidx);
-                } else {
-                    kept_sigs.resize(kept_sigs.size() + num_perm, 0);
-                }
+            if (P.minhash && (r.flags & kHasMinhash)) {
+                kept_sigs.insert(kept_sigs.end(), r.minhash.begin(), r.minhash.end());
+                lsh.insert(r.minhash.data(), static_cast<uint32_t>(lsh_kept.size()));
+                lsh_kept.push_back(kidx);
             }
             if (sem) {
                 kidx_of_ord[o] = kidx;
