@@ -1,6 +1,7 @@
 // medforge merge DIR: joins <DIR>/shards/*-of-N into DIR/samples.jsonl, rejects.jsonl, stats.json.
 #include "cli/commands.h"
 #include "core/log.h"
+#include "curate/dedup.h"
 #include "curate/stage.h"
 
 namespace mf::cli {
@@ -16,6 +17,12 @@ int run_merge(int argc, char** argv) {
     add_common_options(app, common, false);
     if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
     apply_common_options(common);
+    if (curate::is_dedup_shard_set(dir)) {  // dedup shards hold signatures: run phase 2
+        auto dstats = curate::merge_dedup_shards(dir, static_cast<size_t>(common.threads));
+        if (!dstats.ok()) return fail(dstats.status(), "merge");
+        print_stage_summary(*dstats, dir);
+        return kExitOk;
+    }
     Status st = curate::merge_shards(dir);
     if (!st.ok()) return fail(st, "merge");
     auto stats = curate::load_stats(std::filesystem::path(dir) / "stats.json");
