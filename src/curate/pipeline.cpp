@@ -100,7 +100,7 @@ nlohmann::json FilterSet::describe() const {
         j["text"] = {{"min_terms", config_.text.min_terms},
                      {"use_mentions", config_.text.use_mentions},
                      {"lexicon", config_.text.lexicon.empty() ? "default" : config_.text.lexicon.string()},
-                     {"lexicon_terms", text_->matcher().size()}};
+                     {"lexicon_terms", text_->matcher().n_terms()}};
     }
     if (image_) {
         j["image"] = {{"min_side", config_.image.min_side},
