@@ -22,8 +22,10 @@ using test::TempDir;
 
 std::string caption(std::mt19937_64& rng, int words = 60) {
     std::string s;
-    for (int i = 0; i < words; ++i)
-        s += (i ? " " : "") + ("w" + std::to_string(rng() % 5000));
+    for (int i = 0; i < words; ++i) {
+        if (i) s += ' ';
+        s += std::string("w").append(std::to_string(rng() % 5000));
+    }
     return s;
 }
 
@@ -39,8 +41,10 @@ std::string replace_word(const std::string& s, size_t index_from_end_words, cons
     }
     v[v.size() - 1 - index_from_end_words] = w;
     std::string o;
-    for (size_t k = 0; k < v.size(); ++k)
-        o += (k ? " " : "") + v[k];
+    for (size_t k = 0; k < v.size(); ++k) {
+        if (k) o += ' ';
+        o += v[k];
+    }
     return o;
 }
 
@@ -66,7 +70,7 @@ Corpus make_corpus(const fs::path& dir) {
     auto files = *io::list_files(src, {".jpg"}, false);
     std::vector<std::string> I;
     for (int k = 0; k < 7; ++k) {
-        fs::path p = dir / "img" / ("i" + std::to_string(k) + ".jpg");
+        fs::path p = dir / "img" / (std::string("i").append(std::to_string(k) + ".jpg"));
         fs::copy_file(files[k], p, fs::copy_options::overwrite_existing);
         I.push_back(p.string());
     }
@@ -213,8 +217,8 @@ TEST(DedupStage, FourShardProcessesPlusMergeEqualOneProcess) {
     TempDir t;
     Corpus c = make_corpus(t.path());
     for (std::string extra : {"", " --semantic hashing"}) {
-        fs::path single = t / ("single" + std::to_string(extra.size()));
-        fs::path sharded = t / ("sharded" + std::to_string(extra.size()));
+        fs::path single = t / (std::string("single").append(std::to_string(extra.size())));
+        fs::path sharded = t / (std::string("sharded").append(std::to_string(extra.size())));
         auto r = test::run_medforge("dedup --in " + c.input.string() + " --out " + single.string() +
                                     extra + " -j 2");
         ASSERT_EQ(r.exit_code, 0) << r.output;

@@ -19,7 +19,7 @@ std::string random_text(std::mt19937_64& rng, int words, int vocab) {
     std::uniform_int_distribution<int> d(0, vocab - 1);
     for (int i = 0; i < words; ++i) {
         if (i) s += ' ';
-        s += "t" + std::to_string(d(rng));
+        s += std::string("t").append(std::to_string(d(rng)));
     }
     return s;
 }
@@ -36,10 +36,12 @@ std::string edit_words(std::mt19937_64& rng, const std::string& text, int edits)
     }
     for (int e = 0; e < edits; ++e)
         w[std::uniform_int_distribution<size_t>(0, w.size() - 1)(rng)] =
-            "edit" + std::to_string(rng() % 100000);
+            std::string("edit").append(std::to_string(rng() % 100000));
     std::string s;
-    for (size_t k = 0; k < w.size(); ++k)
-        s += (k ? " " : "") + w[k];
+    for (size_t k = 0; k < w.size(); ++k) {
+        if (k) s += ' ';
+        s += w[k];
+    }
     return s;
 }
 

@@ -38,11 +38,13 @@ TEST(HashingEmbedder, NormalisedDeterministicAndLexical) {
 std::vector<std::string> corpus(int n_base, int n_copies, uint64_t seed) {
     std::mt19937_64 rng(seed);
     std::vector<std::string> out;
-    auto word = [&] { return "w" + std::to_string(rng() % 3000); };
+    auto word = [&] { return std::string("w").append(std::to_string(rng() % 3000)); };
     for (int i = 0; i < n_base; ++i) {
         std::string s;
-        for (int k = 0; k < 30; ++k)
-            s += (k ? " " : "") + word();
+        for (int k = 0; k < 30; ++k) {
+            if (k) s += ' ';
+            s += word();
+        }
         out.push_back(s);
     }
     for (int c = 0; c < n_copies; ++c) {
