@@ -16,6 +16,7 @@
 #include "core/progress.h"
 #include "core/text.h"
 #include "core/thread_pool.h"
+#include "curate/hashing_embedder.h"
 #include "io/line_reader.h"
 
 namespace mf::curate {
@@ -328,7 +329,11 @@ Result<StageStats> phase1(const DedupOptions& opt, const fs::path& input, const 
         std::string caption;
         uint64_t unreadable = 0;
         std::string first_error;
+        std::vector<float> emb;  // HashingEmbedder rows, computed on the workers
     };
+    // The hashing embedder is thread-safe and cheap: embed on the workers. Other embedders get
+    // one embed() call per batch from this thread (model embedders batch internally).
+    const auto* hashing = dynamic_cast<const HashingEmbedder*>(P.embedder.get());
     std::vector<Item> batch(opt.batch_size);
     StageStats stats;
     stats.stage = "dedup";
@@ -394,7 +399,12 @@ Result<StageStats> phase1(const DedupOptions& opt, const fs::path& input, const 
                             if (hasher.signature(norm, r.minhash.data())) r.flags |= kHasMinhash;
                         }
                     }
-                    if (P.embedder) it.caption = std::move(s->caption);
+                    if (hashing) {
+                        it.emb.resize(dim);
+                        hashing->embed_one(s->caption, it.emb.data());
+                    } else if (P.embedder) {
+                        it.caption = std::move(s->caption);
+                    }
                 }
             },
             16);
@@ -403,12 +413,18 @@ Result<StageStats> phase1(const DedupOptions& opt, const fs::path& input, const 
         std::vector<size_t> emb_items;
         if (P.embedder) {
             std::vector<std::string> texts;
+            bool call_embedder = hashing == nullptr;
             for (size_t i = 0; i < n; ++i) {
                 if (!batch[i].mine || (batch[i].rec.flags & kBad)) continue;
                 emb_items.push_back(i);
-                texts.push_back(batch[i].caption);
+                if (call_embedder) texts.push_back(batch[i].caption);
             }
-            if (!texts.empty()) {
+            if (!call_embedder) {
+                emb.resize(emb_items.size() * static_cast<size_t>(dim));
+                for (size_t e = 0; e < emb_items.size(); ++e)
+                    std::copy(batch[emb_items[e]].emb.begin(), batch[emb_items[e]].emb.end(),
+                              emb.begin() + e * dim);
+            } else if (!texts.empty()) {
                 MF_ASSIGN_OR_RETURN(emb, P.embedder->embed(texts));
                 if (emb.size() != texts.size() * static_cast<size_t>(dim))
                     return Status::internal("embedder " + P.embedder->name() + " returned " +

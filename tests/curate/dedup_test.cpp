@@ -188,6 +188,37 @@ TEST(DedupStage, SemanticHashingEmbedderFindsReworded) {
     EXPECT_EQ(st->kept + st->rejected, 15u);
 }
 
+// A generic (non-hashing) embedder goes through Embedder::embed() once per batch on the main
+// thread; wrapping the hashing embedder must give byte-identical output.
+class WrappedEmbedder : public Embedder {
+  public:
+    std::string name() const override { return inner_.name(); }
+    int dim() const override { return inner_.dim(); }
+    Result<std::vector<float>> embed(std::span<const std::string> texts) const override {
+        ++calls;
+        return inner_.embed(texts);
+    }
+    mutable int calls = 0;
+
+  private:
+    HashingEmbedder inner_{512};
+};
+
+TEST(DedupStage, GenericEmbedderPathEqualsHashingPath) {
+    TempDir t;
+    Corpus c = make_corpus(t.path());
+    ASSERT_TRUE(run_dedup(options(c, t / "a", true, 2)).ok());
+    DedupOptions o = options(c, t / "b", false, 2);
+    auto w = std::make_shared<WrappedEmbedder>();
+    o.params.embedder = w;
+    ASSERT_TRUE(run_dedup(o).ok());
+    EXPECT_GE(w->calls, 1);
+    EXPECT_EQ(test::read_text(t / "a" / "rejects.jsonl"),
+              test::read_text(t / "b" / "rejects.jsonl"));
+    EXPECT_EQ(test::read_text(t / "a" / "samples.jsonl"),
+              test::read_text(t / "b" / "samples.jsonl"));
+}
+
 TEST(DedupStage, DisabledChecksKeepTheirDuplicates) {
     TempDir t;
     Corpus c = make_corpus(t.path());
