@@ -758,6 +758,8 @@ Result<StageStats> run_dedup(const DedupOptions& opt) {
         return Status::invalid_argument("--shingle-size must be >= 1");
     if (P.minhash_threshold <= 0 || P.minhash_threshold > 1)
         return Status::invalid_argument("--minhash-threshold must be in (0, 1]");
+    if ((P.bands > 0) != (P.rows > 0) || P.bands < 0 || P.rows < 0)
+        return Status::invalid_argument("give --bands and --rows together (both > 0), or neither");
     LshShape sh = dedup_lsh_shape(P);
     if (sh.bands * sh.rows > np)
         return Status::invalid_argument(
