@@ -21,10 +21,12 @@ const std::vector<std::string>& corpus() {
         std::mt19937_64 rng(2024);
         // A medical-ish vocabulary with a Zipf-like skew.
         std::vector<std::string> vocab;
-        const char* stems[] = {"lesion", "axial", "contrast", "enhanced", "tumor", "biopsy", "cell",
-                               "stain", "arrow", "patient", "image", "ct", "mri", "showing", "left",
-                               "right", "mass", "nodule", "tissue", "figure", "with", "of", "the"};
-        for (int i = 0; i < 4000; ++i) vocab.push_back(std::string(stems[i % 23]) + std::to_string(i / 23));
+        const char* stems[] = {"lesion", "axial",   "contrast", "enhanced", "tumor", "biopsy",
+                               "cell",   "stain",   "arrow",    "patient",  "image", "ct",
+                               "mri",    "showing", "left",     "right",    "mass",  "nodule",
+                               "tissue", "figure",  "with",     "of",       "the"};
+        for (int i = 0; i < 4000; ++i)
+            vocab.push_back(std::string(stems[i % 23]) + std::to_string(i / 23));
         std::vector<std::string> out;
         for (int n = 0; n < 20000; ++n) {
             std::string s = "Figure " + std::to_string(n % 9 + 1) + ".";
@@ -78,7 +80,8 @@ void BM_MinHashNaive(benchmark::State& st) {
         std::fill(sig.begin(), sig.end(), UINT64_MAX);
         for (size_t s = 0; s + 5 <= w.size(); ++s) {
             std::string_view sh(w[s].data(), w[s + 4].data() + w[s + 4].size() - w[s].data());
-            for (int k = 0; k < np; ++k) sig[k] = std::min(sig[k], mf::xxh64(sh, k + 1));
+            for (int k = 0; k < np; ++k)
+                sig[k] = std::min(sig[k], mf::xxh64(sh, k + 1));
         }
         benchmark::DoNotOptimize(sig.data());
     }

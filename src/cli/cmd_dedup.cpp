@@ -10,11 +10,12 @@
 namespace mf::cli {
 
 int run_dedup(int argc, char** argv) {
-    CLI::App app{"Remove duplicate samples: identical images (SHA-256), identical normalised "
-                 "captions, near-duplicate captions (MinHash-LSH) and, with --semantic, captions "
-                 "with similar embeddings. The earliest sample wins; rejects name duplicate_of.\n"
-                 "With --shard i/N only signatures are computed; `medforge merge OUT` decides.",
-                 argv[0]};
+    CLI::App app{
+        "Remove duplicate samples: identical images (SHA-256), identical normalised "
+        "captions, near-duplicate captions (MinHash-LSH) and, with --semantic, captions "
+        "with similar embeddings. The earliest sample wins; rejects name duplicate_of.\n"
+        "With --shard i/N only signatures are computed; `medforge merge OUT` decides.",
+        argv[0]};
     std::string in, out, shingle = "word", semantic = "none";
     curate::DedupOptions opt;
     curate::DedupParams& p = opt.params;
@@ -78,10 +79,11 @@ int run_dedup(int argc, char** argv) {
     auto stats = curate::run_dedup(opt);
     if (!stats.ok()) return fail(stats.status(), "dedup");
     if (opt.shard.sharded()) {
-        log::info("dedup shard {}: signatures of {} samples in {}; run `medforge merge {}` when "
-                  "all shards are done",
-                  opt.shard.to_string(), stats->input,
-                  (std::filesystem::path(out) / "shards" / opt.shard.dir_name()).string(), out);
+        log::info(
+            "dedup shard {}: signatures of {} samples in {}; run `medforge merge {}` when "
+            "all shards are done",
+            opt.shard.to_string(), stats->input,
+            (std::filesystem::path(out) / "shards" / opt.shard.dir_name()).string(), out);
         return kExitOk;
     }
     print_stage_summary(*stats, out);

@@ -16,6 +16,7 @@
 #include "core/progress.h"
 #include "core/text.h"
 #include "core/thread_pool.h"
+#include "curate/hashing_embedder.h"
 #include "io/line_reader.h"
 
 namespace mf::curate {
@@ -48,9 +49,9 @@ struct SigRecord {
     uint64_t line_no = 0;
     uint8_t flags = 0;
     std::string id;
-    std::string error;                 // bad_record message
-    std::vector<uint8_t> image_ok;     // per image: 1 when hashed
-    std::vector<Digest> images;        // per image digest (zero when !ok)
+    std::string error;              // bad_record message
+    std::vector<uint8_t> image_ok;  // per image: 1 when hashed
+    std::vector<Digest> images;     // per image digest (zero when !ok)
     CapKey caption;
     std::vector<uint32_t> minhash;
 };
@@ -78,12 +79,14 @@ Status hash_file(const fs::path& p, Digest* out) {
     Sha256 sha;
     std::vector<char> buf(1 << 20);
     size_t n;
-    while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) sha.update(buf.data(), n);
+    while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0)
+        sha.update(buf.data(), n);
     bool err = std::ferror(f);
     std::fclose(f);
     if (err) return Status::io_error(p.string() + ": read error");
     std::string hex = sha.hex_digest();
-    for (size_t i = 0; i < 32; ++i) (*out)[i] = static_cast<uint8_t>(hexval(hex[2 * i]) * 16 + hexval(hex[2 * i + 1]));
+    for (size_t i = 0; i < 32; ++i)
+        (*out)[i] = static_cast<uint8_t>(hexval(hex[2 * i]) * 16 + hexval(hex[2 * i + 1]));
     return {};
 }
 
@@ -120,7 +123,7 @@ void encode(std::string& b, const SigRecord& r) {
 }
 
 class SigReader {
-public:
+  public:
     ~SigReader() {
         if (f_) std::fclose(f_);
     }
@@ -128,7 +131,9 @@ public:
         path_ = p;
         num_perm_ = num_perm;
         f_ = std::fopen(p.c_str(), "rb");
-        if (!f_) return Status::io_error(p.string() + ": " + std::strerror(errno) + "; re-run the shard");
+        if (!f_)
+            return Status::io_error(p.string() + ": " + std::strerror(errno) +
+                                    "; re-run the shard");
         std::setvbuf(f_, nullptr, _IOFBF, 1 << 20);
         char magic[8];
         uint32_t np = 0, dim = 0;
@@ -153,7 +158,8 @@ public:
         r->images.resize(n);
         r->image_ok.resize(n);
         for (uint32_t i = 0; i < n; ++i)
-            if (!get(&r->image_ok[i]) || std::fread(r->images[i].data(), 1, 32, f_) != 32) return fail();
+            if (!get(&r->image_ok[i]) || std::fread(r->images[i].data(), 1, 32, f_) != 32)
+                return fail();
         if ((r->flags & kHasCaption) && (!get(&r->caption.a) || !get(&r->caption.b))) return fail();
         if (r->flags & kHasMinhash) {
             r->minhash.resize(num_perm_);
@@ -163,7 +169,7 @@ public:
     }
     const Status& status() const { return st_; }
 
-private:
+  private:
     template <typename T>
     bool get(T* v) {
         return std::fread(v, sizeof(T), 1, f_) == 1;
@@ -190,7 +196,7 @@ private:
 
 // Read-only mmap of a file.
 class MappedFile {
-public:
+  public:
     ~MappedFile() {
         if (data_ && size_) ::munmap(data_, size_);
     }
@@ -214,7 +220,7 @@ public:
     const char* data() const { return static_cast<const char*>(data_); }
     size_t size() const { return size_; }
 
-private:
+  private:
     void* data_ = nullptr;
     size_t size_ = 0;
 };
@@ -286,7 +292,8 @@ Result<ResolveParams> params_from_json(const nlohmann::json& j) {
 }
 
 std::string record_quote(std::string_view line) {
-    return text::valid_utf8(line) ? text::json_quote(line) : text::json_quote(text::sanitize_utf8(line));
+    return text::valid_utf8(line) ? text::json_quote(line)
+                                  : text::json_quote(text::sanitize_utf8(line));
 }
 
 // ---------------- phase 1 ----------------
@@ -322,7 +329,11 @@ Result<StageStats> phase1(const DedupOptions& opt, const fs::path& input, const 
         std::string caption;
         uint64_t unreadable = 0;
         std::string first_error;
+        std::vector<float> emb;  // HashingEmbedder rows, computed on the workers
     };
+    // The hashing embedder is thread-safe and cheap: embed on the workers. Other embedders get
+    // one embed() call per batch from this thread (model embedders batch internally).
+    const auto* hashing = dynamic_cast<const HashingEmbedder*>(P.embedder.get());
     std::vector<Item> batch(opt.batch_size);
     StageStats stats;
     stats.stage = "dedup";
@@ -374,7 +385,8 @@ Result<StageStats> phase1(const DedupOptions& opt, const fs::path& input, const 
                                 r.image_ok[k] = 1;
                             } else {
                                 ++it.unreadable;
-                                if (it.first_error.empty()) it.first_error = std::string(hs.message());
+                                if (it.first_error.empty())
+                                    it.first_error = std::string(hs.message());
                             }
                         }
                     }
@@ -387,7 +399,12 @@ Result<StageStats> phase1(const DedupOptions& opt, const fs::path& input, const 
                             if (hasher.signature(norm, r.minhash.data())) r.flags |= kHasMinhash;
                         }
                     }
-                    if (P.embedder) it.caption = std::move(s->caption);
+                    if (hashing) {
+                        it.emb.resize(dim);
+                        hashing->embed_one(s->caption, it.emb.data());
+                    } else if (P.embedder) {
+                        it.caption = std::move(s->caption);
+                    }
                 }
             },
             16);
@@ -396,12 +413,18 @@ Result<StageStats> phase1(const DedupOptions& opt, const fs::path& input, const 
         std::vector<size_t> emb_items;
         if (P.embedder) {
             std::vector<std::string> texts;
+            bool call_embedder = hashing == nullptr;
             for (size_t i = 0; i < n; ++i) {
                 if (!batch[i].mine || (batch[i].rec.flags & kBad)) continue;
                 emb_items.push_back(i);
-                texts.push_back(batch[i].caption);
+                if (call_embedder) texts.push_back(batch[i].caption);
             }
-            if (!texts.empty()) {
+            if (!call_embedder) {
+                emb.resize(emb_items.size() * static_cast<size_t>(dim));
+                for (size_t e = 0; e < emb_items.size(); ++e)
+                    std::copy(batch[emb_items[e]].emb.begin(), batch[emb_items[e]].emb.end(),
+                              emb.begin() + e * dim);
+            } else if (!texts.empty()) {
                 MF_ASSIGN_OR_RETURN(emb, P.embedder->embed(texts));
                 if (emb.size() != texts.size() * static_cast<size_t>(dim))
                     return Status::internal("embedder " + P.embedder->name() + " returned " +
@@ -501,8 +524,9 @@ Result<StageStats> phase2(const std::vector<fs::path>& shard_dirs, const fs::pat
     io::LineReader reader;
     MF_RETURN_IF_ERROR(reader.open(input));
     if (reader.file_size() != meta0["input_size"].get<uint64_t>())
-        return Status::failed_precondition(file + " changed since the dedup signatures were made "
-                                                  "(size differs); re-run phase 1");
+        return Status::failed_precondition(file +
+                                           " changed since the dedup signatures were made "
+                                           "(size differs); re-run phase 1");
 
     // Semantic index over all embeddings (mmapped).
     std::vector<std::unique_ptr<MappedFile>> maps;
@@ -519,13 +543,15 @@ Result<StageStats> phase2(const std::vector<fs::path>& shard_dirs, const fs::pat
             for (size_t off = 0; off < m->size(); off += rec) {
                 uint64_t o;
                 std::memcpy(&o, m->data() + off, 8);
-                if (o >= n_total) return Status::corruption((d / "embeddings.f32").string() + ": bad ordinal");
+                if (o >= n_total)
+                    return Status::corruption((d / "embeddings.f32").string() + ": bad ordinal");
                 rows[o] = reinterpret_cast<const float*>(m->data() + off + 8);
             }
             maps.push_back(std::move(m));
         }
         Progress build_timer("dedup semantic index", 0, "");
-        MF_ASSIGN_OR_RETURN(SemanticIndex ix, SemanticIndex::build(std::move(rows), dim, P.semantic));
+        MF_ASSIGN_OR_RETURN(SemanticIndex ix,
+                            SemanticIndex::build(std::move(rows), dim, P.semantic));
         build_timer.finish();
         log::debug("dedup: semantic index ({} clusters) built in {:.2f}s", ix.clusters(),
                    build_timer.elapsed_s());
@@ -551,8 +577,8 @@ Result<StageStats> phase2(const std::vector<fs::path>& shard_dirs, const fs::pat
     std::unordered_map<Digest, std::pair<uint32_t, uint32_t>, DigestHash> image_map;
     std::unordered_map<CapKey, uint32_t, CapKeyHash> caption_map;
     std::vector<KeptInfo> kept;
-    std::vector<uint32_t> kept_sigs;      // num_perm per LSH handle
-    std::vector<uint32_t> lsh_kept;       // LSH handle -> kept index
+    std::vector<uint32_t> kept_sigs;  // num_perm per LSH handle
+    std::vector<uint32_t> lsh_kept;   // LSH handle -> kept index
     std::vector<uint32_t> candidates;
     std::vector<uint32_t> kidx_of_ord(sem ? n_total : 0, 0);
     uint64_t lsh_candidates = 0, lsh_verified_false = 0;
@@ -671,7 +697,8 @@ Result<StageStats> phase2(const std::vector<fs::path>& shard_dirs, const fs::pat
             if (P.image_hash)
                 for (size_t k = 0; k < r.images.size(); ++k)
                     if (r.image_ok[k])
-                        image_map.emplace(r.images[k], std::make_pair(kidx, static_cast<uint32_t>(k)));
+                        image_map.emplace(r.images[k],
+                                          std::make_pair(kidx, static_cast<uint32_t>(k)));
             if (P.caption_hash && (r.flags & kHasCaption)) caption_map.emplace(r.caption, kidx);
             if (P.minhash && (r.flags & kHasMinhash)) {
                 kept_sigs.insert(kept_sigs.end(), r.minhash.begin(), r.minhash.end());
@@ -687,8 +714,9 @@ Result<StageStats> phase2(const std::vector<fs::path>& shard_dirs, const fs::pat
     }
     MF_RETURN_IF_ERROR(reader.status());
     if (ordinal != n_total)
-        return Status::failed_precondition(file + ": record count differs from the signatures; "
-                                                  "re-run the dedup shards");
+        return Status::failed_precondition(file +
+                                           ": record count differs from the signatures; "
+                                           "re-run the dedup shards");
     progress.finish();
     stats.seconds = progress.elapsed_s() + p1.seconds;
     stats.extra["images_hashed"] = p1.extra.value("images_hashed", 0);
@@ -730,11 +758,13 @@ Result<StageStats> run_dedup(const DedupOptions& opt) {
         return Status::invalid_argument("--shingle-size must be >= 1");
     if (P.minhash_threshold <= 0 || P.minhash_threshold > 1)
         return Status::invalid_argument("--minhash-threshold must be in (0, 1]");
+    if ((P.bands > 0) != (P.rows > 0) || P.bands < 0 || P.rows < 0)
+        return Status::invalid_argument("give --bands and --rows together (both > 0), or neither");
     LshShape sh = dedup_lsh_shape(P);
     if (sh.bands * sh.rows > np)
-        return Status::invalid_argument(fmt::format(
-            "--bands {} x --rows {} = {} exceeds --num-perm {}", sh.bands, sh.rows,
-            sh.bands * sh.rows, np));
+        return Status::invalid_argument(
+            fmt::format("--bands {} x --rows {} = {} exceeds --num-perm {}", sh.bands, sh.rows,
+                        sh.bands * sh.rows, np));
     if (P.embedder && (P.semantic.threshold <= -1 || P.semantic.threshold > 1))
         return Status::invalid_argument("--semantic-threshold must be a cosine in (-1, 1]");
     MF_ASSIGN_OR_RETURN(fs::path input, stage_input(opt.input));

@@ -43,8 +43,8 @@ struct DedupParams {
     bool caption_hash = true;
     bool minhash = true;
     MinHashParams minhash_params;
-    double minhash_threshold = 0.8;   // estimated Jaccard >= this is a near duplicate
-    int bands = 0, rows = 0;          // 0 = optimal_lsh_shape(threshold, num_perm, 0.05, 0.95)
+    double minhash_threshold = 0.8;  // estimated Jaccard >= this is a near duplicate
+    int bands = 0, rows = 0;         // 0 = optimal_lsh_shape(threshold, num_perm, 0.05, 0.95)
     // Semantic dedup runs when `embedder` is set; `embedder_name` names it in dedup.json and
     // must match across shards.
     std::shared_ptr<const Embedder> embedder;
@@ -52,7 +52,7 @@ struct DedupParams {
 };
 
 struct DedupOptions {
-    fs::path input;      // Sample JSONL file or stage directory
+    fs::path input;  // Sample JSONL file or stage directory
     fs::path out_dir;
     ShardSpec shard;
     size_t n_threads = 0;

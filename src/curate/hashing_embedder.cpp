@@ -13,7 +13,9 @@ namespace mf::curate {
 
 HashingEmbedder::HashingEmbedder(int dim, uint64_t seed) : dim_(std::max(1, dim)), seed_(seed) {}
 
-std::string HashingEmbedder::name() const { return fmt::format("hashing-bow-{}", dim_); }
+std::string HashingEmbedder::name() const {
+    return fmt::format("hashing-bow-{}", dim_);
+}
 
 void HashingEmbedder::embed_one(std::string_view text, float* out) const {
     std::fill(out, out + dim_, 0.0f);
@@ -50,16 +52,19 @@ void HashingEmbedder::embed_one(std::string_view text, float* out) const {
         out[bucket] += sign * cw.second * (1.0f + std::log(static_cast<float>(cw.first)));
     }
     double norm2 = 0;
-    for (int d = 0; d < dim_; ++d) norm2 += static_cast<double>(out[d]) * out[d];
+    for (int d = 0; d < dim_; ++d)
+        norm2 += static_cast<double>(out[d]) * out[d];
     if (norm2 > 0) {
         float inv = static_cast<float>(1.0 / std::sqrt(norm2));
-        for (int d = 0; d < dim_; ++d) out[d] *= inv;
+        for (int d = 0; d < dim_; ++d)
+            out[d] *= inv;
     }
 }
 
 Result<std::vector<float>> HashingEmbedder::embed(std::span<const std::string> texts) const {
     std::vector<float> out(texts.size() * static_cast<size_t>(dim_));
-    for (size_t t = 0; t < texts.size(); ++t) embed_one(texts[t], out.data() + t * dim_);
+    for (size_t t = 0; t < texts.size(); ++t)
+        embed_one(texts[t], out.data() + t * dim_);
     return out;
 }
 

@@ -17,7 +17,7 @@
 namespace mf::curate {
 
 class HashingEmbedder : public Embedder {
-public:
+  public:
     explicit HashingEmbedder(int dim = 512, uint64_t seed = 0x68617368ULL);
     std::string name() const override;
     int dim() const override { return dim_; }
@@ -26,7 +26,7 @@ public:
     // One text into out[0..dim).
     void embed_one(std::string_view text, float* out) const;
 
-private:
+  private:
     int dim_;
     uint64_t seed_;
 };

@@ -58,7 +58,8 @@ void raw_shingles(std::string_view s, ShingleKind kind, int k, std::vector<uint6
             return;
         }
         out->reserve(s.size() - k + 1);
-        for (size_t i = 0; i + k <= s.size(); ++i) out->push_back(xxh64(s.data() + i, k));
+        for (size_t i = 0; i + k <= s.size(); ++i)
+            out->push_back(xxh64(s.data() + i, k));
         return;
     }
     word_hashes(s, scratch);
@@ -68,7 +69,8 @@ void raw_shingles(std::string_view s, ShingleKind kind, int k, std::vector<uint6
     out->reserve(w.size() - kk + 1);
     for (size_t i = 0; i + kk <= w.size(); ++i) {
         uint64_t h = 0x2545f4914f6cdd1dULL + kk;
-        for (size_t t = 0; t < kk; ++t) h = fmix64(h ^ w[i + t]) + 0x9e3779b97f4a7c15ULL * (t + 1);
+        for (size_t t = 0; t < kk; ++t)
+            h = fmix64(h ^ w[i + t]) + 0x9e3779b97f4a7c15ULL * (t + 1);
         out->push_back(h);
     }
 }
@@ -80,7 +82,8 @@ __attribute__((target_clones("avx2", "default")))
 #endif
 void minhash_kernel(const uint64_t* __restrict a, const uint64_t* __restrict b, int num_perm,
                     const uint64_t* __restrict xs, size_t n, uint32_t* __restrict sig) {
-    for (int i = 0; i < num_perm; ++i) sig[i] = std::numeric_limits<uint32_t>::max();
+    for (int i = 0; i < num_perm; ++i)
+        sig[i] = std::numeric_limits<uint32_t>::max();
     for (size_t s = 0; s < n; ++s) {
         const uint64_t x = xs[s];
         for (int i = 0; i < num_perm; ++i) {
@@ -116,7 +119,9 @@ Result<ShingleKind> parse_shingle_kind(std::string_view s) {
     return Status::invalid_argument("shingle kind '" + std::string(s) + "': expected word or char");
 }
 
-const char* shingle_kind_name(ShingleKind k) { return k == ShingleKind::kWord ? "word" : "char"; }
+const char* shingle_kind_name(ShingleKind k) {
+    return k == ShingleKind::kWord ? "word" : "char";
+}
 
 std::vector<uint64_t> shingle_hashes(std::string_view normalized, ShingleKind kind, int k) {
     std::vector<uint64_t> out, scratch;
@@ -150,7 +155,8 @@ bool MinHasher::signature(std::string_view normalized, uint32_t* out) const {
 
 double jaccard_estimate(const uint32_t* a, const uint32_t* b, int num_perm) {
     int eq = 0;
-    for (int i = 0; i < num_perm; ++i) eq += a[i] == b[i];
+    for (int i = 0; i < num_perm; ++i)
+        eq += a[i] == b[i];
     return num_perm > 0 ? static_cast<double>(eq) / num_perm : 0.0;
 }
 
@@ -179,7 +185,8 @@ LshShape optimal_lsh_shape(double threshold, int num_perm, double fp_weight, dou
     auto integrate = [](auto f, double lo, double hi) {
         const int steps = 200;
         double h = (hi - lo) / steps, sum = 0;
-        for (int i = 0; i < steps; ++i) sum += f(lo + (i + 0.5) * h);
+        for (int i = 0; i < steps; ++i)
+            sum += f(lo + (i + 0.5) * h);
         return sum * h;
     };
     LshShape best{1, num_perm};
@@ -210,8 +217,8 @@ uint64_t LshIndex::band_key(const uint32_t* sig, int band) const {
 }
 
 void LshIndex::insert(const uint32_t* sig, uint32_t handle) {
-    MF_CHECK(handle == n_, "LshIndex::insert: handles must be dense (got %u, expected %zu)",
-             handle, n_);
+    MF_CHECK(handle == n_, "LshIndex::insert: handles must be dense (got %u, expected %zu)", handle,
+             n_);
     for (int band = 0; band < shape_.bands; ++band) {
         uint32_t& head = tables_[band][band_key(sig, band)];
         next_[band].push_back(head);
@@ -225,7 +232,8 @@ void LshIndex::query(const uint32_t* sig, std::vector<uint32_t>* out) const {
     for (int band = 0; band < shape_.bands; ++band) {
         auto it = tables_[band].find(band_key(sig, band));
         if (it == tables_[band].end()) continue;
-        for (uint32_t h = it->second; h != 0; h = next_[band][h - 1]) out->push_back(h - 1);
+        for (uint32_t h = it->second; h != 0; h = next_[band][h - 1])
+            out->push_back(h - 1);
     }
     std::sort(out->begin(), out->end());
     out->erase(std::unique(out->begin(), out->end()), out->end());

@@ -46,7 +46,7 @@ const char* shingle_kind_name(ShingleKind k);
 std::vector<uint64_t> shingle_hashes(std::string_view normalized, ShingleKind kind, int k);
 
 class MinHasher {
-public:
+  public:
     explicit MinHasher(const MinHashParams& p);
     const MinHashParams& params() const { return p_; }
     int num_perm() const { return p_.num_perm; }
@@ -57,7 +57,7 @@ public:
     // Signature of a set of shingle hashes (need not be unique). False when empty.
     bool signature_of_hashes(const uint64_t* hashes, size_t n, uint32_t* out) const;
 
-private:
+  private:
     MinHashParams p_;
     std::vector<uint64_t> a_, b_;
 };
@@ -83,14 +83,14 @@ double lsh_candidate_probability(double s, LshShape shape);
 // (deduplicated, ascending). Memory: one hash-map entry per distinct band key plus 4 bytes per
 // item and band (bucket members are chained through a per-band `next` array).
 class LshIndex {
-public:
+  public:
     LshIndex(LshShape shape, int num_perm);
     void insert(const uint32_t* sig, uint32_t handle);
     void query(const uint32_t* sig, std::vector<uint32_t>* out) const;
     size_t size() const { return n_; }
     LshShape shape() const { return shape_; }
 
-private:
+  private:
     uint64_t band_key(const uint32_t* sig, int band) const;
     LshShape shape_;
     int num_perm_;

@@ -15,15 +15,19 @@ namespace mf::curate {
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 __attribute__((target_clones("avx2", "default")))
 #endif
-double row_cosine(const float* a, const float* b, int dim) {
+double
+row_cosine(const float* a, const float* b, int dim) {
     constexpr int L = 16;
     float acc[L] = {};
     int d = 0;
     for (; d + L <= dim; d += L)
-        for (int l = 0; l < L; ++l) acc[l] += a[d + l] * b[d + l];
+        for (int l = 0; l < L; ++l)
+            acc[l] += a[d + l] * b[d + l];
     double s = 0;
-    for (int l = 0; l < L; ++l) s += acc[l];
-    for (; d < dim; ++d) s += static_cast<double>(a[d]) * b[d];
+    for (int l = 0; l < L; ++l)
+        s += acc[l];
+    for (; d < dim; ++d)
+        s += static_cast<double>(a[d]) * b[d];
     return s;
 }
 
@@ -37,7 +41,8 @@ bool is_zero(const float* r, int dim) {
 
 Result<SemanticIndex> SemanticIndex::build(std::vector<const float*> rows, int dim,
                                            const SemanticDedupParams& params) {
-    if (dim <= 0) return Status::invalid_argument("semantic dedup: embedding dimension must be > 0");
+    if (dim <= 0)
+        return Status::invalid_argument("semantic dedup: embedding dimension must be > 0");
     SemanticIndex ix;
     ix.dim_ = dim;
     ix.threshold_ = params.threshold;
@@ -50,8 +55,8 @@ Result<SemanticIndex> SemanticIndex::build(std::vector<const float*> rows, int d
     const size_t n = live.size();
     int k = params.clusters > 0 ? params.clusters
                                 : static_cast<int>(std::lround(std::sqrt(static_cast<double>(n))));
-    k = static_cast<int>(std::clamp<size_t>(static_cast<size_t>(std::max(k, 1)), 1,
-                                             std::max<size_t>(n, 1)));
+    k = static_cast<int>(
+        std::clamp<size_t>(static_cast<size_t>(std::max(k, 1)), 1, std::max<size_t>(n, 1)));
     ix.k_ = k;
     ix.probe_ = std::clamp(params.probe, 1, k);
     ix.members_.assign(k, {});
@@ -109,7 +114,8 @@ SemanticMatch SemanticIndex::find(size_t i) const {
     for (int p = 0; p < probe_; ++p) {
         uint32_t c = assign_[i * probe_ + p];
         bool seen = false;
-        for (int pp = 0; pp < p; ++pp) seen |= assign_[i * probe_ + pp] == c;
+        for (int pp = 0; pp < p; ++pp)
+            seen |= assign_[i * probe_ + pp] == c;
         if (seen) continue;
         const float* data = member_rows_[c].data();
         for (size_t j = 0; j < members_[c].size(); ++j) {

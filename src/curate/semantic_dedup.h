@@ -22,16 +22,16 @@
 namespace mf::curate {
 
 struct SemanticDedupParams {
-    double threshold = 0.95;            // cosine; >= is a duplicate
-    int clusters = 0;                   // k; 0 = round(sqrt(n)), 1 = exact scan
-    int probe = 2;                      // clusters searched per query
-    int niter = 10;                     // k-means iterations
-    int max_train_per_cluster = 64;     // training sample size per centroid
+    double threshold = 0.95;         // cosine; >= is a duplicate
+    int clusters = 0;                // k; 0 = round(sqrt(n)), 1 = exact scan
+    int probe = 2;                   // clusters searched per query
+    int niter = 10;                  // k-means iterations
+    int max_train_per_cluster = 64;  // training sample size per centroid
     uint64_t seed = 1234;
 };
 
 struct SemanticMatch {
-    int64_t index = -1;   // earliest kept row with cosine >= threshold, or -1
+    int64_t index = -1;  // earliest kept row with cosine >= threshold, or -1
     double cosine = 0;
 };
 
@@ -39,7 +39,7 @@ struct SemanticMatch {
 double row_cosine(const float* a, const float* b, int dim);
 
 class SemanticIndex {
-public:
+  public:
     // rows[i] points at row i's dim floats, or nullptr when row i has no embedding (it is never
     // queried nor added). The pointed-to memory must outlive the index.
     static Result<SemanticIndex> build(std::vector<const float*> rows, int dim,
@@ -53,7 +53,7 @@ public:
     int clusters() const { return k_; }
     uint64_t comparisons() const { return comparisons_; }
 
-private:
+  private:
     std::vector<const float*> rows_;
     int dim_ = 0;
     int k_ = 1;

@@ -19,7 +19,7 @@ std::string random_text(std::mt19937_64& rng, int words, int vocab) {
     std::uniform_int_distribution<int> d(0, vocab - 1);
     for (int i = 0; i < words; ++i) {
         if (i) s += ' ';
-        s += "t" + std::to_string(d(rng));
+        s += std::string("t").append(std::to_string(d(rng)));
     }
     return s;
 }
@@ -35,9 +35,13 @@ std::string edit_words(std::mt19937_64& rng, const std::string& text, int edits)
         i = j + 1;
     }
     for (int e = 0; e < edits; ++e)
-        w[std::uniform_int_distribution<size_t>(0, w.size() - 1)(rng)] = "edit" + std::to_string(rng() % 100000);
+        w[std::uniform_int_distribution<size_t>(0, w.size() - 1)(rng)] =
+            std::string("edit").append(std::to_string(rng() % 100000));
     std::string s;
-    for (size_t k = 0; k < w.size(); ++k) s += (k ? " " : "") + w[k];
+    for (size_t k = 0; k < w.size(); ++k) {
+        if (k) s += ' ';
+        s += w[k];
+    }
     return s;
 }
 
@@ -82,12 +86,15 @@ TEST(MinHasher, EmptyTextHasNoSignatureAndIdenticalTextsMatch) {
 }
 
 // Textbook MinHash: num_perm independent hash functions (xxh64 with seed i) per shingle.
-double naive_minhash_estimate(const std::vector<uint64_t>& a, const std::vector<uint64_t>& b, int np) {
+double naive_minhash_estimate(const std::vector<uint64_t>& a, const std::vector<uint64_t>& b,
+                              int np) {
     int eq = 0;
     for (int i = 0; i < np; ++i) {
         uint64_t ma = UINT64_MAX, mb = UINT64_MAX;
-        for (uint64_t x : a) ma = std::min(ma, xxh64(&x, 8, i + 1));
-        for (uint64_t x : b) mb = std::min(mb, xxh64(&x, 8, i + 1));
+        for (uint64_t x : a)
+            ma = std::min(ma, xxh64(&x, 8, i + 1));
+        for (uint64_t x : b)
+            mb = std::min(mb, xxh64(&x, 8, i + 1));
         eq += ma == mb;
     }
     return double(eq) / np;
@@ -102,7 +109,8 @@ TEST(MinHasher, EstimateWithinBinomialBoundOfExactJaccard) {
     for (int t = 0; t < 300; ++t) {
         std::string a = random_text(rng, 40 + rng() % 60, 400);
         std::string b = edit_words(rng, a, rng() % 25);
-        auto sa = shingle_hashes(a, ShingleKind::kWord, 5), sb = shingle_hashes(b, ShingleKind::kWord, 5);
+        auto sa = shingle_hashes(a, ShingleKind::kWord, 5),
+             sb = shingle_hashes(b, ShingleKind::kWord, 5);
         double j = exact_jaccard(sa, sb);
         std::vector<uint32_t> ga(np), gb(np);
         ASSERT_TRUE(h.signature(a, ga.data()));
@@ -127,12 +135,14 @@ TEST(MinHasher, CharShinglesEstimateToo) {
     MinHasher h(p);
     for (int t = 0; t < 50; ++t) {
         std::string a = random_text(rng, 60, 300), b = edit_words(rng, a, rng() % 10);
-        auto sa = shingle_hashes(a, ShingleKind::kChar, 5), sb = shingle_hashes(b, ShingleKind::kChar, 5);
+        auto sa = shingle_hashes(a, ShingleKind::kChar, 5),
+             sb = shingle_hashes(b, ShingleKind::kChar, 5);
         double j = exact_jaccard(sa, sb);
         std::vector<uint32_t> ga(128), gb(128);
         h.signature(a, ga.data());
         h.signature(b, gb.data());
-        EXPECT_NEAR(jaccard_estimate(ga.data(), gb.data(), 128), j, 5 * std::sqrt(j * (1 - j) / 128) + 1.0 / 128);
+        EXPECT_NEAR(jaccard_estimate(ga.data(), gb.data(), 128), j,
+                    5 * std::sqrt(j * (1 - j) / 128) + 1.0 / 128);
     }
 }
 
@@ -168,7 +178,8 @@ TEST(Lsh, CandidateRecallForPairsAboveThreshold) {
         std::vector<uint32_t> sig(128);
         h.signature(q, sig.data());
         ix.query(sig.data(), &cand);
-        for (uint32_t c : cand) unrelated_hits += c != uint32_t(i);
+        for (uint32_t c : cand)
+            unrelated_hits += c != uint32_t(i);
         if (j < 0.85) continue;
         ++above;
         found += std::binary_search(cand.begin(), cand.end(), uint32_t(i));

@@ -16,16 +16,19 @@ namespace {
 
 TEST(HashingEmbedder, NormalisedDeterministicAndLexical) {
     HashingEmbedder e(256);
-    std::vector<std::string> t = {"CT of the chest shows a nodule.", "ct of the CHEST shows a nodule",
+    std::vector<std::string> t = {"CT of the chest shows a nodule.",
+                                  "ct of the CHEST shows a nodule",
                                   "Histology of a liver biopsy with hematoxylin staining", ""};
     auto r = e.embed(t);
     ASSERT_TRUE(r.ok());
     const auto& v = *r;
     ASSERT_EQ(v.size(), 4u * 256);
-    for (int i = 0; i < 3; ++i) EXPECT_NEAR(row_cosine(&v[i * 256], &v[i * 256], 256), 1.0, 1e-5);
+    for (int i = 0; i < 3; ++i)
+        EXPECT_NEAR(row_cosine(&v[i * 256], &v[i * 256], 256), 1.0, 1e-5);
     EXPECT_NEAR(row_cosine(&v[0], &v[256], 256), 1.0, 1e-5);  // same after normalisation
     EXPECT_LT(row_cosine(&v[0], &v[512], 256), 0.5);          // different words
-    for (int d = 0; d < 256; ++d) EXPECT_EQ(v[768 + d], 0.0f);  // empty -> zero row
+    for (int d = 0; d < 256; ++d)
+        EXPECT_EQ(v[768 + d], 0.0f);  // empty -> zero row
     auto r2 = HashingEmbedder(256).embed(t);
     EXPECT_EQ(*r2, v);
     EXPECT_EQ(e.name(), "hashing-bow-256");
@@ -35,10 +38,13 @@ TEST(HashingEmbedder, NormalisedDeterministicAndLexical) {
 std::vector<std::string> corpus(int n_base, int n_copies, uint64_t seed) {
     std::mt19937_64 rng(seed);
     std::vector<std::string> out;
-    auto word = [&] { return "w" + std::to_string(rng() % 3000); };
+    auto word = [&] { return std::string("w").append(std::to_string(rng() % 3000)); };
     for (int i = 0; i < n_base; ++i) {
         std::string s;
-        for (int k = 0; k < 30; ++k) s += (k ? " " : "") + word();
+        for (int k = 0; k < 30; ++k) {
+            if (k) s += ' ';
+            s += word();
+        }
         out.push_back(s);
     }
     for (int c = 0; c < n_copies; ++c) {
@@ -57,7 +63,8 @@ std::vector<int64_t> naive_dedup(const std::vector<float>& v, int dim, size_t n,
     for (size_t i = 0; i < n; ++i) {
         for (size_t k : kept) {
             double c = 0;
-            for (int d = 0; d < dim; ++d) c += double(v[i * dim + d]) * v[k * dim + d];
+            for (int d = 0; d < dim; ++d)
+                c += double(v[i * dim + d]) * v[k * dim + d];
             if (c >= thr) {
                 dup_of[i] = int64_t(k);
                 break;
@@ -71,7 +78,8 @@ std::vector<int64_t> naive_dedup(const std::vector<float>& v, int dim, size_t n,
 std::vector<int64_t> index_dedup(const std::vector<float>& v, int dim, size_t n,
                                  const SemanticDedupParams& p, int* clusters) {
     std::vector<const float*> rows(n);
-    for (size_t i = 0; i < n; ++i) rows[i] = v.data() + i * dim;
+    for (size_t i = 0; i < n; ++i)
+        rows[i] = v.data() + i * dim;
     auto ix = SemanticIndex::build(rows, dim, p);
     EXPECT_TRUE(ix.ok()) << ix.status().to_string();
     std::vector<int64_t> dup_of(n, -1);
@@ -100,7 +108,8 @@ TEST(SemanticIndex, ExactWithOneClusterEqualsNaive) {
     EXPECT_EQ(index_dedup(v, 256, texts.size(), p, &k), ref);
     EXPECT_EQ(k, 1);
     int dups = 0;
-    for (auto d : ref) dups += d >= 0;
+    for (auto d : ref)
+        dups += d >= 0;
     EXPECT_GE(dups, 50);  // the near copies are found
 }
 
@@ -124,8 +133,10 @@ TEST(SemanticIndex, ClusteredMatchesNaiveOnSmallSet) {
         // miss can only turn a duplicate into a keep.
         false_pos += ref[i] < 0 && got[i] >= 0;
     }
-    std::printf("clustered k=%d probe=2: %d/%zu decisions agree with the exact scan, %d exact "
-                "duplicates\n", k, agree, ref.size(), ref_dups);
+    std::printf(
+        "clustered k=%d probe=2: %d/%zu decisions agree with the exact scan, %d exact "
+        "duplicates\n",
+        k, agree, ref.size(), ref_dups);
     ASSERT_GE(ref_dups, 250);
     // Documented recall: with probe 2 the clustered search finds >= 97% of the exact decisions.
     EXPECT_GE(double(agree) / ref.size(), 0.97) << "ref dups " << ref_dups;
