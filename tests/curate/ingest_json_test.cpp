@@ -12,6 +12,7 @@
 
 #include "core/text.h"
 #include "curate/ingest.h"
+#include "curate/ingest_internal.h"
 #include "ingest_test_util.h"
 #include "io/file.h"
 #include "test_util.h"
@@ -348,6 +349,38 @@ TEST(IngestFormats, UnreadableFileInFolderIsRejected) {
     Collect c = ingest_collect("pmc-oa", dir.path());
     ASSERT_EQ(c.rejects.size(), 1u);
     EXPECT_EQ(c.rejects[0].reason, "unreadable_file");
+}
+
+}  // namespace
+}  // namespace mf::curate
+
+namespace mf::curate {
+namespace {
+
+// The locator's string fast path against the naive reference: absolute_normal(base / sub / ref).
+TEST(ImageLocator, MatchesNaiveNormalisation) {
+    test::TempDir dir;
+    fs::create_directories(dir / "root" / "images");
+    test::write_text(dir / "root" / "images" / "in_sub.png", "x");
+    test::write_text(dir / "root" / "top.png", "x");
+    ingest_detail::ImageLocator loc(dir / "root" / "." / "", {"images", "figures"});
+    fs::path base = io::absolute_normal(dir / "root");
+    for (std::string ref : {"a.png", "x/y/z.png", "./a.png", "x/../a.png", "x//a.png", "../up.png",
+                            "a/./b.png", "..png", ".hidden.png", "x/.."}) {
+        std::string naive = io::absolute_normal(base / ref).string();
+        EXPECT_EQ(loc.locate(ref, {""}), naive) << ref;
+        // "images" exists but the file is not in it: the first candidate.
+        EXPECT_EQ(loc.locate(ref, {"", "images"}), naive) << ref;
+        // "figures" does not exist: never tried.
+        EXPECT_EQ(loc.locate(ref, {"figures", ""}),
+                  io::absolute_normal(base / "figures" / ref).string())
+            << ref;
+    }
+    EXPECT_EQ(loc.locate("in_sub.png", {"", "images"}), (base / "images" / "in_sub.png").string());
+    EXPECT_EQ(loc.locate("top.png", {"", "images"}), (base / "top.png").string());
+    EXPECT_EQ(loc.locate("/abs/./p/../q.png", {""}), "/abs/q.png");
+    ingest_detail::ImageLocator root("/", {});
+    EXPECT_EQ(root.locate("a/b.png", {""}), "/a/b.png");
 }
 
 }  // namespace
