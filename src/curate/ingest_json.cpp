@@ -628,7 +628,7 @@ BuildFn jsonl_builder(const IngestOptions& opt) {
             img = r.ctx.images.locate(img, {""});
         clean_in_place(&s->caption);
         for (auto& m : s->mentions)
-            m = clean(m);
+            clean_in_place(&m);
         // Keep the lineage a record already carries (re-ingesting medforge output); fill the rest.
         if (s->lineage.source.empty()) s->lineage.source = "jsonl";
         if (s->lineage.file.empty()) {
