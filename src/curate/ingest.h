@@ -40,7 +40,8 @@ struct IngestOptions {
     bool require_images = false;
     // Licence to record when the source states none (e.g. "CC BY 4.0" for a known corpus).
     std::string default_licence;
-    // Worker threads for parsing JSONL inputs (0 = all cores). Output order does not depend on it.
+    // Worker threads for parsing JSONL lines / JATS articles (0 = all cores). The output does not
+    // depend on it.
     size_t threads = 0;
 };
 
