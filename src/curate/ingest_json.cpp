@@ -393,32 +393,39 @@ class JsonIngestor : public Ingestor {
 
     void walk_array(const FileContext& ctx, IngestSink& sink) {
         const fs::path& file = ctx.file;
-        auto content = io::read_file(file);
-        if (!content.ok()) {
-            sink.on_reject(make_reject("unreadable_file", content.status().message(), file, 0));
+        // One padded copy of the file in memory (plus simdjson's DOM): fine for files of a few GB;
+        // convert larger ones to JSONL, which streams.
+        simdjson::padded_string padded;
+        if (auto err = simdjson::padded_string::load(file.string()).get(padded)) {
+            sink.on_reject(make_reject("unreadable_file",
+                                       fmt::format("{}: cannot read ({}); check its permissions",
+                                                   ctx.file_str, simdjson::error_message(err)),
+                                       file, 0));
             return;
         }
-        std::string_view body = *content;
+        std::string_view body(padded.data(), padded.size());
         sink.on_input_bytes(body.size());
         if (text::starts_with(body, "\xEF\xBB\xBF")) body.remove_prefix(3);
-        if (size_t bad = text::first_invalid_utf8(body); bad != std::string_view::npos) {
-            sink.on_reject(make_reject(
-                "invalid_utf8",
-                fmt::format("{}:{}: invalid UTF-8 at byte {}; the whole JSON array is rejected: "
-                            "re-encode the file as UTF-8",
-                            file.string(), line_of_offset(body, bad), bad),
-                file, line_of_offset(body, bad)));
-            return;
-        }
         simdjson::dom::parser parser;
-        simdjson::padded_string padded(body);
         element doc;
         array arr;
-        if (auto err = parser.parse(padded).get(doc); err != simdjson::SUCCESS) {
+        // The padding after the file's end stays valid after skipping a BOM.
+        if (auto err = parser.parse(body.data(), body.size(), false).get(doc);
+            err != simdjson::SUCCESS) {
+            if (size_t bad = text::first_invalid_utf8(body); bad != std::string_view::npos) {
+                int64_t line = line_of_offset(body, bad);
+                sink.on_reject(make_reject(
+                    "invalid_utf8",
+                    fmt::format("{}:{}: invalid UTF-8 at byte {}; the whole JSON array is "
+                                "rejected: re-encode the file as UTF-8",
+                                ctx.file_str, line, bad),
+                    file, line));
+                return;
+            }
             sink.on_reject(make_reject("bad_json",
                                        fmt::format("{}: malformed JSON array ({}); the whole file "
                                                    "is rejected: fix it or convert it to JSONL",
-                                                   file.string(), simdjson::error_message(err)),
+                                                   ctx.file_str, simdjson::error_message(err)),
                                        file, 0));
             return;
         }

@@ -288,6 +288,19 @@ TEST(IngestPubMedVision, ArrayFile) {
     ASSERT_EQ(c2.rejects.size(), 1u);
     EXPECT_EQ(c2.rejects[0].reason, "bad_json");
     EXPECT_TRUE(c2.samples.empty());
+
+    // A byte order mark is tolerated; invalid UTF-8 rejects the file naming the line.
+    test::write_text(dir / "bom" / "a.json",
+                     "\xEF\xBB\xBF [{\"id\":\"b1\",\"image\":\"x.png\",\"conversations\":"
+                     "[{\"from\":\"gpt\",\"value\":\"Fine.\"}]}]");
+    Collect c3 = ingest_collect("pubmedvision", dir / "bom" / "a.json");
+    ASSERT_EQ(c3.samples.size(), 1u);
+    EXPECT_EQ(c3.samples[0].caption, "Fine.");
+    test::write_text(dir / "utf" / "a.json", "[\n{\"id\":\"u\xff\"}\n]");
+    Collect c4 = ingest_collect("pubmedvision", dir / "utf" / "a.json");
+    ASSERT_EQ(c4.rejects.size(), 1u);
+    EXPECT_EQ(c4.rejects[0].reason, "invalid_utf8");
+    EXPECT_EQ(c4.rejects[0].line, 2);
 }
 
 TEST(IngestJsonl, PlainSamples) {
