@@ -142,8 +142,13 @@ namespace {
 // Receives the adapter's records in emission order and writes this shard's share.
 class RunSink : public IngestSink {
   public:
-    RunSink(const ShardSpec& shard, StageWriter& writer, StageStats& stats, Progress& progress)
-        : shard_(shard), writer_(writer), stats_(stats), progress_(progress) {}
+    RunSink(const ShardSpec& shard, StageWriter& writer, StageStats& stats, Progress& progress,
+            bool show_progress)
+        : shard_(shard),
+          writer_(writer),
+          stats_(stats),
+          progress_(progress),
+          show_progress_(show_progress) {}
 
     void on_input_bytes(uint64_t n) override { pending_bytes_ += n; }
 
@@ -209,13 +214,14 @@ class RunSink : public IngestSink {
     void count_input() {
         ++stats_.input;
         stats_.bytes_in += bytes_of_record_;
-        progress_.add(1, bytes_of_record_);
+        if (show_progress_) progress_.add(1, bytes_of_record_);
     }
 
     const ShardSpec& shard_;
     StageWriter& writer_;
     StageStats& stats_;
     Progress& progress_;
+    bool show_progress_;
     uint64_t ordinal_ = 0;
     uint64_t pending_bytes_ = 0;
     uint64_t bytes_of_record_ = 0;
@@ -240,7 +246,7 @@ Result<StageStats> run_ingest(const IngestRunOptions& opt) {
     StageStats stats;
     stats.shard = opt.shard.to_string();
     Progress progress("ingest " + opt.format, 0, "records");
-    RunSink sink(opt.shard, writer, stats, progress);
+    RunSink sink(opt.shard, writer, stats, progress, opt.progress);
     Status st = ingestor->run(opt.input, sink);
     sink.finish();
     progress.finish();
