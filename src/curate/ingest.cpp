@@ -153,10 +153,16 @@ class RunSink : public IngestSink {
     void on_input_bytes(uint64_t n) override { pending_bytes_ += n; }
 
     void on_sample(Sample&& s) override {
+        std::string json;
+        on_sample_json(std::move(s), std::move(json));
+    }
+
+    // `json` may be empty: then it is computed here.
+    void on_sample_json(Sample&& s, std::string&& json) override {
         uint64_t ord = next_ordinal();
         if (!shard_.owns(s.id)) return;
         count_input();
-        std::string json = sample_to_json(s);
+        if (json.empty()) json = sample_to_json(s);
         // Seed 1: independent of the shard hash, so ids of one shard still spread evenly.
         if (!kept_ids_.insert(xxh64(s.id, 1)).second) {
             Reject r;

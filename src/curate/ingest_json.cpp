@@ -228,6 +228,7 @@ struct Outcome {
     bool skip = false;   // a blank line: not a record
     uint64_t bytes = 0;  // input bytes consumed by this record
     Sample sample;
+    std::string json;  // sample_to_json(sample), computed on the worker thread
     Reject reject;
 };
 
@@ -250,7 +251,7 @@ class JsonIngestor : public Ingestor {
         if (o.bytes) sink.on_input_bytes(o.bytes);
         if (o.skip) return;
         if (o.is_sample)
-            sink.on_sample(std::move(o.sample));
+            sink.on_sample_json(std::move(o.sample), std::move(o.json));
         else
             sink.on_reject(std::move(o.reject));
     }
@@ -280,6 +281,7 @@ class JsonIngestor : public Ingestor {
             }
         }
         o->is_sample = true;
+        o->json = sample_to_json(s);
     }
 
     // One JSONL line -> an outcome. Thread-safe (one parser per thread).

@@ -71,6 +71,7 @@ TEST(IngestMedicat, RealSample) {
         EXPECT_EQ(s.lineage.source, "medicat");
     }
     EXPECT_EQ(ids.size(), 10u);
+    EXPECT_EQ(c.with_json, 10u);
     // Spot checks written out.
     EXPECT_EQ(c.samples[0].id, "medicat:26491ab76c6e8d6acc582e71bb6b3b5f5601ccc2:3-Figure4-1.png");
     EXPECT_EQ(c.samples[1].lineage.licence, "cc-by-nc-nd");
