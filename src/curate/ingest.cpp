@@ -3,6 +3,8 @@
 #include "curate/ingest.h"
 
 #include <algorithm>
+#include <array>
+#include <map>
 #include <string>
 #include <unordered_set>
 
@@ -40,22 +42,57 @@ fs::path image_base(const IngestOptions& opt, const fs::path& file) {
     return io::absolute_normal(file).parent_path();
 }
 
-std::string locate_image(const fs::path& base, std::string_view ref,
-                         const std::vector<std::string>& subdirs) {
-    fs::path r(ref);
-    if (r.is_absolute()) return io::absolute_normal(r).string();
-    if (subdirs.size() == 1) {
-        // One candidate: no need to look at the disk.
-        return io::absolute_normal(subdirs[0].empty() ? base / r : base / subdirs[0] / r).string();
+namespace {
+
+// A relative path without "", "." or ".." segments: joining it to a normal path stays normal.
+bool simple_relative(std::string_view ref) {
+    if (ref.empty() || ref.front() == '/') return false;
+    size_t start = 0;
+    while (start <= ref.size()) {
+        size_t slash = ref.find('/', start);
+        size_t end = slash == std::string_view::npos ? ref.size() : slash;
+        std::string_view seg = ref.substr(start, end - start);
+        if (seg.empty() || seg == "." || seg == "..") return false;
+        if (slash == std::string_view::npos) break;
+        start = slash + 1;
     }
-    std::string first;
+    return true;
+}
+
+}  // namespace
+
+ImageLocator::ImageLocator(const fs::path& base, const std::vector<std::string>& subdirs) {
+    base_ = io::absolute_normal(base).string();
+    while (base_.size() > 1 && base_.back() == '/')
+        base_.pop_back();
     for (const auto& sub : subdirs) {
-        fs::path p = io::absolute_normal(sub.empty() ? base / r : base / sub / r);
         std::error_code ec;
-        if (fs::is_regular_file(p, ec)) return p.string();
-        if (first.empty()) first = p.string();
+        if (!sub.empty() && fs::is_directory(fs::path(base_) / sub, ec)) present_.push_back(sub);
     }
-    return first;
+}
+
+std::string ImageLocator::join(std::string_view sub, std::string_view ref) const {
+    std::string rel = sub.empty() ? std::string(ref) : std::string(sub) + "/" + std::string(ref);
+    if (simple_relative(rel)) return base_ == "/" ? "/" + rel : base_ + "/" + rel;
+    return io::absolute_normal(fs::path(base_) / rel).string();
+}
+
+std::string ImageLocator::locate(std::string_view ref,
+                                 std::initializer_list<std::string_view> subdirs) const {
+    if (!ref.empty() && ref.front() == '/') return io::absolute_normal(fs::path(ref)).string();
+    std::vector<std::string_view> cands;
+    for (auto sub : subdirs) {
+        if (sub.empty() || std::find(present_.begin(), present_.end(), sub) != present_.end())
+            cands.push_back(sub);
+    }
+    std::string_view first = subdirs.size() ? *subdirs.begin() : std::string_view();
+    if (cands.empty() || (cands.size() == 1 && cands[0] == first)) return join(first, ref);
+    for (auto sub : cands) {
+        std::string p = join(sub, ref);
+        std::error_code ec;
+        if (fs::is_regular_file(p, ec)) return p;
+    }
+    return join(first, ref);
 }
 
 std::string first_missing(const std::vector<std::string>& images) {
@@ -105,25 +142,37 @@ namespace {
 // Receives the adapter's records in emission order and writes this shard's share.
 class RunSink : public IngestSink {
   public:
-    RunSink(const ShardSpec& shard, StageWriter& writer, StageStats& stats, Progress& progress)
-        : shard_(shard), writer_(writer), stats_(stats), progress_(progress) {}
+    RunSink(const ShardSpec& shard, StageWriter& writer, StageStats& stats, Progress& progress,
+            bool show_progress)
+        : shard_(shard),
+          writer_(writer),
+          stats_(stats),
+          progress_(progress),
+          show_progress_(show_progress) {}
 
     void on_input_bytes(uint64_t n) override { pending_bytes_ += n; }
 
     void on_sample(Sample&& s) override {
+        std::string json;
+        on_sample_json(std::move(s), std::move(json));
+    }
+
+    // `json` may be empty: then it is computed here.
+    void on_sample_json(Sample&& s, std::string&& json) override {
         uint64_t ord = next_ordinal();
         if (!shard_.owns(s.id)) return;
         count_input();
-        std::string json = sample_to_json(s);
+        if (json.empty()) json = sample_to_json(s);
         // Seed 1: independent of the shard hash, so ids of one shard still spread evenly.
         if (!kept_ids_.insert(xxh64(s.id, 1)).second) {
             Reject r;
             r.id = s.id;
             r.reason = "duplicate_id";
-            r.detail = "id '" + s.id + "' was already emitted earlier in this input (" +
-                       s.lineage.file +
-                       (s.lineage.line ? ":" + std::to_string(s.lineage.line) : "") +
-                       "); the first one is kept: give records unique ids";
+            r.detail = s.lineage.file +
+                       (s.lineage.line ? ":" + std::to_string(s.lineage.line) : "") + ": id '" +
+                       s.id +
+                       "' repeats an id kept earlier in this input; the first one is "
+                       "kept: give records unique ids";
             r.file = s.lineage.file;
             r.line = s.lineage.line;
             r.record_json = std::move(json);
@@ -131,10 +180,12 @@ class RunSink : public IngestSink {
             return;
         }
         writer_.keep(ord, json);
-        bump("kept_by_source." + (s.lineage.source.empty() ? "unknown" : s.lineage.source));
-        size_t n = s.images.size();
-        std::string bucket = n >= 10 ? "10+" : std::to_string(n);
-        bump("images_per_sample." + bucket);
+        if (!source_count_ || s.lineage.source != last_source_) {
+            last_source_ = s.lineage.source;
+            source_count_ = &by_source_[last_source_.empty() ? "unknown" : last_source_];
+        }
+        ++*source_count_;
+        ++images_hist_[std::min<size_t>(s.images.size(), images_hist_.size() - 1)];
     }
 
     void on_reject(Reject&& r) override {
@@ -145,10 +196,19 @@ class RunSink : public IngestSink {
         writer_.reject(ord, std::move(r));
     }
 
+    // Adds the trailing bytes and the per-source / images-per-sample counts to the stats.
     void finish() {
         // Bytes after the last record (trailing blank lines) belong to shard 0.
         if (pending_bytes_ && shard_.index == 0) stats_.bytes_in += pending_bytes_;
         pending_bytes_ = 0;
+        for (const auto& [source, n] : by_source_)
+            stats_.extra["kept_by_source." + source] = n;
+        for (size_t i = 0; i < images_hist_.size(); ++i) {
+            if (!images_hist_[i]) continue;
+            bool last = i + 1 == images_hist_.size();
+            stats_.extra["images_per_sample." + std::to_string(i) + (last ? "+" : "")] =
+                images_hist_[i];
+        }
     }
 
   private:
@@ -160,23 +220,24 @@ class RunSink : public IngestSink {
     void count_input() {
         ++stats_.input;
         stats_.bytes_in += bytes_of_record_;
-        progress_.add(1, bytes_of_record_);
-    }
-    void bump(const std::string& key) {
-        auto& v = stats_.extra[key];
-        v = v.is_number_integer() ? v.get<int64_t>() + 1 : int64_t{1};
+        if (show_progress_) progress_.add(1, bytes_of_record_);
     }
 
     const ShardSpec& shard_;
     StageWriter& writer_;
     StageStats& stats_;
     Progress& progress_;
+    bool show_progress_;
     uint64_t ordinal_ = 0;
     uint64_t pending_bytes_ = 0;
     uint64_t bytes_of_record_ = 0;
     // 64-bit hashes of the kept ids (8 bytes per sample instead of the id string). Two different
     // ids collide with probability ~n^2/2^65 (3e-8 for a million samples).
     std::unordered_set<uint64_t> kept_ids_;
+    std::map<std::string, uint64_t> by_source_;
+    std::string last_source_;
+    uint64_t* source_count_ = nullptr;
+    std::array<uint64_t, 11> images_hist_{};  // 0..9 images, then "10+"
 };
 
 }  // namespace
@@ -191,7 +252,7 @@ Result<StageStats> run_ingest(const IngestRunOptions& opt) {
     StageStats stats;
     stats.shard = opt.shard.to_string();
     Progress progress("ingest " + opt.format, 0, "records");
-    RunSink sink(opt.shard, writer, stats, progress);
+    RunSink sink(opt.shard, writer, stats, progress, opt.progress);
     Status st = ingestor->run(opt.input, sink);
     sink.finish();
     progress.finish();

@@ -26,6 +26,11 @@ class IngestSink {
   public:
     virtual ~IngestSink() = default;
     virtual void on_sample(Sample&& sample) = 0;
+    // The same, with sample_to_json(sample) already computed (adapters that serialise on worker
+    // threads); `json` must equal sample_to_json(sample).
+    virtual void on_sample_json(Sample&& sample, std::string&& json) {
+        on_sample(std::move(sample));
+    }
     // r.stage is filled by the framework; r.id may be empty for unparseable records.
     virtual void on_reject(Reject&& r) = 0;
     // Input bytes read since the last record (for throughput); counted with the next record.
@@ -40,7 +45,8 @@ struct IngestOptions {
     bool require_images = false;
     // Licence to record when the source states none (e.g. "CC BY 4.0" for a known corpus).
     std::string default_licence;
-    // Worker threads for parsing JSONL inputs (0 = all cores). Output order does not depend on it.
+    // Worker threads for parsing JSONL lines / JATS articles (0 = all cores). The output does not
+    // depend on it.
     size_t threads = 0;
 };
 

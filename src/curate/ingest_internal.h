@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -42,11 +43,24 @@ Result<std::vector<fs::path>> input_files(const fs::path& input,
 // The folder images are resolved against: opt.image_root when set, else the input file's folder.
 fs::path image_base(const IngestOptions& opt, const fs::path& file);
 
-// Resolves a relative image reference: absolute references are normalised as they are; relative
-// ones are tried as base/<sub>/<ref> for each sub in `subdirs` ("" = base itself), in order; the
-// first that exists wins; when none exists the first candidate is returned.
-std::string locate_image(const fs::path& base, std::string_view ref,
-                         const std::vector<std::string>& subdirs = {""});
+// Resolves image references of one input file against a base folder (absolute, normal).
+// Absolute references are normalised as they are; a relative one is tried as base/<sub>/<ref>
+// for each sub in the caller's list ("" = base itself), in order, and the first file that exists
+// wins; when none exists the first candidate is returned. Subfolders that do not exist are never
+// tried, and a single remaining candidate is returned without touching the disk. Thread-safe.
+class ImageLocator {
+  public:
+    // `subdirs`: every subfolder name locate() may be asked for (checked for existence once).
+    ImageLocator(const fs::path& base, const std::vector<std::string>& subdirs);
+    std::string locate(std::string_view ref, std::initializer_list<std::string_view> subdirs) const;
+    const std::string& base() const { return base_; }
+
+  private:
+    std::string join(std::string_view sub, std::string_view ref) const;
+
+    std::string base_;  // without a trailing '/', except for the root
+    std::vector<std::string> present_;
+};
 
 // The first image of `images` that is not a regular file, or "" when all exist.
 std::string first_missing(const std::vector<std::string>& images);

@@ -10,9 +10,11 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "core/text.h"
+#include "core/thread_pool.h"
 #include "curate/ingest_internal.h"
 #include "io/file.h"
 
@@ -302,15 +304,53 @@ std::string find_graphic(const fs::path& base, const std::string& href) {
     return {};
 }
 
+// Keeps one article's records (in order) until they can be passed on in file order.
+class Buffer : public IngestSink {
+  public:
+    void on_sample(Sample&& s) override { items_.emplace_back(std::move(s)); }
+    void on_reject(Reject&& r) override { items_.emplace_back(std::move(r)); }
+    void on_input_bytes(uint64_t n) override { items_.emplace_back(n); }
+    void replay(IngestSink& sink) {
+        for (auto& it : items_) {
+            if (auto* s = std::get_if<Sample>(&it))
+                sink.on_sample(std::move(*s));
+            else if (auto* r = std::get_if<Reject>(&it))
+                sink.on_reject(std::move(*r));
+            else
+                sink.on_input_bytes(std::get<uint64_t>(it));
+        }
+        items_.clear();
+    }
+
+  private:
+    std::vector<std::variant<Sample, Reject, uint64_t>> items_;
+};
+
 class JatsIngestor : public Ingestor {
   public:
     explicit JatsIngestor(IngestOptions opt) : opt_(std::move(opt)) {}
     std::string_view format() const override { return "jats"; }
 
+    // Articles are parsed in parallel batches; their records are replayed in file order, so the
+    // output does not depend on the thread count.
     Status run(const fs::path& input, IngestSink& sink) override {
         MF_ASSIGN_OR_RETURN(std::vector<fs::path> files, input_files(input, {".xml", ".nxml"}));
-        for (const auto& f : files)
-            process(io::absolute_normal(f), sink);
+        if (files.size() == 1) {
+            process(io::absolute_normal(files[0]), sink);
+            return {};
+        }
+        ThreadPool pool(opt_.threads);
+        constexpr size_t kBatch = 256;
+        for (size_t start = 0; start < files.size(); start += kBatch) {
+            size_t n = std::min(kBatch, files.size() - start);
+            std::vector<Buffer> bufs(n);
+            pool.parallel_for(n, [&](size_t, size_t b, size_t e) {
+                for (size_t i = b; i < e; ++i)
+                    process(io::absolute_normal(files[start + i]), bufs[i]);
+            });
+            for (auto& buf : bufs)
+                buf.replay(sink);
+        }
         return {};
     }
 

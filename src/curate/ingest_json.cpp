@@ -39,15 +39,23 @@ RecordError wrong_type(std::string_view field, std::string_view expected) {
 }
 
 // One record handed to an adapter.
+// Per input file, computed once: its path and where its images are resolved.
+struct FileContext {
+    fs::path file;
+    std::string file_str;
+    ImageLocator images;
+};
+
 struct JsonRecord {
     object obj;
-    fs::path file;
+    const FileContext& ctx;
     int64_t line = 0;  // 1-based line (JSONL) or record index (JSON array)
     bool in_array = false;
     std::string_view raw;  // the record's JSON text
+    const fs::path& file() const { return ctx.file; }
     std::string where() const {
-        return in_array ? fmt::format("{}: record {}", file.string(), line)
-                        : fmt::format("{}:{}", file.string(), line);
+        return in_array ? fmt::format("{}: record {}", ctx.file_str, line)
+                        : fmt::format("{}:{}", ctx.file_str, line);
     }
 };
 
@@ -185,9 +193,23 @@ std::string meta_of(object obj, std::initializer_list<std::string_view> keys) {
     return o;
 }
 
-// Sentence-level caption cleanup shared by the adapters.
+// True when collapse_whitespace(s) == s: no control bytes, no double spaces, no space at either
+// end. Branch-free inner loop (vectorised), the common case for clean data.
+bool is_tidy(std::string_view s) {
+    if (s.empty()) return true;
+    if (s.front() == ' ' || s.back() == ' ') return false;
+    unsigned char low = 0;
+    for (unsigned char c : s)
+        low |= static_cast<unsigned char>(c < ' ');
+    return !low && s.find("  ") == std::string_view::npos;
+}
+
+// Whitespace collapsing as text::collapse_whitespace, copying only when something changes.
 std::string clean(std::string_view s) {
-    return text::collapse_whitespace(s);
+    return is_tidy(s) ? std::string(s) : text::collapse_whitespace(s);
+}
+void clean_in_place(std::string* s) {
+    if (!is_tidy(*s)) *s = text::collapse_whitespace(*s);
 }
 
 // ---- the record walker ----
@@ -206,6 +228,7 @@ struct Outcome {
     bool skip = false;   // a blank line: not a record
     uint64_t bytes = 0;  // input bytes consumed by this record
     Sample sample;
+    std::string json;  // sample_to_json(sample), computed on the worker thread
     Reject reject;
 };
 
@@ -228,7 +251,7 @@ class JsonIngestor : public Ingestor {
         if (o.bytes) sink.on_input_bytes(o.bytes);
         if (o.skip) return;
         if (o.is_sample)
-            sink.on_sample(std::move(o.sample));
+            sink.on_sample_json(std::move(o.sample), std::move(o.json));
         else
             sink.on_reject(std::move(o.reject));
     }
@@ -237,11 +260,11 @@ class JsonIngestor : public Ingestor {
     void from_record(const JsonRecord& rec, Outcome* o) const {
         Sample& s = o->sample;
         s.lineage.source = format_;
-        s.lineage.file = rec.file.string();
+        s.lineage.file = rec.ctx.file_str;
         s.lineage.line = rec.line;
         auto reject = [&](const RecordError& e) {
             o->is_sample = false;
-            o->reject = make_reject(e.reason, rec.where() + ": " + e.detail, rec.file, rec.line,
+            o->reject = make_reject(e.reason, rec.where() + ": " + e.detail, rec.ctx.file, rec.line,
                                     s.id, std::string(rec.raw));
         };
         if (auto err = build_(rec, &s)) return reject(*err);
@@ -258,16 +281,26 @@ class JsonIngestor : public Ingestor {
             }
         }
         o->is_sample = true;
+        o->json = sample_to_json(s);
     }
 
     // One JSONL line -> an outcome. Thread-safe (one parser per thread).
-    void from_line(const fs::path& file, int64_t ln, std::string_view line, Outcome* o) const {
+    void from_line(const FileContext& ctx, int64_t ln, std::string_view line, Outcome* o) const {
         thread_local simdjson::dom::parser parser;
         if (text::trim(line).empty()) {
             o->skip = true;
             return;
         }
-        std::string where = fmt::format("{}:{}", file.string(), ln);
+        const fs::path& file = ctx.file;
+        simdjson::padded_string padded(line);
+        element doc;
+        auto err = parser.parse(padded).get(doc);
+        if (err == simdjson::SUCCESS && doc.is_object()) {
+            from_record(JsonRecord{doc.get_object().value_unsafe(), ctx, ln, false, line}, o);
+            return;
+        }
+        std::string where = fmt::format("{}:{}", ctx.file_str, ln);
+        // simdjson validates UTF-8 while parsing; the byte offset is only looked up on failure.
         if (size_t bad = text::first_invalid_utf8(line); bad != std::string_view::npos) {
             o->reject = make_reject("invalid_utf8",
                                     fmt::format("{}: invalid UTF-8 at byte {} of the line; "
@@ -276,9 +309,7 @@ class JsonIngestor : public Ingestor {
                                     file, ln, {}, raw_record_json(line));
             return;
         }
-        simdjson::padded_string padded(line);
-        element doc;
-        if (auto err = parser.parse(padded).get(doc); err != simdjson::SUCCESS) {
+        if (err != simdjson::SUCCESS) {
             o->reject = make_reject("bad_json",
                                     fmt::format("{}: malformed JSON ({}); each line must be one "
                                                 "JSON object",
@@ -286,13 +317,8 @@ class JsonIngestor : public Ingestor {
                                     file, ln, {}, raw_record_json(line));
             return;
         }
-        object obj;
-        if (doc.get_object().get(obj) != simdjson::SUCCESS) {
-            o->reject = make_reject("wrong_type", where + ": expected a JSON object per line", file,
-                                    ln, {}, raw_record_json(line));
-            return;
-        }
-        from_record(JsonRecord{obj, file, ln, false, line}, o);
+        o->reject = make_reject("wrong_type", where + ": expected a JSON object per line", file, ln,
+                                {}, raw_record_json(line));
     }
 
     void walk_file(const fs::path& file, IngestSink& sink) {
@@ -315,14 +341,17 @@ class JsonIngestor : public Ingestor {
         // A UTF-8 byte order mark before '[' is tolerated.
         if (c == 0xEF && std::fgetc(f) == 0xBB && std::fgetc(f) == 0xBF) c = skip_ws();
         std::fclose(f);
+        FileContext ctx{file, file.string(),
+                        ImageLocator(image_base(opt_, file), {"figures", "images"})};
         if (c == '[') {
-            walk_array(file, sink);
+            walk_array(ctx, sink);
         } else {
-            walk_lines(file, sink);
+            walk_lines(ctx, sink);
         }
     }
 
-    void walk_lines(const fs::path& file, IngestSink& sink) {
+    void walk_lines(const FileContext& ctx, IngestSink& sink) {
+        const fs::path& file = ctx.file;
         io::LineReader reader;
         if (Status s = reader.open(file); !s.ok()) {
             sink.on_reject(
@@ -351,7 +380,7 @@ class JsonIngestor : public Ingestor {
                 n,
                 [&](size_t, size_t b, size_t e) {
                     for (size_t i = b; i < e; ++i)
-                        from_line(file, line_nos[i], lines[i], &outs[i]);
+                        from_line(ctx, line_nos[i], lines[i], &outs[i]);
                 },
                 256);
             for (size_t i = 0; i < n; ++i)
@@ -364,33 +393,41 @@ class JsonIngestor : public Ingestor {
         }
     }
 
-    void walk_array(const fs::path& file, IngestSink& sink) {
-        auto content = io::read_file(file);
-        if (!content.ok()) {
-            sink.on_reject(make_reject("unreadable_file", content.status().message(), file, 0));
+    void walk_array(const FileContext& ctx, IngestSink& sink) {
+        const fs::path& file = ctx.file;
+        // One padded copy of the file in memory (plus simdjson's DOM): fine for files of a few GB;
+        // convert larger ones to JSONL, which streams.
+        simdjson::padded_string padded;
+        if (auto err = simdjson::padded_string::load(file.string()).get(padded)) {
+            sink.on_reject(make_reject("unreadable_file",
+                                       fmt::format("{}: cannot read ({}); check its permissions",
+                                                   ctx.file_str, simdjson::error_message(err)),
+                                       file, 0));
             return;
         }
-        std::string_view body = *content;
+        std::string_view body(padded.data(), padded.size());
         sink.on_input_bytes(body.size());
         if (text::starts_with(body, "\xEF\xBB\xBF")) body.remove_prefix(3);
-        if (size_t bad = text::first_invalid_utf8(body); bad != std::string_view::npos) {
-            sink.on_reject(make_reject(
-                "invalid_utf8",
-                fmt::format("{}:{}: invalid UTF-8 at byte {}; the whole JSON array is rejected: "
-                            "re-encode the file as UTF-8",
-                            file.string(), line_of_offset(body, bad), bad),
-                file, line_of_offset(body, bad)));
-            return;
-        }
         simdjson::dom::parser parser;
-        simdjson::padded_string padded(body);
         element doc;
         array arr;
-        if (auto err = parser.parse(padded).get(doc); err != simdjson::SUCCESS) {
+        // The padding after the file's end stays valid after skipping a BOM.
+        if (auto err = parser.parse(body.data(), body.size(), false).get(doc);
+            err != simdjson::SUCCESS) {
+            if (size_t bad = text::first_invalid_utf8(body); bad != std::string_view::npos) {
+                int64_t line = line_of_offset(body, bad);
+                sink.on_reject(make_reject(
+                    "invalid_utf8",
+                    fmt::format("{}:{}: invalid UTF-8 at byte {}; the whole JSON array is "
+                                "rejected: re-encode the file as UTF-8",
+                                ctx.file_str, line, bad),
+                    file, line));
+                return;
+            }
             sink.on_reject(make_reject("bad_json",
                                        fmt::format("{}: malformed JSON array ({}); the whole file "
                                                    "is rejected: fix it or convert it to JSONL",
-                                                   file.string(), simdjson::error_message(err)),
+                                                   ctx.file_str, simdjson::error_message(err)),
                                        file, 0));
             return;
         }
@@ -411,7 +448,7 @@ class JsonIngestor : public Ingestor {
                     fmt::format("{}: record {}: expected a JSON object", file.string(), index),
                     file, index, {}, raw);
             } else {
-                from_record(JsonRecord{obj, file, index, true, raw}, &o);
+                from_record(JsonRecord{obj, ctx, index, true, raw}, &o);
             }
             emit(std::move(o), sink);
         }
@@ -459,8 +496,7 @@ BuildFn medicat_builder(const IngestOptions& opt) {
         s->lineage.article = doi.empty() ? hash : doi;
         s->lineage.figure = fig_key.empty() ? uri : fig_key;
         s->lineage.licence = licence;
-        s->images.push_back(
-            locate_image(image_base(opt, r.file), hash + "_" + uri, {"figures", ""}));
+        s->images.push_back(r.ctx.images.locate(hash + "_" + uri, {"figures", ""}));
         s->meta_json = meta_of(r.obj, {"fig_key", "radiology", "scope", "predicted_type"});
         return std::nullopt;
     };
@@ -490,9 +526,8 @@ BuildFn llava_med_builder(const IngestOptions& opt) {
             if (present) break;
         }
         if (!present && !pair_id.empty()) refs.push_back(pair_id + ".jpg");
-        fs::path base = image_base(opt, r.file);
         for (const auto& ref : refs)
-            s->images.push_back(locate_image(base, ref, {"", "images"}));
+            s->images.push_back(r.ctx.images.locate(ref, {"", "images"}));
         s->id = "llava-med:" + pmid + ":" + (pair_id.empty() ? fig_id : pair_id);
         s->lineage.article = "PMID:" + pmid;
         s->lineage.figure = fig_id.empty() ? pair_id : fig_id;
@@ -517,7 +552,7 @@ BuildFn pmc_oa_builder(const IngestOptions& opt) {
         }
         s->id = "pmc-oa:" + image;
         s->caption = clean(cap);
-        s->images.push_back(locate_image(image_base(opt, r.file), image, {"", "images"}));
+        s->images.push_back(r.ctx.images.locate(image, {"", "images"}));
         s->lineage.article = pmcid;
         s->lineage.figure = fs::path(image).stem().string();
         s->meta_json = meta_of(r.obj, {"url_name", "alignment_type", "alignment_score"});
@@ -575,9 +610,8 @@ BuildFn pubmedvision_builder(const IngestOptions& opt) {
         if (!found)
             return RecordError{"missing_field",
                                "conversations: no 'gpt' turn to take the caption from"};
-        fs::path base = image_base(opt, r.file);
         for (const auto& ref : refs)
-            s->images.push_back(locate_image(base, ref, {"", "images"}));
+            s->images.push_back(r.ctx.images.locate(ref, {"", "images"}));
         s->id = "pubmedvision:" + id;
         s->lineage.article = id;
         s->meta_json = meta_of(r.obj, {"modality", "body_part"});
@@ -596,15 +630,14 @@ BuildFn jsonl_builder(const IngestOptions& opt) {
             return RecordError{is_missing ? "missing_field" : "wrong_type", m};
         }
         Sample in = std::move(parsed).value();
-        fs::path base = image_base(opt, r.file);
         std::string file = s->lineage.file;
         int64_t line = s->lineage.line;
         *s = std::move(in);
         for (auto& img : s->images)
-            img = locate_image(base, img);
-        s->caption = clean(s->caption);
+            img = r.ctx.images.locate(img, {""});
+        clean_in_place(&s->caption);
         for (auto& m : s->mentions)
-            m = clean(m);
+            clean_in_place(&m);
         // Keep the lineage a record already carries (re-ingesting medforge output); fill the rest.
         if (s->lineage.source.empty()) s->lineage.source = "jsonl";
         if (s->lineage.file.empty()) {

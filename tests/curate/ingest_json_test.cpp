@@ -12,6 +12,7 @@
 
 #include "core/text.h"
 #include "curate/ingest.h"
+#include "curate/ingest_internal.h"
 #include "ingest_test_util.h"
 #include "io/file.h"
 #include "test_util.h"
@@ -70,6 +71,7 @@ TEST(IngestMedicat, RealSample) {
         EXPECT_EQ(s.lineage.source, "medicat");
     }
     EXPECT_EQ(ids.size(), 10u);
+    EXPECT_EQ(c.with_json, 10u);
     // Spot checks written out.
     EXPECT_EQ(c.samples[0].id, "medicat:26491ab76c6e8d6acc582e71bb6b3b5f5601ccc2:3-Figure4-1.png");
     EXPECT_EQ(c.samples[1].lineage.licence, "cc-by-nc-nd");
@@ -287,6 +289,19 @@ TEST(IngestPubMedVision, ArrayFile) {
     ASSERT_EQ(c2.rejects.size(), 1u);
     EXPECT_EQ(c2.rejects[0].reason, "bad_json");
     EXPECT_TRUE(c2.samples.empty());
+
+    // A byte order mark is tolerated; invalid UTF-8 rejects the file naming the line.
+    test::write_text(dir / "bom" / "a.json",
+                     "\xEF\xBB\xBF [{\"id\":\"b1\",\"image\":\"x.png\",\"conversations\":"
+                     "[{\"from\":\"gpt\",\"value\":\"Fine.\"}]}]");
+    Collect c3 = ingest_collect("pubmedvision", dir / "bom" / "a.json");
+    ASSERT_EQ(c3.samples.size(), 1u);
+    EXPECT_EQ(c3.samples[0].caption, "Fine.");
+    test::write_text(dir / "utf" / "a.json", "[\n{\"id\":\"u\xff\"}\n]");
+    Collect c4 = ingest_collect("pubmedvision", dir / "utf" / "a.json");
+    ASSERT_EQ(c4.rejects.size(), 1u);
+    EXPECT_EQ(c4.rejects[0].reason, "invalid_utf8");
+    EXPECT_EQ(c4.rejects[0].line, 2);
 }
 
 TEST(IngestJsonl, PlainSamples) {
@@ -348,6 +363,38 @@ TEST(IngestFormats, UnreadableFileInFolderIsRejected) {
     Collect c = ingest_collect("pmc-oa", dir.path());
     ASSERT_EQ(c.rejects.size(), 1u);
     EXPECT_EQ(c.rejects[0].reason, "unreadable_file");
+}
+
+}  // namespace
+}  // namespace mf::curate
+
+namespace mf::curate {
+namespace {
+
+// The locator's string fast path against the naive reference: absolute_normal(base / sub / ref).
+TEST(ImageLocator, MatchesNaiveNormalisation) {
+    test::TempDir dir;
+    fs::create_directories(dir / "root" / "images");
+    test::write_text(dir / "root" / "images" / "in_sub.png", "x");
+    test::write_text(dir / "root" / "top.png", "x");
+    ingest_detail::ImageLocator loc(dir / "root" / "." / "", {"images", "figures"});
+    fs::path base = io::absolute_normal(dir / "root");
+    for (std::string ref : {"a.png", "x/y/z.png", "./a.png", "x/../a.png", "x//a.png", "../up.png",
+                            "a/./b.png", "..png", ".hidden.png", "x/.."}) {
+        std::string naive = io::absolute_normal(base / ref).string();
+        EXPECT_EQ(loc.locate(ref, {""}), naive) << ref;
+        // "images" exists but the file is not in it: the first candidate.
+        EXPECT_EQ(loc.locate(ref, {"", "images"}), naive) << ref;
+        // "figures" does not exist: never tried.
+        EXPECT_EQ(loc.locate(ref, {"figures", ""}),
+                  io::absolute_normal(base / "figures" / ref).string())
+            << ref;
+    }
+    EXPECT_EQ(loc.locate("in_sub.png", {"", "images"}), (base / "images" / "in_sub.png").string());
+    EXPECT_EQ(loc.locate("top.png", {"", "images"}), (base / "top.png").string());
+    EXPECT_EQ(loc.locate("/abs/./p/../q.png", {""}), "/abs/q.png");
+    ingest_detail::ImageLocator root("/", {});
+    EXPECT_EQ(root.locate("a/b.png", {""}), "/a/b.png");
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
 #include <filesystem>
 #include <string>
 
@@ -150,6 +151,44 @@ TEST(RunIngest, ThreadCountDoesNotChangeOutput) {
     EXPECT_EQ(test::read_lines(dir / "one" / "samples.jsonl").size() +
                   test::read_lines(dir / "one" / "rejects.jsonl").size(),
               9000u);
+}
+
+TEST(RunIngest, JatsThreadCountDoesNotChangeOutput) {
+    test::TempDir dir;
+    // 300 small articles (more than one parallel batch), every tenth malformed.
+    for (int i = 0; i < 300; ++i) {
+        std::string n = std::to_string(i);
+        std::string xml =
+            i % 10 == 3
+                ? "<article><front>" + n
+                : "<article xmlns:xlink=\"http://www.w3.org/1999/xlink\"><front><article-meta>"
+                  "<article-id pub-id-type=\"pmc\">" +
+                      n +
+                      "</article-id></article-meta>"
+                      "</front><body><p>See <xref ref-type=\"fig\" rid=\"F1\">Figure 1</xref>. "
+                      "Done.</p><fig id=\"F1\"><caption><p>Caption " +
+                      n + ".</p></caption><graphic xlink:href=\"g" + n +
+                      "\"/></fig></body></article>";
+        char name[32];
+        std::snprintf(name, sizeof name, "a%03d.xml", i);
+        test::write_text(dir / "in" / name, xml);
+        if (i % 7 != 0) test::write_text(dir / "in" / ("g" + n + ".png"), "png");
+    }
+    auto one = run_opts("jats", dir / "in", dir / "one");
+    one.adapter.threads = 1;
+    auto many = run_opts("jats", dir / "in", dir / "many");
+    many.adapter.threads = 4;
+    auto a = run_ingest(one);
+    auto b = run_ingest(many);
+    ASSERT_TRUE(a.ok() && b.ok());
+    expect_same_file(dir / "one" / "samples.jsonl", dir / "many" / "samples.jsonl");
+    expect_same_file(dir / "one" / "rejects.jsonl", dir / "many" / "rejects.jsonl");
+    EXPECT_EQ(a->input, 300u);
+    EXPECT_EQ(a->reasons["bad_xml"], 30u);
+    EXPECT_EQ(a->bytes_in, b->bytes_in);
+    auto first = test::read_lines(dir / "one" / "samples.jsonl").front();
+    EXPECT_NE(first.find("\"id\":\"jats:PMC1:F1\""), std::string::npos) << first;
+    EXPECT_NE(first.find("\"mentions\":[\"See Figure 1.\"]"), std::string::npos) << first;
 }
 
 TEST(RunIngest, JatsFixtureCounts) {

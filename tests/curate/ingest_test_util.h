@@ -21,9 +21,16 @@ struct Collect : IngestSink {
     std::vector<Reject> rejects;
     std::vector<std::string> order;  // "S:<id>" / "R:<reason>" in emission order
     uint64_t bytes = 0;
+    size_t with_json = 0;  // samples that came with their JSON
     void on_sample(Sample&& s) override {
         order.push_back("S:" + s.id);
         samples.push_back(std::move(s));
+    }
+    // Adapters that serialise on worker threads must hand over exactly sample_to_json(s).
+    void on_sample_json(Sample&& s, std::string&& json) override {
+        EXPECT_EQ(json, sample_to_json(s));
+        ++with_json;
+        on_sample(std::move(s));
     }
     void on_reject(Reject&& r) override {
         order.push_back("R:" + r.reason);
