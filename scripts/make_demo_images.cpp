@@ -76,6 +76,13 @@ int main(int argc, char** argv) {
                {{0, 0, 0.6, 0.95, 0, 0.35}, {0, 0, 0.07, 0.9, 0, 0.45}, {-0.3, -0.3, 0.3, 0.25, 0.2, 0.12},
                 {-0.35, -0.3, 0.06, 0.05, 0, -0.1}},
                9, 2, true);
+    // The axial CT again, re-encoded with other noise: different bytes, near-identical caption in
+    // extra.jsonl (a near duplicate for MinHash, not an exact image duplicate).
+    grey_slice((dir + "/reposted_ct_axial.jpg").c_str(), 448,
+               {{0, 0, 0.9, 0.7, 0, 0.35}, {0, 0.45, 0.12, 0.12, 0, 0.5}, {-0.35, -0.1, 0.35, 0.3, 0.3, 0.12},
+                {0.35, 0.2, 0.12, 0.18, 0, 0.15}, {-0.3, 0.25, 0.12, 0.18, 0, 0.15},
+                {-0.4, -0.15, 0.08, 0.07, 0, -0.1}},
+               9, 11, true);
     // Brain MR (T2-like): skull ring, ventricles, a bright lesion.
     grey_slice((j + "PMC9000002_mri_t2.png").c_str(), 384,
                {{0, 0, 0.85, 0.95, 0, 0.9}, {0, 0, 0.78, 0.88, 0, -0.55}, {-0.12, 0, 0.07, 0.25, 0.15, 0.5},
@@ -104,14 +111,14 @@ int main(int argc, char** argv) {
         for (int y = 0; y < img.h; ++y)
             for (int x = 0; x < img.w; ++x) {
                 double t = 0.5 + 0.25 * std::sin(x * 0.05 + 3 * std::sin(y * 0.02)) + 0.1 * U(rng);
-                img.set(x, y, 230 - 30 * t, 170 - 50 * t, 200 - 20 * t);
+                img.set(x, y, 235 - 25 * t, 120 - 60 * t, 190 - 30 * t);
             }
-        for (int k = 0; k < 260; ++k) {
+        for (int k = 0; k < 900; ++k) {
             double cx = U(rng) * 400, cy = U(rng) * 400, r = 3 + 4 * U(rng);
             for (int y = int(cy - r); y <= int(cy + r); ++y)
                 for (int x = int(cx - r); x <= int(cx + r); ++x)
                     if ((x - cx) * (x - cx) + (y - cy) * (y - cy) <= r * r)
-                        img.set(x, y, 90 + 20 * U(rng), 50 + 20 * U(rng), 140 + 20 * U(rng));
+                        img.set(x, y, 60 + 30 * U(rng), 20 + 20 * U(rng), 110 + 30 * U(rng));
         }
         stbi_write_jpg((j + "PMC9000003_he_stain.jpg").c_str(), img.w, img.h, 3, img.px.data(), 90);
     }

@@ -161,14 +161,20 @@ Result<BuildConfig> load_build_config(const fs::path& path) {
     c.path = io::absolute_normal(path);
     c.sha256 = sha256_hex(bytes);
     fs::path base = c.path.parent_path();
-    ConfigReader r(j, "");
-    MF_RETURN_IF_ERROR(r.get("name", &c.name));
-    MF_RETURN_IF_ERROR(r.get("threads", &c.threads, 0, 4096));
-    MF_ASSIGN_OR_RETURN(std::vector<nlohmann::json> sources, r.objects("sources"));
-    MF_ASSIGN_OR_RETURN(nlohmann::json filter, r.object("filter"));
-    MF_ASSIGN_OR_RETURN(c.dedup_json, r.object("dedup"));
-    MF_RETURN_IF_ERROR(r.finish());
     auto ctx = [&](const Status& st) { return st.with_context(path.string()); };
+    ConfigReader r(j, "");
+    if (Status st = r.get("name", &c.name); !st.ok()) return ctx(st);
+    if (Status st = r.get("threads", &c.threads, 0, 4096); !st.ok()) return ctx(st);
+    auto sources_r = r.objects("sources");
+    if (!sources_r.ok()) return ctx(sources_r.status());
+    std::vector<nlohmann::json> sources = std::move(sources_r).value();
+    auto filter_r = r.object("filter");
+    if (!filter_r.ok()) return ctx(filter_r.status());
+    nlohmann::json filter = std::move(filter_r).value();
+    auto dedup_r = r.object("dedup");
+    if (!dedup_r.ok()) return ctx(dedup_r.status());
+    c.dedup_json = std::move(dedup_r).value();
+    if (Status st = r.finish(); !st.ok()) return ctx(st);
     if (sources.empty())
         return ctx(Status::invalid_argument("sources: at least one source is needed, e.g. "
                                             "[{\"format\": \"jats\", \"input\": \"articles/\"}]"));

@@ -499,8 +499,8 @@ Result<fs::path> default_classifier_path() {
         list += (list.empty() ? "" : ", ") + p.string();
     }
     return Status::not_found(fmt::format(
-        "medical image classifier model not found (tried {}): set MF_CLASSIFIER_MODEL or pass "
-        "--classifier-model",
+        "medical image classifier model not found (tried {}): set MF_CLASSIFIER_MODEL, pass "
+        "--classifier FILE (or \"classifier\" in the filter config), or 'none' to skip it",
         list));
 }
 
