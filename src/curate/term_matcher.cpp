@@ -334,21 +334,20 @@ struct TermMatcher::TokenTable {
             i = (i + 1) & mask;
         slots[i] = Slot{tag, id};
     }
+    // Blocked Bloom filter: both bits in one 64-bit word, so a lookup touches one cache line.
     bool bloom_has(uint64_t h) const {
-        uint64_t a = (h >> 7) & bloom_mask, b = (h >> 35) & bloom_mask;
-        return ((bloom[a >> 6] >> (a & 63)) & 1) && ((bloom[b >> 6] >> (b & 63)) & 1);
+        uint64_t w = bloom[(h >> 7) & bloom_mask];
+        uint64_t bits = (1ull << ((h >> 40) & 63)) | (1ull << ((h >> 46) & 63));
+        return (w & bits) == bits;
     }
     void build_bloom() {
-        size_t bits = 1 << 16;
-        while (bits < off.size() * 16)
-            bits <<= 1;
-        bloom.assign(bits / 64, 0);
-        bloom_mask = bits - 1;
+        size_t words = 1 << 10;
+        while (words * 64 < off.size() * 12) words <<= 1;  // >= 12 bits per token
+        bloom.assign(words, 0);
+        bloom_mask = words - 1;
         for (uint32_t id = 0; id < off.size(); ++id) {
             uint64_t h = hash_bytes(pool.data() + off[id], len[id]);
-            uint64_t a = (h >> 7) & bloom_mask, b = (h >> 35) & bloom_mask;
-            bloom[a >> 6] |= 1ull << (a & 63);
-            bloom[b >> 6] |= 1ull << (b & 63);
+            bloom[(h >> 7) & bloom_mask] |= (1ull << ((h >> 40) & 63)) | (1ull << ((h >> 46) & 63));
         }
     }
     uint32_t probe(const char* p, size_t n, uint64_t h) const {
