@@ -7,6 +7,7 @@
 // mixing lexicon terms, common English words, numbers and punctuation. See bench/README.md.
 #include <fmt/core.h>
 
+#include <unistd.h>
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
@@ -69,6 +70,8 @@ Result<Lexicon> bench_lexicon(const std::string& path) {
     opt.sources.push_back({LexiconFormat::kHunspell, dic, true});
     if (fs::exists("/usr/share/dict/american-english"))
         opt.stop_lists.push_back("/usr/share/dict/american-english");
+    fs::path common = fs::path(MF_SOURCE_DIR) / "share/medforge/lexicon/medical_common_en.txt";
+    if (fs::exists(common)) opt.sources.push_back({LexiconFormat::kWords, common, false});
     return build_lexicon(opt);
 }
 
@@ -164,7 +167,9 @@ int main(int argc, char** argv) {
         fmt::print(stderr, "bench_text: {}\n", lex.status().to_string());
         return 1;
     }
-    if (dir.empty()) dir = (fs::temp_directory_path() / "medforge_bench_text").string();
+    if (dir.empty())
+        dir =
+            (fs::temp_directory_path() / fmt::format("medforge_bench_text_{}", getpid())).string();
     fs::create_directories(dir);
     fs::path corpus = fs::path(dir) / "corpus.jsonl";
 
