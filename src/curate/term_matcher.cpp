@@ -235,8 +235,18 @@ inline uint64_t hash_bytes(const char* s, size_t n) {
         s += 8;
         n -= 8;
     }
+    // Tail of 0..7 bytes read with at most two (overlapping) loads, never byte by byte: a byte-wise
+    // copy into a word stalls on store forwarding in the hot loop.
     uint64_t w = 0;
-    std::memcpy(&w, s, n);
+    if (n >= 4) {
+        uint32_t a, b;
+        std::memcpy(&a, s, 4);
+        std::memcpy(&b, s + n - 4, 4);
+        w = a | (uint64_t(b) << 32);
+    } else if (n > 0) {
+        w = uint64_t(uint8_t(s[0])) | (uint64_t(uint8_t(s[n / 2])) << 8) |
+            (uint64_t(uint8_t(s[n - 1])) << 16);
+    }
     h = (h ^ w) * 0xC2B2AE3D27D4EB4Full;
     h ^= h >> 32;
     return h;
@@ -319,13 +329,17 @@ struct TermMatcher::TokenTable {
     uint64_t bloom_mask = 0;
 
     TokenTable() { rehash(1024); }
-    static uint32_t tag_of(uint64_t h) { return static_cast<uint32_t>(h >> 32); }
+    // Tag: 24 hash bits and the token length (tokens are <= kMaxTokenBytes < 256 bytes), so a
+    // probe compares tag and length without touching the token arrays.
+    static uint32_t tag_of(uint64_t h, size_t n) {
+        return (static_cast<uint32_t>(h >> 40) << 8) | static_cast<uint32_t>(n & 0xFF);
+    }
     void rehash(size_t cap) {
         slots.assign(cap, Slot{});
         mask = cap - 1;
         for (uint32_t id = 0; id < off.size(); ++id) {
             uint64_t h = hash_bytes(pool.data() + off[id], len[id]);
-            place(tag_of(h), h, id);
+            place(tag_of(h, len[id]), h, id);
         }
     }
     void place(uint32_t tag, uint64_t h, uint32_t id) {
@@ -342,7 +356,8 @@ struct TermMatcher::TokenTable {
     }
     void build_bloom() {
         size_t words = 1 << 10;
-        while (words * 64 < off.size() * 12) words <<= 1;  // >= 12 bits per token
+        while (words * 64 < off.size() * 12)
+            words <<= 1;  // >= 12 bits per token
         bloom.assign(words, 0);
         bloom_mask = words - 1;
         for (uint32_t id = 0; id < off.size(); ++id) {
@@ -351,13 +366,12 @@ struct TermMatcher::TokenTable {
         }
     }
     uint32_t probe(const char* p, size_t n, uint64_t h) const {
-        uint32_t tag = tag_of(h);
+        uint32_t tag = tag_of(h, n);
         size_t i = h & mask;
         for (;;) {
             const Slot& s = slots[i];
             if (s.id == UINT32_MAX) return UINT32_MAX;
-            if (s.tag == tag && len[s.id] == n && std::memcmp(pool.data() + off[s.id], p, n) == 0)
-                return s.id;
+            if (s.tag == tag && std::memcmp(pool.data() + off[s.id], p, n) == 0) return s.id;
             i = (i + 1) & mask;
         }
     }
@@ -375,7 +389,7 @@ struct TermMatcher::TokenTable {
         if (off.size() * 2 > slots.size())
             rehash(slots.size() * 2);
         else
-            place(tag_of(h), h, id);
+            place(tag_of(h, t.size()), h, id);
         return id;
     }
 };
