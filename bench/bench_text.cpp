@@ -8,10 +8,12 @@
 #include <fmt/core.h>
 
 #include <unistd.h>
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <functional>
 #include <random>
 #include <string>
 #include <unordered_set>
@@ -100,33 +102,47 @@ std::string make_caption(std::mt19937_64& rng, const std::vector<std::string>& t
     return c;
 }
 
-// The "Python-style" baseline: lower-case, split on non-alphanumerics, look up every 1-, 2- and
-// 3-gram in a hash set of terms, count distinct hits. (No plurals, no hyphen handling.)
+// The "Python-style" baseline, written without needless allocations: lower-case the text, split
+// on non-alphanumerics, look up every 1-, 2- and 3-gram in a hash set of the terms (heterogeneous
+// lookup, one reused key buffer), count distinct hits. No plurals, no hyphen rules.
+struct SvHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
 struct SetLookupBaseline {
-    std::unordered_set<std::string> terms;
+    std::unordered_set<std::string, SvHash, std::equal_to<>> terms;
     explicit SetLookupBaseline(const Lexicon& lex) {
         for (const auto& t : lex.terms())
             terms.insert(canonical_term_key(t));
     }
     size_t count(std::string_view text) const {
-        std::vector<std::string> toks;
-        std::string cur;
-        for (char ch : text) {
-            unsigned char c = static_cast<unsigned char>(ch);
-            if (std::isalnum(c) || c >= 0x80) {
-                cur += static_cast<char>(std::tolower(c));
-            } else if (!cur.empty()) {
-                toks.push_back(std::move(cur));
-                cur.clear();
-            }
+        thread_local std::string low, key;
+        thread_local std::vector<std::pair<size_t, size_t>> toks;
+        thread_local std::vector<const std::string*> found;
+        low.assign(text);
+        for (char& ch : low)
+            ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        toks.clear();
+        found.clear();
+        size_t i = 0, n = low.size();
+        while (i < n) {
+            while (i < n && !(std::isalnum(static_cast<unsigned char>(low[i])) ||
+                              static_cast<unsigned char>(low[i]) >= 0x80))
+                ++i;
+            size_t b = i;
+            while (i < n && (std::isalnum(static_cast<unsigned char>(low[i])) ||
+                             static_cast<unsigned char>(low[i]) >= 0x80))
+                ++i;
+            if (i > b) toks.emplace_back(b, i - b);
         }
-        if (!cur.empty()) toks.push_back(cur);
-        std::unordered_set<std::string> found;
-        for (size_t i = 0; i < toks.size(); ++i) {
-            std::string g = toks[i];
-            for (size_t k = 0; k < 3 && i + k < toks.size(); ++k) {
-                if (k) g += ' ' + toks[i + k];
-                if (terms.count(g)) found.insert(g);
+        for (size_t t = 0; t < toks.size(); ++t) {
+            key.clear();
+            for (size_t k = 0; k < 3 && t + k < toks.size(); ++k) {
+                if (k) key += ' ';
+                key.append(low, toks[t + k].first, toks[t + k].second);
+                auto it = terms.find(std::string_view(key));
+                if (it != terms.end() && std::find(found.begin(), found.end(), &*it) == found.end())
+                    found.push_back(&*it);
             }
         }
         return found.size();
