@@ -29,6 +29,14 @@ constexpr std::array<uint8_t, 128> make_ascii_table() {
 }
 constexpr std::array<uint8_t, 128> kAscii = make_ascii_table();
 
+constexpr std::array<unsigned char, 128> make_lower_table() {
+    std::array<unsigned char, 128> t{};
+    for (int c = 0; c < 128; ++c)
+        t[c] = static_cast<unsigned char>((c >= 'A' && c <= 'Z') ? c + 32 : c);
+    return t;
+}
+constexpr std::array<unsigned char, 128> kLower = make_lower_table();
+
 inline bool cont(unsigned char b) {
     return (b & 0xC0) == 0x80;
 }
@@ -125,20 +133,22 @@ inline void tokenize_impl(std::string_view text, F&& fn) {
     size_t i = 0;
     while (i < n) {
         unsigned char c = p[i];
-        if (c < 0x80) {
-            uint8_t k = kAscii[c];
-            if (k == kWord) {
-                if (!in_tok) {
-                    in_tok = true;
-                    tlen = full = 0;
-                    tok_hard = hard;
-                }
-                unsigned char lc = (c >= 'A' && c <= 'Z') ? static_cast<unsigned char>(c + 32) : c;
-                if (tlen < kCap) tok[tlen++] = lc;
-                ++full;
-                ++i;
-                continue;
+        if (c < 0x80 && kAscii[c] == kWord) {
+            if (!in_tok) {
+                in_tok = true;
+                tlen = full = 0;
+                tok_hard = hard;
             }
+            // Tight loop over a run of ASCII letters/digits (the common case).
+            size_t j = i;
+            do {
+                unsigned char d = p[j];
+                if (tlen < kCap) tok[tlen++] = kLower[d];
+                ++j;
+            } while (j < n && p[j] < 0x80 && kAscii[p[j]] == kWord);
+            full += j - i;
+            i = j;
+            continue;
         }
         size_t len;
         unsigned char out;
