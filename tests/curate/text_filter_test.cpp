@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
 #include "curate/stage.h"
@@ -127,6 +128,56 @@ TEST(TextFilter, ThroughRunMapStage) {
     EXPECT_EQ(r0["id"], "d1");
     EXPECT_EQ(r0["reason"], "too_few_terms");
     EXPECT_EQ(r0["detail"], "2 medical terms (ct, thorax), need 5");
+}
+
+}  // namespace
+}  // namespace mf::curate
+
+namespace mf::curate {
+namespace {
+
+// run_map_stage double-buffers its batches: outputs must not depend on the batch size.
+TEST(TextFilter, RunMapStageOutputIndependentOfBatchSize) {
+    test::TempDir tmp;
+    std::string in;
+    const char* caps[] = {"CT of the thorax: nodule in the lobe of the lung.", "CT only.", "",
+                          "Chest X-ray: cardiomegaly, pleural effusion, lung nodules, carcinoma."};
+    for (int i = 0; i < 203; ++i) {
+        if (i % 17 == 5) in += "{broken\n";
+        if (i % 23 == 7) in += "   \n";
+        std::string id = "s";
+        id += std::to_string(i);
+        in += sample_to_json(sample(id, caps[i % 4]));
+        in += '\n';
+    }
+    test::write_text(tmp / "in.jsonl", in);
+    TextFilter f({}, small_lexicon());
+    std::string ref_samples, ref_rejects;
+    for (size_t bs : {4096, 1, 2, 7, 64}) {
+        for (size_t threads : {1, 2}) {
+            MapStageOptions opt;
+            opt.stage = "filter_text";
+            opt.input = tmp / "in.jsonl";
+            opt.out_dir = tmp / fmt::format("out_{}_{}", bs, threads);
+            opt.n_threads = threads;
+            opt.batch_size = bs;
+            opt.progress = false;
+            auto st = run_map_stage(opt, [&](const Sample& s, size_t) { return f.apply(s); });
+            ASSERT_TRUE(st.ok()) << st.status().to_string();
+            EXPECT_EQ(st->input, 203u + 12u);  // 12 broken lines, blank lines are not records
+            EXPECT_EQ(st->kept + st->rejected, st->input);
+            std::string s = test::read_text(opt.out_dir / "samples.jsonl");
+            std::string r = test::read_text(opt.out_dir / "rejects.jsonl");
+            if (ref_samples.empty()) {
+                ref_samples = s;
+                ref_rejects = r;
+                EXPECT_EQ(st->kept, 101u);
+            } else {
+                EXPECT_EQ(s, ref_samples) << "batch size " << bs << ", threads " << threads;
+                EXPECT_EQ(r, ref_rejects) << "batch size " << bs << ", threads " << threads;
+            }
+        }
+    }
 }
 
 }  // namespace
