@@ -85,9 +85,10 @@ std::string make_caption(std::mt19937_64& rng, const std::vector<std::string>& t
         uint64_t r = rng() % 100;
         if (r < 12 && n_terms_target > 0) {
             const std::string& t = terms[rng() % terms.size()];
-            c += (rng() % 4 == 0)
-                     ? std::string(1, static_cast<char>(std::toupper(t[0]))) + t.substr(1)
-                     : t;
+            size_t at = c.size();
+            c += t;
+            if (rng() % 4 == 0)
+                c[at] = static_cast<char>(std::toupper(static_cast<unsigned char>(c[at])));
             if (rng() % 5 == 0) c += 's';
             --n_terms_target;
         } else if (r < 17) {

@@ -13,8 +13,8 @@ namespace {
 
 Lexicon small_lexicon() {
     Lexicon lex;
-    for (const char* t : {"CT", "thorax", "nodule", "pleural effusion", "lobe", "lung",
-                          "carcinoma", "x-ray", "cardiomegaly"})
+    for (const char* t : {"CT", "thorax", "nodule", "pleural effusion", "lobe", "lung", "carcinoma",
+                          "x-ray", "cardiomegaly"})
         lex.add(t);
     return lex;
 }
@@ -33,8 +33,9 @@ TEST(TextFilter, KeepsAtThresholdDropsBelowWithDetail) {
     TextFilterParams p;
     p.min_terms = 5;
     TextFilter f(p, small_lexicon());
-    Verdict keep = f.apply(sample("a", "Axial CT of the thorax: a nodule in the right upper lobe "
-                                       "of the lung."));
+    Verdict keep = f.apply(sample("a",
+                                  "Axial CT of the thorax: a nodule in the right upper lobe "
+                                  "of the lung."));
     EXPECT_TRUE(keep.keep);
     Verdict drop = f.apply(sample("b", "CT of the thorax shows a nodule. Nodules, nodules."));
     EXPECT_FALSE(drop.keep);
@@ -61,7 +62,8 @@ TEST(TextFilter, EmptyCaption) {
 TEST(TextFilter, MentionsCountWhenAskedAndStayDistinct) {
     TextFilterParams p;
     p.min_terms = 4;
-    Sample s = sample("m", "CT of the thorax.", {"The CT shows a nodule.", "Cardiomegaly and a nodule."});
+    Sample s =
+        sample("m", "CT of the thorax.", {"The CT shows a nodule.", "Cardiomegaly and a nodule."});
     TextFilter caption_only(p, small_lexicon());
     EXPECT_FALSE(caption_only.apply(s).keep);
     p.use_mentions = true;
@@ -93,13 +95,16 @@ TEST(TextFilter, CreateLoadsLexiconFileAndReportsMissing) {
 TEST(TextFilter, ThroughRunMapStage) {
     test::TempDir tmp;
     std::string in;
-    in += sample_to_json(sample("k1", "Axial CT of the thorax: nodule in the lobe of the lung.")) + "\n";
+    in += sample_to_json(sample("k1", "Axial CT of the thorax: nodule in the lobe of the lung.")) +
+          "\n";
     in += sample_to_json(sample("d1", "CT of the thorax.")) + "\n";
     in += sample_to_json(sample("e1", "")) + "\n";
     in += "{not json\n";
     in += "\n";
-    in += sample_to_json(sample("k2", "Chest X-ray: cardiomegaly, pleural effusions, lung "
-                                      "nodules and a carcinoma.")) + "\n";
+    in += sample_to_json(sample("k2",
+                                "Chest X-ray: cardiomegaly, pleural effusions, lung "
+                                "nodules and a carcinoma.")) +
+          "\n";
     in += "{\"id\":\"x\",\"images\":[],\"caption\":\"\xFF\xFE bad utf8 CT\"}\n";
     test::write_text(tmp / "in.jsonl", in);
     TextFilter f({}, small_lexicon());
