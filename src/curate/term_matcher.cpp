@@ -323,16 +323,17 @@ std::vector<std::string> term_variants(std::string_view key, std::string_view ra
 // ---- TermMatcher ----
 
 struct TermMatcher::TokenTable {
-    // Open addressing, 8-byte slots (hash tag + token id) so probes touch few cache lines;
-    // token bytes live in `pool` at off[id], len[id]. A Bloom bitset (2 bits per token, ~16
-    // bits of space per token) in front rejects most tokens that no term uses (common words)
+    // Open addressing, 8-byte slots (hash tag with the length + token id) so probes touch few
+    // cache lines; token bytes live in `pool` at off_of_id[id]. A Bloom bitset (2 bits per token,
+    // ~16 bits of space per token) in front rejects most tokens that no term uses (common words)
     // without touching the table.
     struct Slot {
         uint32_t tag = 0;
         uint32_t id = UINT32_MAX;
     };
     std::vector<Slot> slots;
-    std::vector<uint32_t> off, len;
+    std::vector<uint32_t> off, len, ids;  // per token, in insertion order
+    std::vector<uint32_t> off_of_id;      // token bytes offset by id (ids are sparse)
     std::string pool;
     size_t mask = 0;
     std::vector<uint64_t> bloom;
@@ -347,9 +348,9 @@ struct TermMatcher::TokenTable {
     void rehash(size_t cap) {
         slots.assign(cap, Slot{});
         mask = cap - 1;
-        for (uint32_t id = 0; id < off.size(); ++id) {
-            uint64_t h = hash_bytes(pool.data() + off[id], len[id]);
-            place(tag_of(h, len[id]), h, id);
+        for (size_t k = 0; k < off.size(); ++k) {
+            uint64_t h = hash_bytes(pool.data() + off[k], len[k]);
+            place(tag_of(h, len[k]), h, ids[k]);
         }
     }
     void place(uint32_t tag, uint64_t h, uint32_t id) {
@@ -370,8 +371,8 @@ struct TermMatcher::TokenTable {
             words <<= 1;  // >= 12 bits per token
         bloom.assign(words, 0);
         bloom_mask = words - 1;
-        for (uint32_t id = 0; id < off.size(); ++id) {
-            uint64_t h = hash_bytes(pool.data() + off[id], len[id]);
+        for (size_t k = 0; k < off.size(); ++k) {
+            uint64_t h = hash_bytes(pool.data() + off[k], len[k]);
             bloom[(h >> 7) & bloom_mask] |= (1ull << ((h >> 40) & 63)) | (1ull << ((h >> 46) & 63));
         }
     }
@@ -381,7 +382,7 @@ struct TermMatcher::TokenTable {
         for (;;) {
             const Slot& s = slots[i];
             if (s.id == UINT32_MAX) return UINT32_MAX;
-            if (s.tag == tag && std::memcmp(pool.data() + off[s.id], p, n) == 0) return s.id;
+            if (s.tag == tag && std::memcmp(pool.data() + off_of_id[s.id], p, n) == 0) return s.id;
             i = (i + 1) & mask;
         }
     }
@@ -395,6 +396,9 @@ struct TermMatcher::TokenTable {
         if (f != UINT32_MAX) return f;
         off.push_back(static_cast<uint32_t>(pool.size()));
         len.push_back(static_cast<uint32_t>(t.size()));
+        ids.push_back(id);
+        if (off_of_id.size() <= id) off_of_id.resize(id + 1, 0);
+        off_of_id[id] = off.back();
         pool.append(t);
         if (off.size() * 2 > slots.size())
             rehash(slots.size() * 2);
@@ -445,47 +449,43 @@ struct TermMatcher::EdgeTable {
     }
 };
 
+// Every lexicon token has a node of its own: the trie node reached from the root by that token.
+// The token table maps a token straight to that node id, which also serves as the token's id in
+// the edge keys, so one table probe gives the token, its first-level node and (from node_info_)
+// its term, without further lookups.
 uint32_t TermMatcher::add_token(std::string_view tok) {
-    uint32_t id = tokens_->insert(tok, static_cast<uint32_t>(n_tokens_));
-    if (id == n_tokens_) {
+    uint32_t next_node = static_cast<uint32_t>(node_info_.size());
+    uint32_t id = tokens_->insert(tok, next_node);
+    if (id == next_node) {
         ++n_tokens_;
-        root_child_.push_back(kNone);
+        node_info_.push_back(kNoTerm);
     }
     return id;
 }
 
 void TermMatcher::add_pattern(const std::string& key, uint32_t term_id) {
     auto toks = split_key(key);
-    uint32_t node = 0;
-    for (size_t d = 0; d < toks.size(); ++d) {
+    uint32_t node = add_token(toks[0]);
+    for (size_t d = 1; d < toks.size(); ++d) {
         uint32_t tid = add_token(toks[d]);
-        uint32_t child;
-        if (d == 0) {
-            child = root_child_[tid];
-        } else {
-            child = edges_->get((uint64_t(node) << 32) | tid);
-        }
+        uint64_t k = (uint64_t(node) << 32) | tid;
+        uint32_t child = edges_->get(k);
         if (child == kNone) {
-            child = static_cast<uint32_t>(node_term_.size());
-            node_term_.push_back(kNone);
-            node_has_children_.push_back(0);
-            if (d == 0)
-                root_child_[tid] = child;
-            else
-                edges_->insert((uint64_t(node) << 32) | tid, child);
-            node_has_children_[node] = 1;
+            child = static_cast<uint32_t>(node_info_.size());
+            node_info_.push_back(kNoTerm);
+            edges_->insert(k, child);
+            node_info_[node] |= kHasChildren;
         }
         node = child;
     }
-    if (node_term_[node] == kNone) node_term_[node] = term_id;
+    if ((node_info_[node] & kNoTerm) == kNoTerm)
+        node_info_[node] = (node_info_[node] & kHasChildren) | term_id;
     max_depth_ = std::max(max_depth_, toks.size());
     ++n_patterns_;
 }
 
 TermMatcher::TermMatcher(const Lexicon& lexicon)
     : tokens_(std::make_unique<TokenTable>()), edges_(std::make_unique<EdgeTable>()) {
-    node_term_.push_back(kNone);  // root
-    node_has_children_.push_back(0);
     std::vector<std::pair<std::string, uint32_t>> patterns;
     build_patterns(lexicon, &terms_, &patterns, kMaxTermTokens);
     for (const auto& [key, id] : patterns)
@@ -500,9 +500,9 @@ void TermMatcher::find_terms(std::string_view text, std::vector<uint32_t>& found
     uint32_t next[kMaxTermTokens + 1];
     size_t n_active = 0;
     const TokenTable& table = *tokens_;
-    auto record = [&](uint32_t node) {
-        uint32_t t = node_term_[node];
-        if (t == kNone) return;
+    auto record = [&](uint32_t info) {
+        uint32_t t = info & kNoTerm;
+        if (t == kNoTerm) return;
         for (uint32_t f : found)
             if (f == t) return;
         found.push_back(t);
@@ -520,14 +520,13 @@ void TermMatcher::find_terms(std::string_view text, std::vector<uint32_t>& found
         for (size_t a = 0; a < n_active; ++a) {
             uint32_t c = edges_->get((uint64_t(active[a]) << 32) | tid);
             if (c == kNone) continue;
-            record(c);
-            if (node_has_children_[c] && n_next < kMaxTermTokens) next[n_next++] = c;
+            uint32_t info = node_info_[c];
+            record(info);
+            if ((info & kHasChildren) && n_next < kMaxTermTokens) next[n_next++] = c;
         }
-        uint32_t child = root_child_[tid];
-        if (child != kNone) {
-            record(child);
-            if (node_has_children_[child] && n_next < kMaxTermTokens) next[n_next++] = child;
-        }
+        uint32_t info = node_info_[tid];  // the token's own first-level node
+        record(info);
+        if ((info & kHasChildren) && n_next < kMaxTermTokens) next[n_next++] = tid;
         std::memcpy(active, next, n_next * sizeof(uint32_t));
         n_active = n_next;
     });
