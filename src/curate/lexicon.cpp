@@ -162,8 +162,8 @@ Result<Lexicon> Lexicon::load(const fs::path& path) {
 }
 
 Result<LexiconFormat> parse_lexicon_format(std::string_view name) {
-    if (name == "words" || name == "wordlist" || name == "lexicon" || name == "txt")
-        return LexiconFormat::kWords;
+    if (name == "words" || name == "wordlist" || name == "txt") return LexiconFormat::kWords;
+    if (name == "lexicon") return LexiconFormat::kLexicon;
     if (name == "hunspell" || name == "dic") return LexiconFormat::kHunspell;
     if (name == "mesh-tree") return LexiconFormat::kMeshTree;
     if (name == "mesh" || name == "mesh-ascii") return LexiconFormat::kMeshAscii;
@@ -185,6 +185,8 @@ std::string_view lexicon_format_name(LexiconFormat f) {
             return "mesh";
         case LexiconFormat::kSpecialist:
             return "specialist";
+        case LexiconFormat::kLexicon:
+            return "lexicon";
     }
     return "?";
 }
@@ -202,7 +204,8 @@ Result<std::vector<std::string>> read_lexicon_terms(LexiconFormat format, const 
         bool was_first = first;
         first = false;
         switch (format) {
-            case LexiconFormat::kWords: {
+            case LexiconFormat::kWords:
+            case LexiconFormat::kLexicon: {
                 std::string_view t = text::trim(line);
                 if (t.empty() || t[0] == '#') continue;
                 out.emplace_back(t);
@@ -343,8 +346,9 @@ Result<Lexicon> build_lexicon(const LexiconBuildOptions& opt, LexiconBuildReport
             LexiconBuildReport::Source rs;
             rs.spec = std::string(lexicon_format_name(src.format)) + ":" + src.path.string();
             rs.raw = raw.size();
+            bool trusted = src.format == LexiconFormat::kLexicon;  // already normalised
             for (const auto& t : raw)
-                rs.added += lex.add(t) ? 1 : 0;
+                rs.added += (trusted ? lex.add_normalized(t) : lex.add(t)) ? 1 : 0;
             rep.sources.push_back(std::move(rs));
         }
         if (pass == 0) {

@@ -15,7 +15,8 @@
 //   mesh       NLM MeSH ASCII descriptors (d20XX.bin): "*NEWRECORD" records with "MH = ",
 //              "ENTRY = " and "PRINT ENTRY = " lines ("term|T047|..." keeps the first field)
 //   specialist UMLS SPECIALIST LEXICON records "{base=...", "spelling_variant=..." ... "}"
-//   lexicon    a saved medforge lexicon (same as words)
+//   lexicon    a saved medforge lexicon (read like words; already normalised terms are kept
+//              whatever their length)
 // MeSH headings are inverted and plural ("Carcinoma, Squamous Cell", "Lymph Nodes"): the MeSH
 // loaders turn "X, Y" into "Y X" and make the last word singular ("squamous cell carcinoma",
 // "lymph node"); the matcher's plural variants still match the plural.
@@ -66,9 +67,10 @@ class Lexicon {
     std::set<std::string> terms_;
 };
 
-enum class LexiconFormat { kWords, kHunspell, kMeshTree, kMeshAscii, kSpecialist };
+// kLexicon: a saved medforge lexicon (read like kWords; its short terms such as "ct" are kept).
+enum class LexiconFormat { kWords, kHunspell, kMeshTree, kMeshAscii, kSpecialist, kLexicon };
 
-// "words", "hunspell", "mesh-tree", "mesh", "specialist", "lexicon" (= words).
+// "words", "hunspell", "mesh-tree", "mesh", "specialist", "lexicon".
 Result<LexiconFormat> parse_lexicon_format(std::string_view name);
 std::string_view lexicon_format_name(LexiconFormat f);
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdlib>
+#include <future>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -335,28 +336,41 @@ Result<StageStats> run_map_stage(const MapStageOptions& opt, const SampleFn& fn)
         Status parse;
         Verdict verdict;
     };
-    std::vector<Item> batch(opt.batch_size);
+    // Two batches: while the pool parses and filters one, this thread writes the previous one
+    // and reads the next one into the same buffer (reading and writing are serial; overlapping
+    // them with the parallel work keeps the cores busy).
+    struct Batch {
+        std::vector<Item> items;
+        size_t n = 0;
+        uint64_t bytes = 0;  // input bytes consumed, for the progress display
+    };
+    Batch batches[2];
+    for (auto& b : batches) b.items.resize(std::max<size_t>(1, opt.batch_size));
     StageStats stats;
     stats.shard = opt.shard.to_string();
     const std::string file = input.string();
     uint64_t ordinal = 0;
     bool more = true;
-    while (more) {
-        size_t n = 0;
-        std::string_view line;
+
+    auto read_batch = [&](Batch& batch) -> Status {
+        batch.n = 0;
         uint64_t bytes_before = reader.bytes_read();
-        while (n < batch.size() && (more = reader.next(&line))) {
+        std::string_view line;
+        while (batch.n < batch.items.size() && (more = reader.next(&line))) {
             if (text::trim(line).empty()) continue;  // blank lines are not records
-            Item& it = batch[n++];
+            Item& it = batch.items[batch.n++];
             it.line.assign(line);
             it.line_no = reader.line_no();
         }
-        if (!reader.status().ok()) return reader.status();
+        batch.bytes = reader.bytes_read() - bytes_before;
+        return reader.status();
+    };
+    auto process_batch = [&](Batch& batch) {
         pool.parallel_for(
-            n,
+            batch.n,
             [&](size_t worker, size_t b, size_t e) {
                 for (size_t i = b; i < e; ++i) {
-                    Item& it = batch[i];
+                    Item& it = batch.items[i];
                     auto r = sample_from_json(it.line);
                     if (!r.ok()) {
                         it.parse = r.status();
@@ -371,8 +385,10 @@ Result<StageStats> run_map_stage(const MapStageOptions& opt, const SampleFn& fn)
                 }
             },
             64);
-        for (size_t i = 0; i < n; ++i) {
-            Item& it = batch[i];
+    };
+    auto write_batch = [&](Batch& batch) {
+        for (size_t i = 0; i < batch.n; ++i) {
+            Item& it = batch.items[i];
             uint64_t ord = ordinal++;
             if (!it.mine) continue;
             ++stats.input;
@@ -400,7 +416,26 @@ Result<StageStats> run_map_stage(const MapStageOptions& opt, const SampleFn& fn)
                 writer.reject(ord, std::move(r));
             }
         }
-        progress.add(reader.bytes_read() - bytes_before);
+        progress.add(batch.bytes);
+        batch.n = 0;
+        batch.bytes = 0;
+    };
+
+    MF_RETURN_IF_ERROR(read_batch(batches[0]));
+    int cur = 0;
+    while (batches[cur].n > 0) {
+        Batch& now = batches[cur];
+        Batch& other = batches[1 - cur];
+        auto done = std::async(std::launch::async, [&] { process_batch(now); });
+        write_batch(other);  // the previous batch (empty on the first round)
+        Status st = more ? read_batch(other) : Status();
+        done.get();
+        if (!st.ok()) return st;
+        cur = 1 - cur;
+        if (batches[cur].n == 0) {
+            write_batch(batches[1 - cur]);
+            break;
+        }
     }
     progress.finish();
     stats.seconds = progress.elapsed_s();

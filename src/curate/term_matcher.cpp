@@ -29,6 +29,14 @@ constexpr std::array<uint8_t, 128> make_ascii_table() {
 }
 constexpr std::array<uint8_t, 128> kAscii = make_ascii_table();
 
+constexpr std::array<unsigned char, 128> make_lower_table() {
+    std::array<unsigned char, 128> t{};
+    for (int c = 0; c < 128; ++c)
+        t[c] = static_cast<unsigned char>((c >= 'A' && c <= 'Z') ? c + 32 : c);
+    return t;
+}
+constexpr std::array<unsigned char, 128> kLower = make_lower_table();
+
 inline bool cont(unsigned char b) {
     return (b & 0xC0) == 0x80;
 }
@@ -125,20 +133,22 @@ inline void tokenize_impl(std::string_view text, F&& fn) {
     size_t i = 0;
     while (i < n) {
         unsigned char c = p[i];
-        if (c < 0x80) {
-            uint8_t k = kAscii[c];
-            if (k == kWord) {
-                if (!in_tok) {
-                    in_tok = true;
-                    tlen = full = 0;
-                    tok_hard = hard;
-                }
-                unsigned char lc = (c >= 'A' && c <= 'Z') ? static_cast<unsigned char>(c + 32) : c;
-                if (tlen < kCap) tok[tlen++] = lc;
-                ++full;
-                ++i;
-                continue;
+        if (c < 0x80 && kAscii[c] == kWord) {
+            if (!in_tok) {
+                in_tok = true;
+                tlen = full = 0;
+                tok_hard = hard;
             }
+            // Tight loop over a run of ASCII letters/digits (the common case).
+            size_t j = i;
+            do {
+                unsigned char d = p[j];
+                if (tlen < kCap) tok[tlen++] = kLower[d];
+                ++j;
+            } while (j < n && p[j] < 0x80 && kAscii[p[j]] == kWord);
+            full += j - i;
+            i = j;
+            continue;
         }
         size_t len;
         unsigned char out;
@@ -235,8 +245,18 @@ inline uint64_t hash_bytes(const char* s, size_t n) {
         s += 8;
         n -= 8;
     }
+    // Tail of 0..7 bytes read with at most two (overlapping) loads, never byte by byte: a byte-wise
+    // copy into a word stalls on store forwarding in the hot loop.
     uint64_t w = 0;
-    std::memcpy(&w, s, n);
+    if (n >= 4) {
+        uint32_t a, b;
+        std::memcpy(&a, s, 4);
+        std::memcpy(&b, s + n - 4, 4);
+        w = a | (uint64_t(b) << 32);
+    } else if (n > 0) {
+        w = uint64_t(uint8_t(s[0])) | (uint64_t(uint8_t(s[n / 2])) << 8) |
+            (uint64_t(uint8_t(s[n - 1])) << 16);
+    }
     h = (h ^ w) * 0xC2B2AE3D27D4EB4Full;
     h ^= h >> 32;
     return h;
@@ -303,29 +323,34 @@ std::vector<std::string> term_variants(std::string_view key, std::string_view ra
 // ---- TermMatcher ----
 
 struct TermMatcher::TokenTable {
-    // Open addressing, 8-byte slots (hash tag + token id) so probes touch few cache lines;
-    // token bytes live in `pool` at off[id], len[id]. A Bloom bitset (2 bits per token, ~16
-    // bits of space per token) in front rejects most tokens that no term uses (common words)
+    // Open addressing, 8-byte slots (hash tag with the length + token id) so probes touch few
+    // cache lines; token bytes live in `pool` at off_of_id[id]. A Bloom bitset (2 bits per token,
+    // ~16 bits of space per token) in front rejects most tokens that no term uses (common words)
     // without touching the table.
     struct Slot {
         uint32_t tag = 0;
         uint32_t id = UINT32_MAX;
     };
     std::vector<Slot> slots;
-    std::vector<uint32_t> off, len;
+    std::vector<uint32_t> off, len, ids;  // per token, in insertion order
+    std::vector<uint32_t> off_of_id;      // token bytes offset by id (ids are sparse)
     std::string pool;
     size_t mask = 0;
     std::vector<uint64_t> bloom;
     uint64_t bloom_mask = 0;
 
     TokenTable() { rehash(1024); }
-    static uint32_t tag_of(uint64_t h) { return static_cast<uint32_t>(h >> 32); }
+    // Tag: 24 hash bits and the token length (tokens are <= kMaxTokenBytes < 256 bytes), so a
+    // probe compares tag and length without touching the token arrays.
+    static uint32_t tag_of(uint64_t h, size_t n) {
+        return (static_cast<uint32_t>(h >> 40) << 8) | static_cast<uint32_t>(n & 0xFF);
+    }
     void rehash(size_t cap) {
         slots.assign(cap, Slot{});
         mask = cap - 1;
-        for (uint32_t id = 0; id < off.size(); ++id) {
-            uint64_t h = hash_bytes(pool.data() + off[id], len[id]);
-            place(tag_of(h), h, id);
+        for (size_t k = 0; k < off.size(); ++k) {
+            uint64_t h = hash_bytes(pool.data() + off[k], len[k]);
+            place(tag_of(h, len[k]), h, ids[k]);
         }
     }
     void place(uint32_t tag, uint64_t h, uint32_t id) {
@@ -334,31 +359,30 @@ struct TermMatcher::TokenTable {
             i = (i + 1) & mask;
         slots[i] = Slot{tag, id};
     }
+    // Blocked Bloom filter: both bits in one 64-bit word, so a lookup touches one cache line.
     bool bloom_has(uint64_t h) const {
-        uint64_t a = (h >> 7) & bloom_mask, b = (h >> 35) & bloom_mask;
-        return ((bloom[a >> 6] >> (a & 63)) & 1) && ((bloom[b >> 6] >> (b & 63)) & 1);
+        uint64_t w = bloom[(h >> 7) & bloom_mask];
+        uint64_t bits = (1ull << ((h >> 40) & 63)) | (1ull << ((h >> 46) & 63));
+        return (w & bits) == bits;
     }
     void build_bloom() {
-        size_t bits = 1 << 16;
-        while (bits < off.size() * 16)
-            bits <<= 1;
-        bloom.assign(bits / 64, 0);
-        bloom_mask = bits - 1;
-        for (uint32_t id = 0; id < off.size(); ++id) {
-            uint64_t h = hash_bytes(pool.data() + off[id], len[id]);
-            uint64_t a = (h >> 7) & bloom_mask, b = (h >> 35) & bloom_mask;
-            bloom[a >> 6] |= 1ull << (a & 63);
-            bloom[b >> 6] |= 1ull << (b & 63);
+        size_t words = 1 << 10;
+        while (words * 64 < off.size() * 12)
+            words <<= 1;  // >= 12 bits per token
+        bloom.assign(words, 0);
+        bloom_mask = words - 1;
+        for (size_t k = 0; k < off.size(); ++k) {
+            uint64_t h = hash_bytes(pool.data() + off[k], len[k]);
+            bloom[(h >> 7) & bloom_mask] |= (1ull << ((h >> 40) & 63)) | (1ull << ((h >> 46) & 63));
         }
     }
     uint32_t probe(const char* p, size_t n, uint64_t h) const {
-        uint32_t tag = tag_of(h);
+        uint32_t tag = tag_of(h, n);
         size_t i = h & mask;
         for (;;) {
             const Slot& s = slots[i];
             if (s.id == UINT32_MAX) return UINT32_MAX;
-            if (s.tag == tag && len[s.id] == n && std::memcmp(pool.data() + off[s.id], p, n) == 0)
-                return s.id;
+            if (s.tag == tag && std::memcmp(pool.data() + off_of_id[s.id], p, n) == 0) return s.id;
             i = (i + 1) & mask;
         }
     }
@@ -372,11 +396,14 @@ struct TermMatcher::TokenTable {
         if (f != UINT32_MAX) return f;
         off.push_back(static_cast<uint32_t>(pool.size()));
         len.push_back(static_cast<uint32_t>(t.size()));
+        ids.push_back(id);
+        if (off_of_id.size() <= id) off_of_id.resize(id + 1, 0);
+        off_of_id[id] = off.back();
         pool.append(t);
         if (off.size() * 2 > slots.size())
             rehash(slots.size() * 2);
         else
-            place(tag_of(h), h, id);
+            place(tag_of(h, t.size()), h, id);
         return id;
     }
 };
@@ -422,47 +449,43 @@ struct TermMatcher::EdgeTable {
     }
 };
 
+// Every lexicon token has a node of its own: the trie node reached from the root by that token.
+// The token table maps a token straight to that node id, which also serves as the token's id in
+// the edge keys, so one table probe gives the token, its first-level node and (from node_info_)
+// its term, without further lookups.
 uint32_t TermMatcher::add_token(std::string_view tok) {
-    uint32_t id = tokens_->insert(tok, static_cast<uint32_t>(n_tokens_));
-    if (id == n_tokens_) {
+    uint32_t next_node = static_cast<uint32_t>(node_info_.size());
+    uint32_t id = tokens_->insert(tok, next_node);
+    if (id == next_node) {
         ++n_tokens_;
-        root_child_.push_back(kNone);
+        node_info_.push_back(kNoTerm);
     }
     return id;
 }
 
 void TermMatcher::add_pattern(const std::string& key, uint32_t term_id) {
     auto toks = split_key(key);
-    uint32_t node = 0;
-    for (size_t d = 0; d < toks.size(); ++d) {
+    uint32_t node = add_token(toks[0]);
+    for (size_t d = 1; d < toks.size(); ++d) {
         uint32_t tid = add_token(toks[d]);
-        uint32_t child;
-        if (d == 0) {
-            child = root_child_[tid];
-        } else {
-            child = edges_->get((uint64_t(node) << 32) | tid);
-        }
+        uint64_t k = (uint64_t(node) << 32) | tid;
+        uint32_t child = edges_->get(k);
         if (child == kNone) {
-            child = static_cast<uint32_t>(node_term_.size());
-            node_term_.push_back(kNone);
-            node_has_children_.push_back(0);
-            if (d == 0)
-                root_child_[tid] = child;
-            else
-                edges_->insert((uint64_t(node) << 32) | tid, child);
-            node_has_children_[node] = 1;
+            child = static_cast<uint32_t>(node_info_.size());
+            node_info_.push_back(kNoTerm);
+            edges_->insert(k, child);
+            node_info_[node] |= kHasChildren;
         }
         node = child;
     }
-    if (node_term_[node] == kNone) node_term_[node] = term_id;
+    if ((node_info_[node] & kNoTerm) == kNoTerm)
+        node_info_[node] = (node_info_[node] & kHasChildren) | term_id;
     max_depth_ = std::max(max_depth_, toks.size());
     ++n_patterns_;
 }
 
 TermMatcher::TermMatcher(const Lexicon& lexicon)
     : tokens_(std::make_unique<TokenTable>()), edges_(std::make_unique<EdgeTable>()) {
-    node_term_.push_back(kNone);  // root
-    node_has_children_.push_back(0);
     std::vector<std::pair<std::string, uint32_t>> patterns;
     build_patterns(lexicon, &terms_, &patterns, kMaxTermTokens);
     for (const auto& [key, id] : patterns)
@@ -477,9 +500,9 @@ void TermMatcher::find_terms(std::string_view text, std::vector<uint32_t>& found
     uint32_t next[kMaxTermTokens + 1];
     size_t n_active = 0;
     const TokenTable& table = *tokens_;
-    auto record = [&](uint32_t node) {
-        uint32_t t = node_term_[node];
-        if (t == kNone) return;
+    auto record = [&](uint32_t info) {
+        uint32_t t = info & kNoTerm;
+        if (t == kNoTerm) return;
         for (uint32_t f : found)
             if (f == t) return;
         found.push_back(t);
@@ -497,14 +520,13 @@ void TermMatcher::find_terms(std::string_view text, std::vector<uint32_t>& found
         for (size_t a = 0; a < n_active; ++a) {
             uint32_t c = edges_->get((uint64_t(active[a]) << 32) | tid);
             if (c == kNone) continue;
-            record(c);
-            if (node_has_children_[c] && n_next < kMaxTermTokens) next[n_next++] = c;
+            uint32_t info = node_info_[c];
+            record(info);
+            if ((info & kHasChildren) && n_next < kMaxTermTokens) next[n_next++] = c;
         }
-        uint32_t child = root_child_[tid];
-        if (child != kNone) {
-            record(child);
-            if (node_has_children_[child] && n_next < kMaxTermTokens) next[n_next++] = child;
-        }
+        uint32_t info = node_info_[tid];  // the token's own first-level node
+        record(info);
+        if ((info & kHasChildren) && n_next < kMaxTermTokens) next[n_next++] = tid;
         std::memcpy(active, next, n_next * sizeof(uint32_t));
         n_active = n_next;
     });

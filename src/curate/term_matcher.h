@@ -93,11 +93,12 @@ class TermMatcher {
     std::unique_ptr<TokenTable> tokens_;
     size_t n_tokens_ = 0;
     size_t n_patterns_ = 0;
-    // Trie over token ids. Node 0 is the root; root_child_[token] = child of the root.
+    // Trie over tokens. A token's id is the id of its first-level node (see add_token).
+    // node_info_[node] = term id (low 31 bits, kNoTerm when none) | kHasChildren.
     static constexpr uint32_t kNone = UINT32_MAX;
-    std::vector<uint32_t> root_child_;
-    std::vector<uint32_t> node_term_;  // term id at node, or kNone
-    std::vector<uint8_t> node_has_children_;
+    static constexpr uint32_t kNoTerm = 0x7FFFFFFFu;
+    static constexpr uint32_t kHasChildren = 0x80000000u;
+    std::vector<uint32_t> node_info_;
     struct EdgeTable;  // (node << 32 | token) -> child, non-root edges
     std::unique_ptr<EdgeTable> edges_;
     size_t max_depth_ = 0;

@@ -12,11 +12,10 @@ using test::run_medforge;
 TEST(LexiconCli, BuildStatsMatch) {
     test::TempDir tmp;
     std::string lex = (tmp / "lex.txt").string();
-    auto b = run_medforge("lexicon build --from hunspell:" +
-                          (fixtures() / "lexicon" / "med_sample.dic").string() +
-                          " --add specialist:" + (fixtures() / "lexicon" / "LEXICON_sample").string() +
-                          " --stop " + (fixtures() / "lexicon" / "stop_sample.txt").string() +
-                          " --out " + lex);
+    auto b = run_medforge(
+        "lexicon build --from hunspell:" + (fixtures() / "lexicon" / "med_sample.dic").string() +
+        " --add specialist:" + (fixtures() / "lexicon" / "LEXICON_sample").string() + " --stop " +
+        (fixtures() / "lexicon" / "stop_sample.txt").string() + " --out " + lex);
     ASSERT_EQ(b.exit_code, 0) << b.output;
     EXPECT_NE(b.output.find("removed 1 terms"), std::string::npos) << b.output;
     auto lines = test::read_lines(lex);
@@ -32,12 +31,14 @@ TEST(LexiconCli, BuildStatsMatch) {
               std::string::npos)
         << s.output;
 
-    auto m = run_medforge("lexicon match " + lex +
-                          " 'Abdominal CT: thorax nodules and the abdominal aorta under anaesthesia'");
+    auto m =
+        run_medforge("lexicon match " + lex +
+                     " 'Abdominal CT: thorax nodules and the abdominal aorta under anaesthesia'");
     ASSERT_EQ(m.exit_code, 0) << m.output;
     EXPECT_NE(m.output.find("abdominal aorta\n"), std::string::npos) << m.output;
     EXPECT_NE(m.output.find("nodule\n"), std::string::npos);
-    EXPECT_NE(m.output.find("7 distinct medical terms (keep with --min-terms 5)"), std::string::npos)
+    EXPECT_NE(m.output.find("7 distinct medical terms (keep with --min-terms 5)"),
+              std::string::npos)
         << m.output;
 }
 

@@ -200,6 +200,13 @@ TEST(BuildLexicon, SaveLoadRoundTripSorted) {
     auto back = Lexicon::load(tmp / "sub" / "lex.txt");
     ASSERT_TRUE(back.ok());
     EXPECT_EQ(back->terms(), lex.terms());
+    // A saved lexicon as a build source keeps its short terms.
+    LexiconBuildOptions opt;
+    opt.sources.push_back({LexiconFormat::kLexicon, tmp / "sub" / "lex.txt", true});
+    auto rebuilt = build_lexicon(opt);
+    ASSERT_TRUE(rebuilt.ok());
+    EXPECT_EQ(rebuilt->terms(), lex.terms());
+    EXPECT_EQ(*parse_lexicon_format("lexicon"), LexiconFormat::kLexicon);
     test::write_text(tmp / "empty.txt", "# nothing\n");
     EXPECT_FALSE(Lexicon::load(tmp / "empty.txt").ok());
 }

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
 #include "curate/stage.h"
@@ -12,8 +13,8 @@ namespace {
 
 Lexicon small_lexicon() {
     Lexicon lex;
-    for (const char* t : {"CT", "thorax", "nodule", "pleural effusion", "lobe", "lung",
-                          "carcinoma", "x-ray", "cardiomegaly"})
+    for (const char* t : {"CT", "thorax", "nodule", "pleural effusion", "lobe", "lung", "carcinoma",
+                          "x-ray", "cardiomegaly"})
         lex.add(t);
     return lex;
 }
@@ -32,8 +33,9 @@ TEST(TextFilter, KeepsAtThresholdDropsBelowWithDetail) {
     TextFilterParams p;
     p.min_terms = 5;
     TextFilter f(p, small_lexicon());
-    Verdict keep = f.apply(sample("a", "Axial CT of the thorax: a nodule in the right upper lobe "
-                                       "of the lung."));
+    Verdict keep = f.apply(sample("a",
+                                  "Axial CT of the thorax: a nodule in the right upper lobe "
+                                  "of the lung."));
     EXPECT_TRUE(keep.keep);
     Verdict drop = f.apply(sample("b", "CT of the thorax shows a nodule. Nodules, nodules."));
     EXPECT_FALSE(drop.keep);
@@ -60,7 +62,8 @@ TEST(TextFilter, EmptyCaption) {
 TEST(TextFilter, MentionsCountWhenAskedAndStayDistinct) {
     TextFilterParams p;
     p.min_terms = 4;
-    Sample s = sample("m", "CT of the thorax.", {"The CT shows a nodule.", "Cardiomegaly and a nodule."});
+    Sample s =
+        sample("m", "CT of the thorax.", {"The CT shows a nodule.", "Cardiomegaly and a nodule."});
     TextFilter caption_only(p, small_lexicon());
     EXPECT_FALSE(caption_only.apply(s).keep);
     p.use_mentions = true;
@@ -92,13 +95,16 @@ TEST(TextFilter, CreateLoadsLexiconFileAndReportsMissing) {
 TEST(TextFilter, ThroughRunMapStage) {
     test::TempDir tmp;
     std::string in;
-    in += sample_to_json(sample("k1", "Axial CT of the thorax: nodule in the lobe of the lung.")) + "\n";
+    in += sample_to_json(sample("k1", "Axial CT of the thorax: nodule in the lobe of the lung.")) +
+          "\n";
     in += sample_to_json(sample("d1", "CT of the thorax.")) + "\n";
     in += sample_to_json(sample("e1", "")) + "\n";
     in += "{not json\n";
     in += "\n";
-    in += sample_to_json(sample("k2", "Chest X-ray: cardiomegaly, pleural effusions, lung "
-                                      "nodules and a carcinoma.")) + "\n";
+    in += sample_to_json(sample("k2",
+                                "Chest X-ray: cardiomegaly, pleural effusions, lung "
+                                "nodules and a carcinoma.")) +
+          "\n";
     in += "{\"id\":\"x\",\"images\":[],\"caption\":\"\xFF\xFE bad utf8 CT\"}\n";
     test::write_text(tmp / "in.jsonl", in);
     TextFilter f({}, small_lexicon());
@@ -127,6 +133,56 @@ TEST(TextFilter, ThroughRunMapStage) {
     EXPECT_EQ(r0["id"], "d1");
     EXPECT_EQ(r0["reason"], "too_few_terms");
     EXPECT_EQ(r0["detail"], "2 medical terms (ct, thorax), need 5");
+}
+
+}  // namespace
+}  // namespace mf::curate
+
+namespace mf::curate {
+namespace {
+
+// run_map_stage double-buffers its batches: outputs must not depend on the batch size.
+TEST(TextFilter, RunMapStageOutputIndependentOfBatchSize) {
+    test::TempDir tmp;
+    std::string in;
+    const char* caps[] = {"CT of the thorax: nodule in the lobe of the lung.", "CT only.", "",
+                          "Chest X-ray: cardiomegaly, pleural effusion, lung nodules, carcinoma."};
+    for (int i = 0; i < 203; ++i) {
+        if (i % 17 == 5) in += "{broken\n";
+        if (i % 23 == 7) in += "   \n";
+        std::string id = "s";
+        id += std::to_string(i);
+        in += sample_to_json(sample(id, caps[i % 4]));
+        in += '\n';
+    }
+    test::write_text(tmp / "in.jsonl", in);
+    TextFilter f({}, small_lexicon());
+    std::string ref_samples, ref_rejects;
+    for (size_t bs : {4096, 1, 2, 7, 64}) {
+        for (size_t threads : {1, 2}) {
+            MapStageOptions opt;
+            opt.stage = "filter_text";
+            opt.input = tmp / "in.jsonl";
+            opt.out_dir = tmp / fmt::format("out_{}_{}", bs, threads);
+            opt.n_threads = threads;
+            opt.batch_size = bs;
+            opt.progress = false;
+            auto st = run_map_stage(opt, [&](const Sample& s, size_t) { return f.apply(s); });
+            ASSERT_TRUE(st.ok()) << st.status().to_string();
+            EXPECT_EQ(st->input, 203u + 12u);  // 12 broken lines, blank lines are not records
+            EXPECT_EQ(st->kept + st->rejected, st->input);
+            std::string s = test::read_text(opt.out_dir / "samples.jsonl");
+            std::string r = test::read_text(opt.out_dir / "rejects.jsonl");
+            if (ref_samples.empty()) {
+                ref_samples = s;
+                ref_rejects = r;
+                EXPECT_EQ(st->kept, 101u);
+            } else {
+                EXPECT_EQ(s, ref_samples) << "batch size " << bs << ", threads " << threads;
+                EXPECT_EQ(r, ref_rejects) << "batch size " << bs << ", threads " << threads;
+            }
+        }
+    }
 }
 
 }  // namespace
