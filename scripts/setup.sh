@@ -51,13 +51,16 @@ cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release ${MF_CMAKE_ARGS:-
 echo "[setup] building with ${JOBS} jobs"
 cmake --build "$BUILD_DIR" -j "$JOBS"
 
-# Default medical lexicon: Debian's hunspell-en-med word list minus common English (wamerican).
+# Default medical lexicon: Debian's hunspell-en-med word list minus common English (wamerican),
+# plus medforge's list of everyday medical words that wamerican also contains.
 # See docs/lexicon.md. Written next to the binary, where the filter looks for it.
 LEXICON="$BUILD_DIR/share/medforge/lexicon/medical_en.txt"
-if [ ! -s "$LEXICON" ] || [ "$BUILD_DIR/bin/medforge" -nt "$LEXICON" ]; then
+if [ ! -s "$LEXICON" ] || [ "$BUILD_DIR/bin/medforge" -nt "$LEXICON" ] || \
+   [ share/medforge/lexicon/medical_common_en.txt -nt "$LEXICON" ]; then
   "$BUILD_DIR/bin/medforge" lexicon build \
     --from hunspell:/usr/share/hunspell/en_med_glut.dic \
     --stop /usr/share/dict/american-english \
+    --add words:share/medforge/lexicon/medical_common_en.txt \
     --out "$LEXICON"
 fi
 echo "[setup] done: $BUILD_DIR/bin/medforge"
