@@ -2,7 +2,7 @@
 // header), have min(width, height) >= min_side, stay under the pixel limit, and, when a
 // classifier is given, look medical (probability >= min_medical_prob).
 //
-// Reject reasons (stable, documented in docs/image_filter.md): image_missing, image_empty,
+// Reject reasons (stable, documented in docs/filter.md): image_missing, image_empty,
 // image_unreadable, image_unsupported, image_corrupt, image_truncated, image_too_large,
 // image_too_small, non_medical_image, no_image. The detail names the image
 // ("image 2/3 /p/x.png: 320x240, need min side 336").
