@@ -67,26 +67,37 @@ int main(int argc, char** argv) {
     std::string j = dir + "/jats/";
     // Axial CT of the abdomen: body outline, spine, liver, kidneys, a hypodense lesion.
     grey_slice((j + "PMC9000001_ct_axial.jpg").c_str(), 448,
-               {{0, 0, 0.9, 0.7, 0, 0.35}, {0, 0.45, 0.12, 0.12, 0, 0.5}, {-0.35, -0.1, 0.35, 0.3, 0.3, 0.12},
-                {0.35, 0.2, 0.12, 0.18, 0, 0.15}, {-0.3, 0.25, 0.12, 0.18, 0, 0.15},
+               {{0, 0, 0.9, 0.7, 0, 0.35},
+                {0, 0.45, 0.12, 0.12, 0, 0.5},
+                {-0.35, -0.1, 0.35, 0.3, 0.3, 0.12},
+                {0.35, 0.2, 0.12, 0.18, 0, 0.15},
+                {-0.3, 0.25, 0.12, 0.18, 0, 0.15},
                 {-0.4, -0.15, 0.08, 0.07, 0, -0.1}},
                9, 1, true);
     // Coronal CT reformat of the same "patient".
     grey_slice((j + "PMC9000001_ct_coronal.jpg").c_str(), 400,
-               {{0, 0, 0.6, 0.95, 0, 0.35}, {0, 0, 0.07, 0.9, 0, 0.45}, {-0.3, -0.3, 0.3, 0.25, 0.2, 0.12},
+               {{0, 0, 0.6, 0.95, 0, 0.35},
+                {0, 0, 0.07, 0.9, 0, 0.45},
+                {-0.3, -0.3, 0.3, 0.25, 0.2, 0.12},
                 {-0.35, -0.3, 0.06, 0.05, 0, -0.1}},
                9, 2, true);
     // The axial CT again, re-encoded with other noise: different bytes, near-identical caption in
     // extra.jsonl (a near duplicate for MinHash, not an exact image duplicate).
     grey_slice((dir + "/reposted_ct_axial.jpg").c_str(), 448,
-               {{0, 0, 0.9, 0.7, 0, 0.35}, {0, 0.45, 0.12, 0.12, 0, 0.5}, {-0.35, -0.1, 0.35, 0.3, 0.3, 0.12},
-                {0.35, 0.2, 0.12, 0.18, 0, 0.15}, {-0.3, 0.25, 0.12, 0.18, 0, 0.15},
+               {{0, 0, 0.9, 0.7, 0, 0.35},
+                {0, 0.45, 0.12, 0.12, 0, 0.5},
+                {-0.35, -0.1, 0.35, 0.3, 0.3, 0.12},
+                {0.35, 0.2, 0.12, 0.18, 0, 0.15},
+                {-0.3, 0.25, 0.12, 0.18, 0, 0.15},
                 {-0.4, -0.15, 0.08, 0.07, 0, -0.1}},
                9, 11, true);
     // Brain MR (T2-like): skull ring, ventricles, a bright lesion.
     grey_slice((j + "PMC9000002_mri_t2.png").c_str(), 384,
-               {{0, 0, 0.85, 0.95, 0, 0.9}, {0, 0, 0.78, 0.88, 0, -0.55}, {-0.12, 0, 0.07, 0.25, 0.15, 0.5},
-                {0.12, 0, 0.07, 0.25, -0.15, 0.5}, {0.4, -0.35, 0.1, 0.12, 0, 0.45}},
+               {{0, 0, 0.85, 0.95, 0, 0.9},
+                {0, 0, 0.78, 0.88, 0, -0.55},
+                {-0.12, 0, 0.07, 0.25, 0.15, 0.5},
+                {0.12, 0, 0.07, 0.25, -0.15, 0.5},
+                {0.4, -0.35, 0.1, 0.12, 0, 0.45}},
                7, 3, false);
     // Chest radiograph-like: bright mediastinum, dark lungs, rib arcs.
     {
@@ -96,12 +107,14 @@ int main(int argc, char** argv) {
         for (int y = 0; y < img.h; ++y)
             for (int x = 0; x < img.w; ++x) {
                 double u = 2.0 * x / img.w - 1, v = 2.0 * y / img.h - 1;
-                double lung = std::exp(-std::pow((std::abs(u) - 0.45) / 0.28, 2) - std::pow(v / 0.7, 2));
+                double lung =
+                    std::exp(-std::pow((std::abs(u) - 0.45) / 0.28, 2) - std::pow(v / 0.7, 2));
                 double ribs = 0.12 * (std::sin(18 * (v + 0.25 * u * u)) > 0.7) * lung;
                 double val = 200 - 150 * lung + 255 * ribs + 40 * (std::abs(u) > 0.9) + n(rng);
                 img.set(x, y, val, val, val);
             }
-        stbi_write_jpg((j + "PMC9000002_chest_xray.jpg").c_str(), img.w, img.h, 3, img.px.data(), 88);
+        stbi_write_jpg((j + "PMC9000002_chest_xray.jpg").c_str(), img.w, img.h, 3, img.px.data(),
+                       88);
     }
     // Histology-like H&E field: pink stroma, purple nuclei.
     {
@@ -135,19 +148,23 @@ int main(int argc, char** argv) {
                 img.set(x, y, 190 + 40 * fold - 60 * r + n(rng), 90 + 30 * fold - 40 * r + n(rng),
                         80 + 20 * fold - 40 * r + n(rng));
             }
-        stbi_write_jpg((j + "PMC9000003_endoscopy.jpg").c_str(), img.w, img.h, 3, img.px.data(), 90);
+        stbi_write_jpg((j + "PMC9000003_endoscopy.jpg").c_str(), img.w, img.h, 3, img.px.data(),
+                       90);
     }
     // A bar chart: white background, axes, flat coloured bars.
     {
         Img img(480, 360, 255);
-        for (int x = 40; x < 460; ++x) img.set(x, 320, 0, 0, 0);
-        for (int y = 20; y < 320; ++y) img.set(40, y, 0, 0, 0);
+        for (int x = 40; x < 460; ++x)
+            img.set(x, 320, 0, 0, 0);
+        for (int y = 20; y < 320; ++y)
+            img.set(40, y, 0, 0, 0);
         int heights[] = {120, 210, 80, 260, 170};
         for (int b = 0; b < 5; ++b)
             for (int x = 60 + b * 80; x < 110 + b * 80; ++x)
-                for (int y = 320 - heights[b]; y < 320; ++y) img.set(x, y, 40 + 40 * b, 90, 200 - 30 * b);
-        stbi_write_png((j + "PMC9000003_survival_chart.png").c_str(), img.w, img.h, 3, img.px.data(),
-                       img.w * 3);
+                for (int y = 320 - heights[b]; y < 320; ++y)
+                    img.set(x, y, 40 + 40 * b, 90, 200 - 30 * b);
+        stbi_write_png((j + "PMC9000003_survival_chart.png").c_str(), img.w, img.h, 3,
+                       img.px.data(), img.w * 3);
     }
     // A thumbnail below the 336-pixel floor.
     grey_slice((j + "PMC9000002_thumbnail.jpg").c_str(), 200,

@@ -12,7 +12,7 @@ namespace fs = std::filesystem;
 
 // A fresh directory under $TMPDIR removed at destruction (kept when MF_KEEP_TEST_DIRS is set).
 class TempDir {
-public:
+  public:
     TempDir();
     ~TempDir();
     TempDir(const TempDir&) = delete;
@@ -20,14 +20,14 @@ public:
     const fs::path& path() const { return path_; }
     fs::path operator/(const std::string& name) const { return path_ / name; }
 
-private:
+  private:
     fs::path path_;
 };
 
-fs::path source_dir();             // the repository root
-fs::path shared_data();            // ../shared/data (real samples)
-fs::path fixtures();               // tests/data
-fs::path medforge_binary();        // build/bin/medforge
+fs::path source_dir();       // the repository root
+fs::path shared_data();      // ../shared/data (real samples)
+fs::path fixtures();         // tests/data
+fs::path medforge_binary();  // build/bin/medforge
 
 void write_text(const fs::path& path, const std::string& content);
 std::string read_text(const fs::path& path);

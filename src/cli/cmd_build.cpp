@@ -32,7 +32,8 @@ int run_build(int argc, char** argv) {
     o.progress = !common.quiet;
     auto stats = curate::run_build(*cfg, o);
     if (!stats.ok()) return fail(stats.status(), "build");
-    for (const auto& s : *stats) print_stage_summary(s, out);
+    for (const auto& s : *stats)
+        print_stage_summary(s, out);
     log::info("dataset: {}/3-dedup/samples.jsonl; data card: {}/data_card.md", out, out);
     return kExitOk;
 }

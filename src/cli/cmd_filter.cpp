@@ -21,19 +21,24 @@ int run_filter(int argc, char** argv) {
     bool use_mentions = false, no_text = false, no_image = false, header_only = false;
     std::string lexicon, classifier;
     double min_prob = -1;
-    app.add_option("--in", in, "input stage folder (with samples.jsonl) or a Sample JSONL file")->required();
+    app.add_option("--in", in, "input stage folder (with samples.jsonl) or a Sample JSONL file")
+        ->required();
     app.add_option("--out", out, "output folder")->required();
     app.add_option("--config", config,
                    "JSON file with a \"filter\" object (or the object itself), see docs/filter.md");
-    app.add_option("--min-terms", min_terms, "distinct medical terms needed (default 5)")->check(CLI::NonNegativeNumber);
-    app.add_flag("--use-mentions", use_mentions, "count terms in caption + inline mentions (paper: caption only)");
+    app.add_option("--min-terms", min_terms, "distinct medical terms needed (default 5)")
+        ->check(CLI::NonNegativeNumber);
+    app.add_flag("--use-mentions", use_mentions,
+                 "count terms in caption + inline mentions (paper: caption only)");
     app.add_option("--lexicon", lexicon, "lexicon file (default: the one setup builds)");
     app.add_option("--min-side", min_side, "minimum image width and height in pixels (default 336)")
         ->check(CLI::NonNegativeNumber);
-    app.add_option("--classifier", classifier, "medical-image classifier JSON, 'default' or 'none'");
+    app.add_option("--classifier", classifier,
+                   "medical-image classifier JSON, 'default' or 'none'");
     app.add_option("--min-medical-prob", min_prob, "classifier probability needed (default 0.5)")
         ->check(CLI::Range(0.0, 1.0));
-    app.add_flag("--header-only", header_only, "check image headers only (fast; no decode, no classifier)");
+    app.add_flag("--header-only", header_only,
+                 "check image headers only (fast; no decode, no classifier)");
     app.add_flag("--no-text", no_text, "skip the text filter");
     app.add_flag("--no-image", no_image, "skip the image filter");
     add_common_options(app, common, true);

@@ -7,10 +7,11 @@
 namespace mf::cli {
 
 int run_merge(int argc, char** argv) {
-    CLI::App app{"Join the outputs of a stage that ran as --shard i/N (ingest, filter, dedup) into\n"
-                 "one output, in input order, identical to a single-process run.\n"
-                 "Dedup shards hold signatures: merging them runs the global dedup decision.",
-                 argv[0]};
+    CLI::App app{
+        "Join the outputs of a stage that ran as --shard i/N (ingest, filter, dedup) into\n"
+        "one output, in input order, identical to a single-process run.\n"
+        "Dedup shards hold signatures: merging them runs the global dedup decision.",
+        argv[0]};
     std::string dir;
     CommonOptions common;
     app.add_option("dir", dir, "the --out directory the shards wrote into")->required();

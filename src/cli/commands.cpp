@@ -23,7 +23,8 @@ namespace {
 constexpr std::array kCommands = {
     Command{"build", "run the whole data pipeline (ingest -> filter -> dedup) from one config file",
             run_build},
-    Command{"ingest", "read PMC JATS / MedICaT / LLaVA-Med / PMC-OA / PubMedVision / JSONL into Sample JSONL",
+    Command{"ingest",
+            "read PMC JATS / MedICaT / LLaVA-Med / PMC-OA / PubMedVision / JSONL into Sample JSONL",
             run_ingest},
     Command{"filter", "keep samples with enough medical terms and good medical images", run_filter},
     Command{"dedup", "drop exact and near-duplicate samples (hashes, MinHash-LSH, embeddings)",
@@ -37,7 +38,9 @@ constexpr std::array kCommands = {
 };
 }  // namespace
 
-std::span<const Command> commands() { return kCommands; }
+std::span<const Command> commands() {
+    return kCommands;
+}
 
 const Command* find_command(std::string_view name) {
     for (const auto& c : kCommands)
@@ -50,7 +53,8 @@ void print_help() {
         "medforge - medical multimodal data, models and evaluation in one native toolchain\n\n"
         "usage: medforge <command> [options]     (medforge <command> --help for its options)\n\n"
         "commands:\n";
-    for (const auto& c : kCommands) out += fmt::format("  {:<12} {}\n", c.name, c.summary);
+    for (const auto& c : kCommands)
+        out += fmt::format("  {:<12} {}\n", c.name, c.summary);
     out += "  help         show this list\n\ndocs: docs/README.md\n";
     std::fputs(out.c_str(), stdout);
 }
@@ -59,9 +63,10 @@ void add_common_options(CLI::App& app, CommonOptions& opt, bool with_shard) {
     app.add_option("-j,--threads", opt.threads, "worker threads (0 = all cores)")
         ->check(CLI::NonNegativeNumber);
     if (with_shard) {
-        app.add_option("--shard", opt.shard,
-                       "process only shard i of N (by a stable hash of the sample id), e.g. 0/4; "
-                       "'slurm' reads SLURM_ARRAY_TASK_ID/COUNT. Join shards with `medforge merge`");
+        app.add_option(
+            "--shard", opt.shard,
+            "process only shard i of N (by a stable hash of the sample id), e.g. 0/4; "
+            "'slurm' reads SLURM_ARRAY_TASK_ID/COUNT. Join shards with `medforge merge`");
     }
     app.add_flag("-q,--quiet", opt.quiet, "only print errors");
     app.add_flag("-v,--verbose", opt.verbose, "print debug messages");
@@ -95,7 +100,8 @@ void print_stage_summary(const curate::StageStats& s, const std::string& out_dir
               s.stage, s.input, s.kept, s.rejected, s.seconds,
               s.seconds > 0 ? s.input / s.seconds : 0.0,
               s.seconds > 0 ? s.bytes_in / s.seconds / 1e6 : 0.0, out_dir);
-    for (const auto& [reason, n] : s.reasons) log::info("  rejected {:>8}  {}", n, reason);
+    for (const auto& [reason, n] : s.reasons)
+        log::info("  rejected {:>8}  {}", n, reason);
 }
 
 }  // namespace mf::cli

@@ -30,8 +30,8 @@ constexpr int kExitUsage = 2;
 
 // Options most commands share.
 struct CommonOptions {
-    int threads = 0;              // 0 = all cores
-    std::string shard = "0/1";    // i/N or "slurm"
+    int threads = 0;            // 0 = all cores
+    std::string shard = "0/1";  // i/N or "slurm"
     bool quiet = false;
     bool verbose = false;
 };

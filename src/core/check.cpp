@@ -12,7 +12,8 @@ void check_failed(const char* file, int line, const char* cond, const char* fmt,
     va_start(args, fmt);
     std::vfprintf(stderr, fmt, args);
     va_end(args);
-    std::fprintf(stderr, "\n(this is a bug in medforge; please report it with the command you ran)\n");
+    std::fprintf(stderr,
+                 "\n(this is a bug in medforge; please report it with the command you ran)\n");
     std::fflush(stderr);
     std::abort();
 }

@@ -7,7 +7,7 @@ namespace mf::detail {
     __attribute__((format(printf, 4, 5)));
 }  // namespace mf::detail
 
-#define MF_CHECK(cond, ...)                                                       \
-    do {                                                                          \
+#define MF_CHECK(cond, ...)                                                              \
+    do {                                                                                 \
         if (!(cond)) ::mf::detail::check_failed(__FILE__, __LINE__, #cond, __VA_ARGS__); \
     } while (0)

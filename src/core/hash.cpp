@@ -15,7 +15,9 @@ constexpr uint64_t kP3 = 0x165667B19E3779F9ULL;
 constexpr uint64_t kP4 = 0x85EBCA77C2B2AE63ULL;
 constexpr uint64_t kP5 = 0x27D4EB2F165667C5ULL;
 
-inline uint64_t rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+inline uint64_t rotl(uint64_t x, int r) {
+    return (x << r) | (x >> (64 - r));
+}
 inline uint64_t read64(const uint8_t* p) {
     uint64_t v;
     std::memcpy(&v, p, 8);
@@ -100,7 +102,9 @@ Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
     MF_CHECK(EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr) == 1,
              "EVP_DigestInit_ex failed");
 }
-Sha256::~Sha256() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+Sha256::~Sha256() {
+    EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_));
+}
 void Sha256::update(const void* data, size_t len) {
     EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data, len);
 }

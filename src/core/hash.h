@@ -10,14 +10,16 @@
 namespace mf {
 
 uint64_t xxh64(const void* data, size_t len, uint64_t seed = 0);
-inline uint64_t xxh64(std::string_view s, uint64_t seed = 0) { return xxh64(s.data(), s.size(), seed); }
+inline uint64_t xxh64(std::string_view s, uint64_t seed = 0) {
+    return xxh64(s.data(), s.size(), seed);
+}
 
 // Lower-case hex SHA-256 of the bytes.
 std::string sha256_hex(std::string_view bytes);
 
 // Incremental SHA-256 (for files streamed in blocks).
 class Sha256 {
-public:
+  public:
     Sha256();
     ~Sha256();
     Sha256(const Sha256&) = delete;
@@ -25,7 +27,7 @@ public:
     void update(const void* data, size_t len);
     std::string hex_digest();  // finishes; call once
 
-private:
+  private:
     void* ctx_;
 };
 

@@ -11,9 +11,15 @@ namespace {
 std::atomic<int> g_level{static_cast<int>(Level::kInfo)};
 }
 
-void set_level(Level l) { g_level.store(static_cast<int>(l)); }
-Level level() { return static_cast<Level>(g_level.load()); }
-bool enabled(Level l) { return static_cast<int>(l) >= g_level.load(); }
+void set_level(Level l) {
+    g_level.store(static_cast<int>(l));
+}
+Level level() {
+    return static_cast<Level>(g_level.load());
+}
+bool enabled(Level l) {
+    return static_cast<int>(l) >= g_level.load();
+}
 
 void write(Level l, std::string_view message) {
     static constexpr char kTags[] = {'D', 'I', 'W', 'E'};
@@ -22,8 +28,8 @@ void write(Level l, std::string_view message) {
     localtime_r(&now, &tm);
     char stamp[16];
     std::strftime(stamp, sizeof stamp, "%H:%M:%S", &tm);
-    std::string line = fmt::format("[medforge] {} {} {}\n", kTags[static_cast<int>(l) & 3], stamp,
-                                   message);
+    std::string line =
+        fmt::format("[medforge] {} {} {}\n", kTags[static_cast<int>(l) & 3], stamp, message);
     std::fwrite(line.data(), 1, line.size(), stderr);
 }
 

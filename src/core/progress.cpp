@@ -40,7 +40,9 @@ Progress::Progress(std::string label, uint64_t total, std::string unit)
       start_(std::chrono::steady_clock::now()),
       enabled_(interactive()) {}
 
-Progress::~Progress() { finish(); }
+Progress::~Progress() {
+    finish();
+}
 
 double Progress::elapsed_s() const {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
@@ -68,7 +70,8 @@ void Progress::draw(bool final) {
     double rate = el > 0 ? n / el : 0;
     uint64_t total = total_.load();
     std::string line = fmt::format("\r\033[K{}: {} {}", label_, human_count(n), unit_);
-    if (total > 0) line += fmt::format(" / {} ({:.0f}%)", human_count(double(total)), 100.0 * n / total);
+    if (total > 0)
+        line += fmt::format(" / {} ({:.0f}%)", human_count(double(total)), 100.0 * n / total);
     line += fmt::format("  {} {}/s", human_count(rate), unit_);
     uint64_t b = bytes_.load();
     if (b > 0 && el > 0) line += fmt::format("  {:.1f} MB/s", b / el / 1e6);

@@ -14,7 +14,7 @@
 namespace mf {
 
 class Progress {
-public:
+  public:
     // total = 0 means unknown (no ETA, no percentage). unit names the counted thing ("samples").
     Progress(std::string label, uint64_t total, std::string unit);
     ~Progress();
@@ -35,7 +35,7 @@ public:
     static std::string human_count(double v);
     static std::string human_duration(double seconds);
 
-private:
+  private:
     void draw(bool final);
 
     std::string label_;

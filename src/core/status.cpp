@@ -4,17 +4,28 @@ namespace mf {
 
 std::string_view status_code_name(StatusCode code) {
     switch (code) {
-        case StatusCode::kOk: return "OK";
-        case StatusCode::kInvalidArgument: return "InvalidArgument";
-        case StatusCode::kNotFound: return "NotFound";
-        case StatusCode::kIoError: return "IoError";
-        case StatusCode::kCorruption: return "Corruption";
-        case StatusCode::kUnsupported: return "Unsupported";
-        case StatusCode::kFailedPrecondition: return "FailedPrecondition";
-        case StatusCode::kResourceExhausted: return "ResourceExhausted";
-        case StatusCode::kCancelled: return "Cancelled";
-        case StatusCode::kUnavailable: return "Unavailable";
-        case StatusCode::kInternal: return "Internal";
+        case StatusCode::kOk:
+            return "OK";
+        case StatusCode::kInvalidArgument:
+            return "InvalidArgument";
+        case StatusCode::kNotFound:
+            return "NotFound";
+        case StatusCode::kIoError:
+            return "IoError";
+        case StatusCode::kCorruption:
+            return "Corruption";
+        case StatusCode::kUnsupported:
+            return "Unsupported";
+        case StatusCode::kFailedPrecondition:
+            return "FailedPrecondition";
+        case StatusCode::kResourceExhausted:
+            return "ResourceExhausted";
+        case StatusCode::kCancelled:
+            return "Cancelled";
+        case StatusCode::kUnavailable:
+            return "Unavailable";
+        case StatusCode::kInternal:
+            return "Internal";
     }
     return "Unknown";
 }

@@ -31,12 +31,14 @@ enum class StatusCode {
 std::string_view status_code_name(StatusCode code);
 
 class [[nodiscard]] Status {
-public:
+  public:
     Status() = default;
     Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
 
     static Status ok_status() { return {}; }
-    static Status invalid_argument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+    static Status invalid_argument(std::string m) {
+        return {StatusCode::kInvalidArgument, std::move(m)};
+    }
     static Status not_found(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
     static Status io_error(std::string m) { return {StatusCode::kIoError, std::move(m)}; }
     static Status corruption(std::string m) { return {StatusCode::kCorruption, std::move(m)}; }
@@ -61,7 +63,7 @@ public:
     // Returns a copy whose message is "<context>: <message>". OK stays OK.
     Status with_context(std::string_view context) const;
 
-private:
+  private:
     StatusCode code_ = StatusCode::kOk;
     std::string message_;
 };
@@ -69,8 +71,8 @@ private:
 // Either a value or a non-OK Status.
 template <typename T>
 class [[nodiscard]] Result {
-public:
-    Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  public:
+    Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
     Result(Status status) : v_(std::move(status)) {  // NOLINT: implicit by design
         MF_CHECK(!std::get<Status>(v_).ok(), "Result constructed from an OK Status");
     }
@@ -97,7 +99,7 @@ public:
     T* operator->() { return &value(); }
     const T* operator->() const { return &value(); }
 
-private:
+  private:
     std::variant<T, Status> v_;
 };
 
@@ -107,14 +109,15 @@ private:
 #define MF_CONCAT_(a, b) MF_CONCAT_INNER_(a, b)
 
 // Returns the Status from the enclosing function when `expr` is not OK.
-#define MF_RETURN_IF_ERROR(expr)                  \
-    do {                                          \
-        ::mf::Status mf_status_ = (expr);         \
+#define MF_RETURN_IF_ERROR(expr)                 \
+    do {                                         \
+        ::mf::Status mf_status_ = (expr);        \
         if (!mf_status_.ok()) return mf_status_; \
     } while (0)
 
 // `MF_ASSIGN_OR_RETURN(auto x, make_x());` declares x from a Result or returns its Status.
-#define MF_ASSIGN_OR_RETURN(lhs, expr) MF_ASSIGN_OR_RETURN_IMPL_(MF_CONCAT_(mf_result_, __LINE__), lhs, expr)
+#define MF_ASSIGN_OR_RETURN(lhs, expr) \
+    MF_ASSIGN_OR_RETURN_IMPL_(MF_CONCAT_(mf_result_, __LINE__), lhs, expr)
 #define MF_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
     auto tmp = (expr);                            \
     if (!tmp.ok()) return tmp.status();           \

@@ -12,7 +12,8 @@ size_t ThreadPool::default_threads() {
 ThreadPool::ThreadPool(size_t n_threads) {
     if (n_threads == 0) n_threads = default_threads();
     workers_.reserve(n_threads);
-    for (size_t i = 0; i < n_threads; ++i) workers_.emplace_back([this] { worker_loop(); });
+    for (size_t i = 0; i < n_threads; ++i)
+        workers_.emplace_back([this] { worker_loop(); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -21,7 +22,8 @@ ThreadPool::~ThreadPool() {
         stop_ = true;
     }
     cv_.notify_all();
-    for (auto& t : workers_) t.join();
+    for (auto& t : workers_)
+        t.join();
 }
 
 void ThreadPool::worker_loop() {
@@ -38,8 +40,7 @@ void ThreadPool::worker_loop() {
     }
 }
 
-void ThreadPool::parallel_for(size_t n,
-                              const std::function<void(size_t, size_t, size_t)>& fn,
+void ThreadPool::parallel_for(size_t n, const std::function<void(size_t, size_t, size_t)>& fn,
                               size_t min_chunk) {
     if (n == 0) return;
     size_t workers = std::min(size(), std::max<size_t>(1, n / std::max<size_t>(1, min_chunk)));
@@ -55,7 +56,8 @@ void ThreadPool::parallel_for(size_t n,
         if (b >= e) break;
         futs.push_back(submit([&fn, w, b, e] { fn(w, b, e); }));
     }
-    for (auto& f : futs) f.get();
+    for (auto& f : futs)
+        f.get();
 }
 
 }  // namespace mf

@@ -14,7 +14,7 @@
 namespace mf {
 
 class ThreadPool {
-public:
+  public:
     // n_threads = 0 means std::thread::hardware_concurrency().
     explicit ThreadPool(size_t n_threads = 0);
     ~ThreadPool();  // finishes queued work, then joins
@@ -38,13 +38,13 @@ public:
 
     // Calls fn(worker_idx, begin, end) on contiguous chunks of [0, n) across the pool and waits.
     // worker_idx < size() identifies per-worker state. Runs inline when n is small or size()==1.
-    void parallel_for(size_t n, const std::function<void(size_t worker_idx, size_t begin,
-                                                         size_t end)>& fn,
+    void parallel_for(size_t n,
+                      const std::function<void(size_t worker_idx, size_t begin, size_t end)>& fn,
                       size_t min_chunk = 1);
 
     static size_t default_threads();
 
-private:
+  private:
     void worker_loop();
 
     std::vector<std::thread> workers_;

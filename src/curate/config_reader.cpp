@@ -7,7 +7,8 @@ namespace mf::curate {
 ConfigReader::ConfigReader(const nlohmann::json& obj, std::string path)
     : obj_(obj), path_(std::move(path)) {
     if (!obj_.is_object() && !obj_.is_null())
-        status_ = Status::invalid_argument((path_.empty() ? "config" : path_) + ": expected an object");
+        status_ =
+            Status::invalid_argument((path_.empty() ? "config" : path_) + ": expected an object");
 }
 
 std::string ConfigReader::child_path(const char* key) const {
@@ -19,7 +20,9 @@ Status ConfigReader::type_error(const char* key, const char* expected) const {
                                     obj_.at(key).dump());
 }
 
-bool ConfigReader::has(const char* key) const { return obj_.is_object() && obj_.contains(key); }
+bool ConfigReader::has(const char* key) const {
+    return obj_.is_object() && obj_.contains(key);
+}
 
 Status ConfigReader::get(const char* key, bool* out) {
     known_.insert(key);
@@ -37,8 +40,9 @@ Status ConfigReader::get(const char* key, int* out, int min, int max) {
     if (!v.is_number_integer()) return type_error(key, "an integer");
     auto x = v.get<int64_t>();
     if (x < min || x > max)
-        return Status::invalid_argument(child_path(key) + ": " + std::to_string(x) + " is out of range [" +
-                                        std::to_string(min) + ", " + std::to_string(max) + "]");
+        return Status::invalid_argument(child_path(key) + ": " + std::to_string(x) +
+                                        " is out of range [" + std::to_string(min) + ", " +
+                                        std::to_string(max) + "]");
     *out = static_cast<int>(x);
     return {};
 }
@@ -61,7 +65,8 @@ Status ConfigReader::get(const char* key, double* out, double min, double max) {
     double x = v.get<double>();
     if (x < min || x > max)
         return Status::invalid_argument(child_path(key) + ": " + v.dump() + " is out of range [" +
-                                        nlohmann::json(min).dump() + ", " + nlohmann::json(max).dump() + "]");
+                                        nlohmann::json(min).dump() + ", " +
+                                        nlohmann::json(max).dump() + "]");
     *out = x;
     return {};
 }
@@ -117,7 +122,8 @@ Result<std::vector<nlohmann::json>> ConfigReader::objects(const char* key) {
     if (!v.is_array()) return type_error(key, "an array of objects");
     for (size_t i = 0; i < v.size(); ++i) {
         if (!v[i].is_object())
-            return Status::invalid_argument(child_path(key) + "[" + std::to_string(i) + "]: expected an object");
+            return Status::invalid_argument(child_path(key) + "[" + std::to_string(i) +
+                                            "]: expected an object");
         out.push_back(v[i]);
     }
     return out;
@@ -131,8 +137,10 @@ Status ConfigReader::finish() const {
         if (k.rfind("//", 0) == 0) continue;
         if (!known_.count(k)) {
             std::string known;
-            for (const auto& x : known_) known += (known.empty() ? "" : ", ") + x;
-            return Status::invalid_argument(child_path(k.c_str()) + ": unknown key (known: " + known + ")");
+            for (const auto& x : known_)
+                known += (known.empty() ? "" : ", ") + x;
+            return Status::invalid_argument(child_path(k.c_str()) +
+                                            ": unknown key (known: " + known + ")");
         }
     }
     return {};
@@ -145,8 +153,10 @@ Result<nlohmann::json> load_json_file(const std::string& path) {
     } catch (const nlohmann::json::parse_error& e) {
         // Convert the byte offset to a line number for the message.
         size_t line = 1;
-        for (size_t i = 0; i < e.byte && i < text.size(); ++i) line += text[i] == '\n';
-        return Status::invalid_argument(path + ":" + std::to_string(line) + ": invalid JSON: " + e.what());
+        for (size_t i = 0; i < e.byte && i < text.size(); ++i)
+            line += text[i] == '\n';
+        return Status::invalid_argument(path + ":" + std::to_string(line) +
+                                        ": invalid JSON: " + e.what());
     }
 }
 

@@ -14,7 +14,7 @@
 namespace mf::curate {
 
 class ConfigReader {
-public:
+  public:
     // `path` is the dotted location of `obj` in the file, used in messages ("filter.text").
     ConfigReader(const nlohmann::json& obj, std::string path);
 
@@ -35,7 +35,7 @@ public:
     const std::string& path() const { return path_; }
     std::string child_path(const char* key) const;
 
-private:
+  private:
     Status type_error(const char* key, const char* expected) const;
     const nlohmann::json& obj_;
     std::string path_;

@@ -30,9 +30,12 @@ std::string now_utc() {
 std::string md_escape(std::string s) {
     std::string out;
     for (char c : s) {
-        if (c == '|') out += "\\|";
-        else if (c == '\n') out += ' ';
-        else out += c;
+        if (c == '|')
+            out += "\\|";
+        else if (c == '\n')
+            out += ' ';
+        else
+            out += c;
     }
     return out;
 }
@@ -51,19 +54,22 @@ std::string render_data_card(const DataCardInfo& info, const std::vector<CardSta
     md += "|---|---:|---:|---:|---:|---:|---:|\n";
     for (const auto& s : stages) {
         const auto& st = s.stats;
-        md += fmt::format("| {} | {} | {} | {} | {} | {:.0f} | {:.1f} |\n", md_escape(s.title), st.input,
-                          st.kept, st.rejected, pct(st.kept, st.input),
+        md += fmt::format("| {} | {} | {} | {} | {} | {:.0f} | {:.1f} |\n", md_escape(s.title),
+                          st.input, st.kept, st.rejected, pct(st.kept, st.input),
                           st.seconds > 0 ? st.input / st.seconds : 0.0,
                           st.seconds > 0 ? st.bytes_in / st.seconds / 1e6 : 0.0);
     }
     md += "\n## Rejections by reason\n\n";
-    md += "Every rejected record is in the stage's `rejects.jsonl` with its reason, detail and the "
-          "record itself.\n\n";
+    md +=
+        "Every rejected record is in the stage's `rejects.jsonl` with its reason, detail and the "
+        "record itself.\n\n";
     md += "| stage | reason | count | share of stage input |\n|---|---|---:|---:|\n";
     bool any = false;
     for (const auto& s : stages) {
-        std::vector<std::pair<std::string, uint64_t>> rs(s.stats.reasons.begin(), s.stats.reasons.end());
-        std::stable_sort(rs.begin(), rs.end(), [](auto& a, auto& b) { return a.second > b.second; });
+        std::vector<std::pair<std::string, uint64_t>> rs(s.stats.reasons.begin(),
+                                                         s.stats.reasons.end());
+        std::stable_sort(rs.begin(), rs.end(),
+                         [](auto& a, auto& b) { return a.second > b.second; });
         for (const auto& [reason, n] : rs) {
             md += fmt::format("| {} | `{}` | {} | {} |\n", md_escape(s.title), reason, n,
                               pct(n, s.stats.input));
@@ -88,8 +94,9 @@ std::string render_data_card(const DataCardInfo& info, const std::vector<CardSta
         }
         md += "\n";
     }
-    md += "## Intended use\n\nResearch on medical multimodal models. Not for clinical use. Licences "
-          "are per sample (`lineage.licence`); respect each source's terms.\n";
+    md +=
+        "## Intended use\n\nResearch on medical multimodal models. Not for clinical use. Licences "
+        "are per sample (`lineage.licence`); respect each source's terms.\n";
     return md;
 }
 
@@ -115,7 +122,8 @@ Status write_data_card(const std::filesystem::path& root, DataCardInfo info) {
     std::error_code ec;
     std::vector<std::filesystem::path> dirs;
     for (const auto& e : std::filesystem::directory_iterator(root, ec))
-        if (e.is_directory() && std::filesystem::exists(e.path() / "stats.json")) dirs.push_back(e.path());
+        if (e.is_directory() && std::filesystem::exists(e.path() / "stats.json"))
+            dirs.push_back(e.path());
     if (ec) return Status::io_error(root.string() + ": cannot list: " + ec.message());
     std::sort(dirs.begin(), dirs.end());
     for (const auto& d : dirs) {
@@ -125,7 +133,8 @@ Status write_data_card(const std::filesystem::path& root, DataCardInfo info) {
     if (stages.empty())
         return Status::not_found(root.string() + ": no stage outputs (subfolders with stats.json)");
     if (info.final_samples.empty()) info.final_samples = stages.back().dir / "samples.jsonl";
-    MF_RETURN_IF_ERROR(io::write_file_atomic(root / "data_card.md", render_data_card(info, stages)));
+    MF_RETURN_IF_ERROR(
+        io::write_file_atomic(root / "data_card.md", render_data_card(info, stages)));
     return io::write_file_atomic(root / "data_card.json", render_data_card_json(info, stages));
 }
 

@@ -13,14 +13,14 @@
 namespace mf::curate {
 
 struct CardStage {
-    std::string title;             // e.g. "ingest (jats: examples/demo/jats)"
-    std::filesystem::path dir;     // the stage's output directory
+    std::string title;          // e.g. "ingest (jats: examples/demo/jats)"
+    std::filesystem::path dir;  // the stage's output directory
     StageStats stats;
 };
 
 struct DataCardInfo {
     std::string name = "medforge dataset";
-    std::string config_path;       // the build config, if any
+    std::string config_path;  // the build config, if any
     std::string config_sha256;
     std::filesystem::path final_samples;  // the dataset file the card describes
 };

@@ -12,7 +12,7 @@
 namespace mf::curate {
 
 class Embedder {
-public:
+  public:
     virtual ~Embedder() = default;
     virtual std::string name() const = 0;
     virtual int dim() const = 0;

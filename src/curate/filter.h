@@ -13,7 +13,7 @@
 namespace mf::curate {
 
 class Filter {
-public:
+  public:
     virtual ~Filter() = default;
     virtual std::string_view name() const = 0;
     virtual Verdict apply(const Sample& sample) const = 0;

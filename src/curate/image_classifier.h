@@ -11,7 +11,7 @@
 namespace mf::curate {
 
 class ImageClassifier {
-public:
+  public:
     virtual ~ImageClassifier() = default;
     virtual std::string name() const = 0;
     // Probability in [0,1] that the image is a medical image (radiology, pathology, endoscopy,

@@ -50,7 +50,8 @@ Result<FilterConfig> parse_filter_config(const nlohmann::json& j, const fs::path
     MF_RETURN_IF_ERROR(im.get("classifier", &c.classifier));
     MF_RETURN_IF_ERROR(im.get("min_medical_prob", &c.image.min_medical_prob, 0, 1));
     MF_RETURN_IF_ERROR(im.finish());
-    if (c.classifier != "default" && c.classifier != "none") c.classifier = resolve(base_dir, c.classifier);
+    if (c.classifier != "default" && c.classifier != "none")
+        c.classifier = resolve(base_dir, c.classifier);
     return c;
 }
 
@@ -71,8 +72,9 @@ Result<std::unique_ptr<FilterSet>> FilterSet::create(const FilterConfig& config)
                     "filter.image: the classifier needs decoded images; set \"decode\": true or "
                     "\"classifier\": \"none\"");
             }
-            Result<fs::path> path = config.classifier == "default" ? default_classifier_path()
-                                                                   : Result<fs::path>(fs::path(config.classifier));
+            Result<fs::path> path = config.classifier == "default"
+                                        ? default_classifier_path()
+                                        : Result<fs::path>(fs::path(config.classifier));
             if (!path.ok()) return path.status().with_context("image classifier");
             auto cls = StatsClassifier::load(*path);
             if (!cls.ok()) return cls.status().with_context("image classifier " + path->string());
@@ -97,10 +99,11 @@ Verdict FilterSet::apply(const Sample& sample) const {
 nlohmann::json FilterSet::describe() const {
     nlohmann::json j;
     if (text_) {
-        j["text"] = {{"min_terms", config_.text.min_terms},
-                     {"use_mentions", config_.text.use_mentions},
-                     {"lexicon", config_.text.lexicon.empty() ? "default" : config_.text.lexicon.string()},
-                     {"lexicon_terms", text_->matcher().n_terms()}};
+        j["text"] = {
+            {"min_terms", config_.text.min_terms},
+            {"use_mentions", config_.text.use_mentions},
+            {"lexicon", config_.text.lexicon.empty() ? "default" : config_.text.lexicon.string()},
+            {"lexicon_terms", text_->matcher().n_terms()}};
     }
     if (image_) {
         j["image"] = {{"min_side", config_.image.min_side},
@@ -147,9 +150,9 @@ Result<DedupParams> parse_dedup_config(const nlohmann::json& j, const std::strin
     if (semantic == "hashing") {
         p.embedder = std::make_shared<HashingEmbedder>();
     } else if (semantic != "none") {
-        return Status::invalid_argument(
-            r.child_path("semantic") + ": '" + semantic +
-            "' is not available; use \"none\" or \"hashing\" (model embedders come with the model engine)");
+        return Status::invalid_argument(r.child_path("semantic") + ": '" + semantic +
+                                        "' is not available; use \"none\" or \"hashing\" (model "
+                                        "embedders come with the model engine)");
     }
     return p;
 }
@@ -176,8 +179,9 @@ Result<BuildConfig> load_build_config(const fs::path& path) {
     c.dedup_json = std::move(dedup_r).value();
     if (Status st = r.finish(); !st.ok()) return ctx(st);
     if (sources.empty())
-        return ctx(Status::invalid_argument("sources: at least one source is needed, e.g. "
-                                            "[{\"format\": \"jats\", \"input\": \"articles/\"}]"));
+        return ctx(
+            Status::invalid_argument("sources: at least one source is needed, e.g. "
+                                     "[{\"format\": \"jats\", \"input\": \"articles/\"}]"));
     for (size_t i = 0; i < sources.size(); ++i) {
         ConfigReader s(sources[i], "sources[" + std::to_string(i) + "]");
         SourceConfig sc;
@@ -186,10 +190,12 @@ Result<BuildConfig> load_build_config(const fs::path& path) {
         if (Status st = s.get("input", &input); !st.ok()) return ctx(st);
         if (Status st = s.get("image_root", &image_root); !st.ok()) return ctx(st);
         if (Status st = s.get("licence", &sc.options.default_licence); !st.ok()) return ctx(st);
-        if (Status st = s.get("require_images", &sc.options.require_images); !st.ok()) return ctx(st);
+        if (Status st = s.get("require_images", &sc.options.require_images); !st.ok())
+            return ctx(st);
         if (Status st = s.finish(); !st.ok()) return ctx(st);
         if (sc.format.empty() || input.empty())
-            return ctx(Status::invalid_argument(s.path() + ": \"format\" and \"input\" are required"));
+            return ctx(
+                Status::invalid_argument(s.path() + ": \"format\" and \"input\" are required"));
         sc.input = resolve(base, input);
         if (!image_root.empty()) sc.options.image_root = resolve(base, image_root);
         c.sources.push_back(std::move(sc));
@@ -224,7 +230,8 @@ Status mark_done(const fs::path& dir, const std::string& fingerprint) {
 
 // Ingests every source into <dir>/sources/<k>-<format>/ and joins them into <dir>, rejecting ids
 // that repeat across sources.
-Result<StageStats> ingest_sources(const BuildConfig& c, const fs::path& dir, size_t threads, bool progress) {
+Result<StageStats> ingest_sources(const BuildConfig& c, const fs::path& dir, size_t threads,
+                                  bool progress) {
     StageStats total;
     total.stage = "ingest";
     nlohmann::json per_source = nlohmann::json::object();
@@ -243,10 +250,14 @@ Result<StageStats> ingest_sources(const BuildConfig& c, const fs::path& dir, siz
         o.adapter = src.options;
         o.progress = progress;
         auto st = run_ingest(o);
-        if (!st.ok()) return st.status().with_context(fmt::format("source {} ({} {})", k + 1, src.format, src.input.string()));
+        if (!st.ok())
+            return st.status().with_context(
+                fmt::format("source {} ({} {})", k + 1, src.format, src.input.string()));
         StageStats s = std::move(st).value();
-        per_source[fmt::format("{}-{}", k + 1, src.format)] = {
-            {"input", src.input.string()}, {"records", s.input}, {"kept", s.kept}, {"rejected", s.rejected}};
+        per_source[fmt::format("{}-{}", k + 1, src.format)] = {{"input", src.input.string()},
+                                                               {"records", s.input},
+                                                               {"kept", s.kept},
+                                                               {"rejected", s.rejected}};
         // Copy kept samples, rejecting ids already seen in an earlier source.
         io::LineReader lines;
         MF_RETURN_IF_ERROR(lines.open(o.out_dir / "samples.jsonl"));
@@ -273,7 +284,8 @@ Result<StageStats> ingest_sources(const BuildConfig& c, const fs::path& dir, siz
         MF_RETURN_IF_ERROR(lines.status());
         io::LineReader rej;
         MF_RETURN_IF_ERROR(rej.open(o.out_dir / "rejects.jsonl"));
-        while (rej.next(&line)) rejects.write_line(line);
+        while (rej.next(&line))
+            rejects.write_line(line);
         MF_RETURN_IF_ERROR(rej.status());
         total.merge(s);
         seconds += s.seconds;
@@ -289,16 +301,19 @@ Result<StageStats> ingest_sources(const BuildConfig& c, const fs::path& dir, siz
 }  // namespace
 
 Result<std::vector<StageStats>> run_build(const BuildConfig& c, const BuildOptions& opt) {
-    size_t threads = opt.threads >= 0 ? static_cast<size_t>(opt.threads) : static_cast<size_t>(c.threads);
+    size_t threads =
+        opt.threads >= 0 ? static_cast<size_t>(opt.threads) : static_cast<size_t>(c.threads);
     MF_RETURN_IF_ERROR(io::ensure_dir(opt.out_dir));
-    nlohmann::json effective = {{"name", c.name}, {"config", c.path.string()}, {"config_sha256", c.sha256}};
+    nlohmann::json effective = {
+        {"name", c.name}, {"config", c.path.string()}, {"config_sha256", c.sha256}};
     MF_RETURN_IF_ERROR(io::write_file_atomic(opt.out_dir / "build.json", effective.dump(2) + "\n"));
     std::vector<StageStats> out;
     std::string fp = "config:" + c.sha256;
 
     // 1. ingest
     fs::path ingest_dir = opt.out_dir / "1-ingest";
-    for (const auto& s : c.sources) fp += "|" + s.format + ":" + s.input.string();
+    for (const auto& s : c.sources)
+        fp += "|" + s.format + ":" + s.input.string();
     if (!opt.force && up_to_date(ingest_dir, fp)) {
         log::info("1-ingest: up to date, skipped (use --force to redo)");
         MF_ASSIGN_OR_RETURN(StageStats st, load_stats(ingest_dir / "stats.json"));
@@ -322,7 +337,8 @@ Result<std::vector<StageStats>> run_build(const BuildConfig& c, const BuildOptio
         FilterRunOptions fo{ingest_dir, filter_dir, {}, threads, opt.progress};
         MF_ASSIGN_OR_RETURN(StageStats st, run_filter(fo, *filters));
         st.extra["filters"] = filters->describe();
-        MF_RETURN_IF_ERROR(io::write_file_atomic(filter_dir / "stats.json", st.to_json().dump(2) + "\n"));
+        MF_RETURN_IF_ERROR(
+            io::write_file_atomic(filter_dir / "stats.json", st.to_json().dump(2) + "\n"));
         MF_RETURN_IF_ERROR(mark_done(filter_dir, fp));
         log::info("2-filter: {} in, {} kept", st.input, st.kept);
         out.push_back(std::move(st));

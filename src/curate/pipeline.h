@@ -38,7 +38,7 @@ struct FilterConfig {
     bool text_enabled = true;
     TextFilterParams text;
     bool image_enabled = true;
-    ImageFilterParams image;           // classifier pointer is set by make_filters()
+    ImageFilterParams image;             // classifier pointer is set by make_filters()
     std::string classifier = "default";  // "default", "none" or a model JSON path
 };
 
@@ -50,13 +50,13 @@ Result<FilterConfig> parse_filter_config(const nlohmann::json& j, const fs::path
 
 // The filters of one config, ready to apply (text first: cheap; then image).
 class FilterSet {
-public:
+  public:
     static Result<std::unique_ptr<FilterSet>> create(const FilterConfig& config);
     Verdict apply(const Sample& sample) const;
     // A JSON description of the filters (lexicon size, classifier, thresholds) for stats.
     nlohmann::json describe() const;
 
-private:
+  private:
     FilterConfig config_;
     std::unique_ptr<TextFilter> text_;
     std::unique_ptr<StatsClassifier> classifier_;
@@ -91,16 +91,16 @@ struct BuildConfig {
     nlohmann::json dedup_json = nlohmann::json::object();
     DedupParams dedup;
     int threads = 0;
-    fs::path path;        // the config file
-    std::string sha256;   // of its bytes
+    fs::path path;       // the config file
+    std::string sha256;  // of its bytes
 };
 
 Result<BuildConfig> load_build_config(const fs::path& path);
 
 struct BuildOptions {
     fs::path out_dir;
-    int threads = -1;     // -1: the config's value
-    bool force = false;   // re-run stages even when up to date
+    int threads = -1;    // -1: the config's value
+    bool force = false;  // re-run stages even when up to date
     bool progress = true;
 };
 

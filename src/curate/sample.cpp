@@ -51,7 +51,8 @@ Status field_error(std::string_view field, std::string_view what) {
     return Status::invalid_argument("field '" + std::string(field) + "': " + std::string(what));
 }
 
-Status get_string(simdjson::dom::object obj, std::string_view key, bool required, std::string* out) {
+Status get_string(simdjson::dom::object obj, std::string_view key, bool required,
+                  std::string* out) {
     simdjson::dom::element e;
     if (obj[key].get(e) != simdjson::SUCCESS) {
         if (required) return field_error(key, "missing (required)");
@@ -91,7 +92,8 @@ Result<Sample> sample_from_json(std::string_view line) {
     simdjson::padded_string padded(line);
     simdjson::dom::element doc;
     if (auto err = parser.parse(padded).get(doc); err != simdjson::SUCCESS)
-        return Status::invalid_argument(std::string("malformed JSON: ") + simdjson::error_message(err));
+        return Status::invalid_argument(std::string("malformed JSON: ") +
+                                        simdjson::error_message(err));
     simdjson::dom::object obj;
     if (doc.get_object().get(obj) != simdjson::SUCCESS)
         return Status::invalid_argument("expected a JSON object per line");
@@ -104,7 +106,8 @@ Result<Sample> sample_from_json(std::string_view line) {
     simdjson::dom::element lin;
     if (obj["lineage"].get(lin) == simdjson::SUCCESS && !lin.is_null()) {
         simdjson::dom::object lo;
-        if (lin.get_object().get(lo) != simdjson::SUCCESS) return field_error("lineage", "expected an object");
+        if (lin.get_object().get(lo) != simdjson::SUCCESS)
+            return field_error("lineage", "expected an object");
         MF_RETURN_IF_ERROR(get_string(lo, "source", false, &s.lineage.source));
         MF_RETURN_IF_ERROR(get_string(lo, "article", false, &s.lineage.article));
         MF_RETURN_IF_ERROR(get_string(lo, "figure", false, &s.lineage.figure));
@@ -113,7 +116,8 @@ Result<Sample> sample_from_json(std::string_view line) {
         simdjson::dom::element ln;
         if (lo["line"].get(ln) == simdjson::SUCCESS) {
             int64_t v;
-            if (ln.get_int64().get(v) != simdjson::SUCCESS) return field_error("lineage.line", "expected an integer");
+            if (ln.get_int64().get(v) != simdjson::SUCCESS)
+                return field_error("lineage.line", "expected an integer");
             s.lineage.line = v;
         }
     }

@@ -1,5 +1,6 @@
 // Sample: one medical figure with its context, the unit every curation stage reads and writes.
-// Serialised as one JSON object per line (Sample JSONL, documented in docs/formats/sample_jsonl.md):
+// Serialised as one JSON object per line (Sample JSONL, documented in
+// docs/formats/sample_jsonl.md):
 //
 //   {"id":"jats:PMC1234567:F2","images":["/abs/path/fig2a.jpg","/abs/path/fig2b.jpg"],
 //    "caption":"...","mentions":["..."],
@@ -33,11 +34,11 @@ struct Lineage {
 
 struct Sample {
     std::string id;
-    std::vector<std::string> images;    // ordered image paths (absolute after ingest)
+    std::vector<std::string> images;  // ordered image paths (absolute after ingest)
     std::string caption;
     std::vector<std::string> mentions;  // inline-mention sentences
     Lineage lineage;
-    std::string meta_json;              // raw JSON object text, or empty
+    std::string meta_json;  // raw JSON object text, or empty
 
     bool operator==(const Sample& o) const = default;
 };

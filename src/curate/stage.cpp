@@ -24,8 +24,12 @@ bool ShardSpec::owns(std::string_view key) const {
     return xxh64(key) % count == index;
 }
 
-std::string ShardSpec::dir_name() const { return fmt::format("{:04d}-of-{:04d}", index, count); }
-std::string ShardSpec::to_string() const { return fmt::format("{}/{}", index, count); }
+std::string ShardSpec::dir_name() const {
+    return fmt::format("{:04d}-of-{:04d}", index, count);
+}
+std::string ShardSpec::to_string() const {
+    return fmt::format("{}/{}", index, count);
+}
 
 namespace {
 
@@ -105,11 +109,13 @@ void StageStats::merge(const StageStats& o) {
     input += o.input;
     kept += o.kept;
     rejected += o.rejected;
-    for (const auto& [k, v] : o.reasons) reasons[k] += v;
+    for (const auto& [k, v] : o.reasons)
+        reasons[k] += v;
     bytes_in += o.bytes_in;
     seconds = std::max(seconds, o.seconds);
     for (auto it = o.extra.begin(); it != o.extra.end(); ++it) {
-        if (it->is_number_integer() && extra.contains(it.key()) && extra[it.key()].is_number_integer())
+        if (it->is_number_integer() && extra.contains(it.key()) &&
+            extra[it.key()].is_number_integer())
             extra[it.key()] = extra[it.key()].get<int64_t>() + it->get<int64_t>();
         else if (it->is_number() && extra.contains(it.key()) && extra[it.key()].is_number())
             extra[it.key()] = extra[it.key()].get<double>() + it->get<double>();
@@ -226,13 +232,15 @@ Status merge_stream(const std::vector<fs::path>& shard_dirs, const std::string& 
         bool a = s.lines.next(&s.line);
         bool b = s.order.next(&o);
         if (a != b) {
-            return Status::corruption(s.lines.path().string() +
-                                      ": line count differs from its .order file; re-run the shard");
+            return Status::corruption(
+                s.lines.path().string() +
+                ": line count differs from its .order file; re-run the shard");
         }
         s.live = a;
         if (a) {
             auto [p, ec] = std::from_chars(o.data(), o.data() + o.size(), s.ord);
-            if (ec != std::errc()) return Status::corruption(s.order.path().string() + ": bad ordinal");
+            if (ec != std::errc())
+                return Status::corruption(s.order.path().string() + ": bad ordinal");
         }
         return {};
     };
@@ -262,7 +270,8 @@ Status merge_shards(const fs::path& out_dir) {
     fs::path shards = out_dir / "shards";
     std::error_code ec;
     if (!fs::is_directory(shards, ec))
-        return Status::not_found(shards.string() + ": no shard outputs; run the stage with --shard i/N first");
+        return Status::not_found(shards.string() +
+                                 ": no shard outputs; run the stage with --shard i/N first");
     std::vector<fs::path> dirs;
     uint32_t n = 0;
     for (const auto& e : fs::directory_iterator(shards, ec)) {
@@ -274,9 +283,8 @@ Status merge_shards(const fs::path& out_dir) {
             !parse_u32(std::string_view(name).substr(of + 4), &cnt))
             continue;
         if (n != 0 && cnt != n) {
-            return Status::failed_precondition(shards.string() +
-                                               ": shards of different counts (" + std::to_string(n) +
-                                               " and " + std::to_string(cnt) +
+            return Status::failed_precondition(shards.string() + ": shards of different counts (" +
+                                               std::to_string(n) + " and " + std::to_string(cnt) +
                                                "); remove the stale ones");
         }
         n = cnt;
@@ -289,15 +297,17 @@ Status merge_shards(const fs::path& out_dir) {
         ShardSpec s{i, n};
         fs::path d = shards / s.dir_name();
         if (!fs::exists(d / "stats.json")) {
-            return Status::failed_precondition("shard " + s.to_string() + " is missing or unfinished (" +
-                                               d.string() + "/stats.json); run it, then merge again");
+            return Status::failed_precondition("shard " + s.to_string() +
+                                               " is missing or unfinished (" + d.string() +
+                                               "/stats.json); run it, then merge again");
         }
         MF_ASSIGN_OR_RETURN(StageStats st, load_stats(d / "stats.json"));
         if (i == 0) total.stage = st.stage;
         total.merge(st);
     }
     dirs.clear();
-    for (uint32_t i = 0; i < n; ++i) dirs.push_back(shards / ShardSpec{i, n}.dir_name());
+    for (uint32_t i = 0; i < n; ++i)
+        dirs.push_back(shards / ShardSpec{i, n}.dir_name());
     MF_RETURN_IF_ERROR(merge_stream(dirs, "samples", out_dir / "samples.jsonl"));
     MF_RETURN_IF_ERROR(merge_stream(dirs, "rejects", out_dir / "rejects.jsonl"));
     total.shard = "merged " + std::to_string(n);
@@ -313,7 +323,8 @@ Result<fs::path> stage_input(const fs::path& path) {
         if (fs::is_directory(path / "shards", ec))
             return Status::failed_precondition(path.string() +
                                                " holds shard outputs but no samples.jsonl; run "
-                                               "`medforge merge " + path.string() + "` first");
+                                               "`medforge merge " +
+                                               path.string() + "` first");
         return Status::not_found(path.string() + ": no samples.jsonl in this directory");
     }
     return Status::not_found(path.string() + ": no such file or directory");
@@ -345,7 +356,8 @@ Result<StageStats> run_map_stage(const MapStageOptions& opt, const SampleFn& fn)
         uint64_t bytes = 0;  // input bytes consumed, for the progress display
     };
     Batch batches[2];
-    for (auto& b : batches) b.items.resize(std::max<size_t>(1, opt.batch_size));
+    for (auto& b : batches)
+        b.items.resize(std::max<size_t>(1, opt.batch_size));
     StageStats stats;
     stats.shard = opt.shard.to_string();
     const std::string file = input.string();
@@ -399,8 +411,9 @@ Result<StageStats> run_map_stage(const MapStageOptions& opt, const SampleFn& fn)
                 r.detail = fmt::format("{}:{}: {}", file, it.line_no, it.parse.message());
                 r.file = file;
                 r.line = static_cast<int64_t>(it.line_no);
-                r.record_json = text::valid_utf8(it.line) ? text::json_quote(it.line)
-                                                          : text::json_quote(text::sanitize_utf8(it.line));
+                r.record_json = text::valid_utf8(it.line)
+                                    ? text::json_quote(it.line)
+                                    : text::json_quote(text::sanitize_utf8(it.line));
                 writer.reject(ord, std::move(r));
             } else if (it.verdict.keep) {
                 writer.keep(ord, it.line);

@@ -38,7 +38,7 @@ struct ShardSpec {
 
     bool sharded() const { return count > 1; }
     bool owns(std::string_view key) const;
-    std::string dir_name() const;  // "0002-of-0004"
+    std::string dir_name() const;   // "0002-of-0004"
     std::string to_string() const;  // "2/4"
 };
 
@@ -61,7 +61,7 @@ std::string reject_to_json(const Reject& r);
 // A filter's decision on one sample.
 struct Verdict {
     bool keep = true;
-    std::string reason;        // required when !keep
+    std::string reason;  // required when !keep
     std::string detail;
     std::string duplicate_of;
 
@@ -100,7 +100,7 @@ Result<StageStats> load_stats(const fs::path& stats_json);
 
 // Writes the outputs of one stage (one shard of it). Records must arrive in increasing ordinal.
 class StageWriter {
-public:
+  public:
     Status open(const fs::path& out_dir, const ShardSpec& shard, std::string stage);
     void keep(uint64_t ordinal, std::string_view sample_json);
     void reject(uint64_t ordinal, Reject r);
@@ -113,7 +113,7 @@ public:
     uint64_t n_rejected() const { return n_rejected_; }
     const std::map<std::string, uint64_t>& reasons() const { return reasons_; }
 
-private:
+  private:
     fs::path dir_;
     std::string stage_;
     bool sharded_ = false;
@@ -135,8 +135,8 @@ Result<fs::path> stage_input(const fs::path& path);
 using SampleFn = std::function<Verdict(const Sample& sample, size_t worker_idx)>;
 
 struct MapStageOptions {
-    std::string stage;         // name for stats, rejects and the data card
-    fs::path input;            // Sample JSONL file or a stage directory
+    std::string stage;  // name for stats, rejects and the data card
+    fs::path input;     // Sample JSONL file or a stage directory
     fs::path out_dir;
     ShardSpec shard;
     size_t n_threads = 0;      // 0 = all cores

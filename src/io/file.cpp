@@ -22,7 +22,8 @@ Result<std::string> read_file(const fs::path& path) {
     std::string out;
     char buf[1 << 16];
     size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0)
+        out.append(buf, n);
     bool err = std::ferror(f) != 0;
     std::fclose(f);
     if (err) return Status::io_error(path.string() + ": read error");
@@ -53,7 +54,8 @@ Status ensure_dir(const fs::path& dir) {
 Result<std::vector<fs::path>> list_files(const fs::path& root, const std::vector<std::string>& exts,
                                          bool recursive) {
     std::error_code ec;
-    if (!fs::exists(root, ec)) return Status::not_found(root.string() + ": no such file or directory");
+    if (!fs::exists(root, ec))
+        return Status::not_found(root.string() + ": no such file or directory");
     std::vector<fs::path> out;
     auto consider = [&](const fs::directory_entry& e) {
         if (!e.is_regular_file()) return;
@@ -97,7 +99,8 @@ Status OutFile::open(const fs::path& path, bool append) {
     failed_ = false;
     f_ = std::fopen(path.c_str(), append ? "ab" : "wb");
     if (!f_) {
-        return Status::io_error(path.string() + ": cannot open for writing: " + std::strerror(errno) +
+        return Status::io_error(path.string() +
+                                ": cannot open for writing: " + std::strerror(errno) +
                                 " (check the output directory exists and is writable)");
     }
     buf_.reserve(1 << 20);

@@ -28,7 +28,7 @@ fs::path absolute_normal(const fs::path& p);
 
 // A buffered output file; errors are sticky and reported by close().
 class OutFile {
-public:
+  public:
     OutFile() = default;
     ~OutFile();
     OutFile(const OutFile&) = delete;
@@ -43,7 +43,7 @@ public:
     bool is_open() const { return f_ != nullptr; }
     const fs::path& path() const { return path_; }
 
-private:
+  private:
     std::FILE* f_ = nullptr;
     fs::path path_;
     bool failed_ = false;

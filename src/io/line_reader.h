@@ -14,7 +14,7 @@
 namespace mf::io {
 
 class LineReader {
-public:
+  public:
     LineReader() = default;
     ~LineReader();
     LineReader(const LineReader&) = delete;
@@ -30,7 +30,7 @@ public:
     const Status& status() const { return status_; }
     const std::filesystem::path& path() const { return path_; }
 
-private:
+  private:
     bool fill();
 
     std::FILE* f_ = nullptr;

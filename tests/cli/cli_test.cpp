@@ -9,7 +9,8 @@ namespace {
 TEST(Cli, HelpListsEveryCommand) {
     auto r = test::run_medforge("help");
     EXPECT_EQ(r.exit_code, 0);
-    for (const auto& c : cli::commands()) EXPECT_NE(r.output.find(c.name), std::string::npos) << c.name;
+    for (const auto& c : cli::commands())
+        EXPECT_NE(r.output.find(c.name), std::string::npos) << c.name;
 }
 
 TEST(Cli, EveryCommandHasHelp) {

@@ -29,7 +29,8 @@ TEST(Status, OkAndErrors) {
     EXPECT_FALSE(nf.ok());
     EXPECT_EQ(nf.code(), StatusCode::kNotFound);
     EXPECT_EQ(nf.to_string(), "NotFound: x.json: no such file");
-    EXPECT_EQ(nf.with_context("loading lexicon").message(), "loading lexicon: x.json: no such file");
+    EXPECT_EQ(nf.with_context("loading lexicon").message(),
+              "loading lexicon: x.json: no such file");
     EXPECT_TRUE(ok.with_context("ctx").ok());
 }
 

@@ -7,11 +7,12 @@ namespace {
 
 TEST(Text, Utf8Validation) {
     EXPECT_TRUE(valid_utf8("plain ascii"));
-    EXPECT_TRUE(valid_utf8("caf\xC3\xA9 \xE8\x82\xBA\xE7\x82\x8E \xF0\x9F\xA9\xBB"));  // café 肺炎 🩻
-    EXPECT_FALSE(valid_utf8("\xC3"));               // truncated
-    EXPECT_FALSE(valid_utf8("\xC0\xAF"));           // overlong '/'
-    EXPECT_FALSE(valid_utf8("\xED\xA0\x80"));       // surrogate
-    EXPECT_FALSE(valid_utf8("\xF4\x90\x80\x80"));   // > U+10FFFF
+    EXPECT_TRUE(
+        valid_utf8("caf\xC3\xA9 \xE8\x82\xBA\xE7\x82\x8E \xF0\x9F\xA9\xBB"));  // café 肺炎 🩻
+    EXPECT_FALSE(valid_utf8("\xC3"));                                          // truncated
+    EXPECT_FALSE(valid_utf8("\xC0\xAF"));                                      // overlong '/'
+    EXPECT_FALSE(valid_utf8("\xED\xA0\x80"));                                  // surrogate
+    EXPECT_FALSE(valid_utf8("\xF4\x90\x80\x80"));                              // > U+10FFFF
     EXPECT_FALSE(valid_utf8("ok\xFFok"));
     EXPECT_EQ(first_invalid_utf8("ok\xFFok"), 2u);
     EXPECT_EQ(sanitize_utf8("ok\xFFok"), "ok\xEF\xBF\xBDok");

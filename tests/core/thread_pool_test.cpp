@@ -16,18 +16,22 @@ TEST(ThreadPool, ParallelForCoversEveryIndexOnce) {
         std::vector<std::atomic<int>> hits(n);
         pool.parallel_for(n, [&](size_t w, size_t b, size_t e) {
             EXPECT_LT(w, pool.size());
-            for (size_t i = b; i < e; ++i) hits[i]++;
+            for (size_t i = b; i < e; ++i)
+                hits[i]++;
         });
-        for (size_t i = 0; i < n; ++i) EXPECT_EQ(hits[i].load(), 1) << i;
+        for (size_t i = 0; i < n; ++i)
+            EXPECT_EQ(hits[i].load(), 1) << i;
     }
 }
 
 TEST(ThreadPool, SubmitReturnsValues) {
     ThreadPool pool(2);
     std::vector<std::future<int>> futs;
-    for (int i = 0; i < 100; ++i) futs.push_back(pool.submit([i] { return i * i; }));
+    for (int i = 0; i < 100; ++i)
+        futs.push_back(pool.submit([i] { return i * i; }));
     int sum = 0;
-    for (auto& f : futs) sum += f.get();
+    for (auto& f : futs)
+        sum += f.get();
     EXPECT_EQ(sum, 328350);
 }
 
@@ -44,7 +48,8 @@ TEST(Progress, CountsFromManyThreads) {
     Progress p("test", 4000, "items");
     ThreadPool pool(4);
     pool.parallel_for(4000, [&](size_t, size_t b, size_t e) {
-        for (size_t i = b; i < e; ++i) p.add(1);
+        for (size_t i = b; i < e; ++i)
+            p.add(1);
     });
     EXPECT_EQ(p.count(), 4000u);
     p.finish();

@@ -37,12 +37,14 @@ TEST(ConfigReader, ErrorsNameThePath) {
     int n = 0;
     double p = 0;
     Status a = r.get("min_terms", &n);
-    EXPECT_NE(a.message().find("filter.text.min_terms: expected an integer"), std::string::npos) << a.message();
+    EXPECT_NE(a.message().find("filter.text.min_terms: expected an integer"), std::string::npos)
+        << a.message();
     Status b = r.get("prob", &p, 0, 1);
     EXPECT_NE(b.message().find("filter.text.prob"), std::string::npos);
     EXPECT_NE(b.message().find("out of range"), std::string::npos);
     Status c = r.finish();
-    EXPECT_NE(c.message().find("filter.text.min_term: unknown key"), std::string::npos) << c.message();
+    EXPECT_NE(c.message().find("filter.text.min_term: unknown key"), std::string::npos)
+        << c.message();
 }
 
 TEST(ConfigReader, JsonFileErrorsNameTheLine) {

@@ -8,8 +8,8 @@
 namespace mf::curate {
 namespace {
 
-void write_stats(const std::filesystem::path& dir, const std::string& stage, uint64_t in, uint64_t kept,
-                 std::map<std::string, uint64_t> reasons) {
+void write_stats(const std::filesystem::path& dir, const std::string& stage, uint64_t in,
+                 uint64_t kept, std::map<std::string, uint64_t> reasons) {
     StageStats s;
     s.stage = stage;
     s.input = in;

@@ -22,10 +22,13 @@ std::string demo_config(const test::TempDir& d, const std::string& extra_filter 
     test::write_text(d / "lexicon.txt", kLexicon);
     fs::path demo = test::source_dir() / "examples" / "demo";
     std::string cfg = R"({"name": "demo test",
-      "sources": [{"format": "jats", "input": ")" + (demo / "jats").string() + R"("},
-                  {"format": "jsonl", "input": ")" + (demo / "extra.jsonl").string() + R"("}],
+      "sources": [{"format": "jats", "input": ")" +
+                      (demo / "jats").string() + R"("},
+                  {"format": "jsonl", "input": ")" +
+                      (demo / "extra.jsonl").string() + R"("}],
       "filter": {"text": {"min_terms": 5, "lexicon": "lexicon.txt"},
-                 "image": {"min_side": 336, "classifier": "none")" + extra_filter + R"(}},
+                 "image": {"min_side": 336, "classifier": "none")" +
+                      extra_filter + R"(}},
       "dedup": {"minhash_threshold": 0.8}})";
     test::write_text(d / "build.json", cfg);
     return (d / "build.json").string();
@@ -53,7 +56,8 @@ TEST(Pipeline, DemoFunnelWithEveryRecordAccountedFor) {
     // ingest: 7 JATS figures + 5 JSONL lines (one malformed).
     EXPECT_EQ((*stats)[0].input, 12u);
     EXPECT_EQ((*stats)[0].reasons.at("bad_json"), 1u);
-    for (const auto& s : *stats) EXPECT_EQ(s.input, s.kept + s.rejected) << s.stage;
+    for (const auto& s : *stats)
+        EXPECT_EQ(s.input, s.kept + s.rejected) << s.stage;
     EXPECT_EQ((*stats)[1].input, (*stats)[0].kept);
     EXPECT_EQ((*stats)[2].input, (*stats)[1].kept);
 
@@ -74,7 +78,8 @@ TEST(Pipeline, DemoFunnelWithEveryRecordAccountedFor) {
     ASSERT_EQ(first->images.size(), 2u);
     EXPECT_NE(first->images[0].find("ct_axial"), std::string::npos);
     EXPECT_NE(first->images[1].find("ct_coronal"), std::string::npos);
-    EXPECT_NE(first->lineage.licence.find("creativecommons.org/licenses/by/4.0"), std::string::npos);
+    EXPECT_NE(first->lineage.licence.find("creativecommons.org/licenses/by/4.0"),
+              std::string::npos);
 
     std::string card = test::read_text(d / "out" / "data_card.md");
     EXPECT_NE(card.find("| 1-ingest | 12 |"), std::string::npos) << card;
@@ -107,10 +112,12 @@ TEST(Pipeline, ConfigErrorsNameTheField) {
     } cases[] = {
         {R"({"sources": []})", "at least one source"},
         {R"({"sources": [{"format": "jats"}]})", "\"format\" and \"input\" are required"},
-        {R"({"sources": [{"format": "jats", "input": "x", "inputs": "y"}]})", "sources[0].inputs: unknown key"},
+        {R"({"sources": [{"format": "jats", "input": "x", "inputs": "y"}]})",
+         "sources[0].inputs: unknown key"},
         {R"({"sources": [{"format": "jats", "input": "x"}], "filter": {"text": {"min_terms": "5"}}})",
          "filter.text.min_terms: expected an integer"},
-        {R"({"sources": [{"format": "jats", "input": "x"}], "dedup": {"semantic": "mpnet"}})", "dedup.semantic"},
+        {R"({"sources": [{"format": "jats", "input": "x"}], "dedup": {"semantic": "mpnet"}})",
+         "dedup.semantic"},
         {R"({"sources": [{"format": "jats", "input": "x"}], "filtre": {}})", "filtre: unknown key"},
     };
     for (const auto& c : cases) {

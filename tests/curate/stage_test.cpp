@@ -39,7 +39,8 @@ TEST(ShardSpec, Parse) {
     EXPECT_EQ(s->index, 2u);
     EXPECT_EQ(s->count, 4u);
     EXPECT_EQ(s->dir_name(), "0002-of-0004");
-    for (const char* bad : {"4/4", "1/0", "x", "1/", "-1/2", "1/2/3"}) EXPECT_FALSE(parse_shard(bad).ok()) << bad;
+    for (const char* bad : {"4/4", "1/0", "x", "1/", "-1/2", "1/2/3"})
+        EXPECT_FALSE(parse_shard(bad).ok()) << bad;
 }
 
 TEST(ShardSpec, SlurmEnvironment) {
@@ -59,7 +60,8 @@ TEST(ShardSpec, PartitionsEveryKeyExactlyOnce) {
     for (int k = 0; k < 1000; ++k) {
         std::string key = "id" + std::to_string(k);
         int owners = 0;
-        for (uint32_t i = 0; i < 4; ++i) owners += ShardSpec{i, 4}.owns(key);
+        for (uint32_t i = 0; i < 4; ++i)
+            owners += ShardSpec{i, 4}.owns(key);
         EXPECT_EQ(owners, 1);
     }
 }
@@ -82,7 +84,8 @@ TEST(MapStage, KeptPlusRejectedEqualsInput) {
     auto input_lines = test::read_lines(in / "samples.jsonl");
     size_t pos = 0;
     for (const auto& k : kept) {
-        while (pos < input_lines.size() && input_lines[pos] != k) ++pos;
+        while (pos < input_lines.size() && input_lines[pos] != k)
+            ++pos;
         ASSERT_LT(pos, input_lines.size()) << "kept line not found in order: " << k;
     }
     // A bad record names file:line and carries the raw text.
@@ -114,8 +117,10 @@ TEST(MapStage, ShardsMergeToTheSingleProcessOutput) {
         EXPECT_GT(st->input, 0u);
     }
     ASSERT_TRUE(merge_shards(d / "sharded").ok());
-    EXPECT_EQ(test::read_text(d / "sharded" / "samples.jsonl"), test::read_text(d / "single" / "samples.jsonl"));
-    EXPECT_EQ(test::read_text(d / "sharded" / "rejects.jsonl"), test::read_text(d / "single" / "rejects.jsonl"));
+    EXPECT_EQ(test::read_text(d / "sharded" / "samples.jsonl"),
+              test::read_text(d / "single" / "samples.jsonl"));
+    EXPECT_EQ(test::read_text(d / "sharded" / "rejects.jsonl"),
+              test::read_text(d / "single" / "rejects.jsonl"));
     auto a = load_stats(d / "single" / "stats.json");
     auto b = load_stats(d / "sharded" / "stats.json");
     ASSERT_TRUE(a.ok() && b.ok());

@@ -8,7 +8,8 @@
 namespace mf::io {
 namespace {
 
-std::vector<std::string> read_all(const std::filesystem::path& p, std::vector<uint64_t>* nos = nullptr) {
+std::vector<std::string> read_all(const std::filesystem::path& p,
+                                  std::vector<uint64_t>* nos = nullptr) {
     LineReader r;
     EXPECT_TRUE(r.open(p).ok());
     std::vector<std::string> out;
