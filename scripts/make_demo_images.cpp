@@ -65,15 +65,13 @@ void grey_slice(const char* path, int size, const std::vector<Ellipse>& es, doub
 int main(int argc, char** argv) {
     std::string dir = argc > 1 ? argv[1] : "examples/demo";
     std::string j = dir + "/jats/";
+    // Axial abdominal CT phantom: body outline, spine, liver, kidneys, a hypodense lesion.
+    const std::vector<Ellipse> kAbdomen = {
+        {0, 0, 0.9, 0.7, 0, 0.35},           {0, 0.45, 0.12, 0.12, 0, 0.5},
+        {-0.35, -0.1, 0.35, 0.3, 0.3, 0.12}, {0.35, 0.2, 0.12, 0.18, 0, 0.15},
+        {-0.3, 0.25, 0.12, 0.18, 0, 0.15},   {-0.4, -0.15, 0.08, 0.07, 0, -0.1}};
     // Axial CT of the abdomen: body outline, spine, liver, kidneys, a hypodense lesion.
-    grey_slice((j + "PMC9000001_ct_axial.jpg").c_str(), 448,
-               {{0, 0, 0.9, 0.7, 0, 0.35},
-                {0, 0.45, 0.12, 0.12, 0, 0.5},
-                {-0.35, -0.1, 0.35, 0.3, 0.3, 0.12},
-                {0.35, 0.2, 0.12, 0.18, 0, 0.15},
-                {-0.3, 0.25, 0.12, 0.18, 0, 0.15},
-                {-0.4, -0.15, 0.08, 0.07, 0, -0.1}},
-               9, 1, true);
+    grey_slice((j + "PMC9000001_ct_axial.jpg").c_str(), 448, kAbdomen, 9, 1, true);
     // Coronal CT reformat of the same "patient".
     grey_slice((j + "PMC9000001_ct_coronal.jpg").c_str(), 400,
                {{0, 0, 0.6, 0.95, 0, 0.35},
@@ -83,14 +81,7 @@ int main(int argc, char** argv) {
                9, 2, true);
     // The axial CT again, re-encoded with other noise: different bytes, near-identical caption in
     // extra.jsonl (a near duplicate for MinHash, not an exact image duplicate).
-    grey_slice((dir + "/reposted_ct_axial.jpg").c_str(), 448,
-               {{0, 0, 0.9, 0.7, 0, 0.35},
-                {0, 0.45, 0.12, 0.12, 0, 0.5},
-                {-0.35, -0.1, 0.35, 0.3, 0.3, 0.12},
-                {0.35, 0.2, 0.12, 0.18, 0, 0.15},
-                {-0.3, 0.25, 0.12, 0.18, 0, 0.15},
-                {-0.4, -0.15, 0.08, 0.07, 0, -0.1}},
-               9, 11, true);
+    grey_slice((dir + "/reposted_ct_axial.jpg").c_str(), 448, kAbdomen, 9, 11, true);
     // Brain MR (T2-like): skull ring, ventricles, a bright lesion.
     grey_slice((j + "PMC9000002_mri_t2.png").c_str(), 384,
                {{0, 0, 0.85, 0.95, 0, 0.9},

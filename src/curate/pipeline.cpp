@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include <functional>
 #include <unordered_set>
 
 #include "core/hash.h"
@@ -308,61 +309,56 @@ Result<std::vector<StageStats>> run_build(const BuildConfig& c, const BuildOptio
         {"name", c.name}, {"config", c.path.string()}, {"config_sha256", c.sha256}};
     MF_RETURN_IF_ERROR(io::write_file_atomic(opt.out_dir / "build.json", effective.dump(2) + "\n"));
     std::vector<StageStats> out;
-    std::string fp = "config:" + c.sha256;
 
-    // 1. ingest
+    // Runs one stage unless its stage.done fingerprint says it is up to date.
+    auto stage = [&](const fs::path& dir, const std::string& fingerprint,
+                     const std::function<Result<StageStats>()>& run) -> Status {
+        std::string name = dir.filename().string();
+        if (!opt.force && up_to_date(dir, fingerprint)) {
+            log::info("{}: up to date, skipped (use --force to redo)", name);
+            MF_ASSIGN_OR_RETURN(StageStats st, load_stats(dir / "stats.json"));
+            out.push_back(std::move(st));
+            return {};
+        }
+        MF_ASSIGN_OR_RETURN(StageStats st, run());
+        MF_RETURN_IF_ERROR(mark_done(dir, fingerprint));
+        log::info("{}: {} in, {} kept, {} rejected", name, st.input, st.kept, st.rejected);
+        out.push_back(std::move(st));
+        return {};
+    };
+    const std::string config_fp = "config:" + c.sha256;
+
     fs::path ingest_dir = opt.out_dir / "1-ingest";
+    std::string sources_fp = config_fp;
     for (const auto& s : c.sources)
-        fp += "|" + s.format + ":" + s.input.string();
-    if (!opt.force && up_to_date(ingest_dir, fp)) {
-        log::info("1-ingest: up to date, skipped (use --force to redo)");
-        MF_ASSIGN_OR_RETURN(StageStats st, load_stats(ingest_dir / "stats.json"));
-        out.push_back(std::move(st));
-    } else {
-        MF_ASSIGN_OR_RETURN(StageStats st, ingest_sources(c, ingest_dir, threads, opt.progress));
-        MF_RETURN_IF_ERROR(mark_done(ingest_dir, fp));
-        log::info("1-ingest: {} records, {} samples, {} rejected", st.input, st.kept, st.rejected);
-        out.push_back(std::move(st));
-    }
+        sources_fp += "|" + s.format + ":" + s.input.string();
+    MF_RETURN_IF_ERROR(stage(ingest_dir, sources_fp,
+                             [&] { return ingest_sources(c, ingest_dir, threads, opt.progress); }));
 
-    // 2. filter
     fs::path filter_dir = opt.out_dir / "2-filter";
-    fp = "config:" + c.sha256 + "|" + file_fingerprint(ingest_dir / "samples.jsonl");
-    if (!opt.force && up_to_date(filter_dir, fp)) {
-        log::info("2-filter: up to date, skipped");
-        MF_ASSIGN_OR_RETURN(StageStats st, load_stats(filter_dir / "stats.json"));
-        out.push_back(std::move(st));
-    } else {
-        MF_ASSIGN_OR_RETURN(auto filters, FilterSet::create(c.filter));
-        FilterRunOptions fo{ingest_dir, filter_dir, {}, threads, opt.progress};
-        MF_ASSIGN_OR_RETURN(StageStats st, run_filter(fo, *filters));
-        st.extra["filters"] = filters->describe();
-        MF_RETURN_IF_ERROR(
-            io::write_file_atomic(filter_dir / "stats.json", st.to_json().dump(2) + "\n"));
-        MF_RETURN_IF_ERROR(mark_done(filter_dir, fp));
-        log::info("2-filter: {} in, {} kept", st.input, st.kept);
-        out.push_back(std::move(st));
-    }
+    MF_RETURN_IF_ERROR(
+        stage(filter_dir, config_fp + "|" + file_fingerprint(ingest_dir / "samples.jsonl"),
+              [&]() -> Result<StageStats> {
+                  MF_ASSIGN_OR_RETURN(auto filters, FilterSet::create(c.filter));
+                  FilterRunOptions fo{ingest_dir, filter_dir, {}, threads, opt.progress};
+                  MF_ASSIGN_OR_RETURN(StageStats st, run_filter(fo, *filters));
+                  st.extra["filters"] = filters->describe();
+                  MF_RETURN_IF_ERROR(io::write_file_atomic(filter_dir / "stats.json",
+                                                           st.to_json().dump(2) + "\n"));
+                  return st;
+              }));
 
-    // 3. dedup
     fs::path dedup_dir = opt.out_dir / "3-dedup";
-    fp = "config:" + c.sha256 + "|" + file_fingerprint(filter_dir / "samples.jsonl");
-    if (!opt.force && up_to_date(dedup_dir, fp)) {
-        log::info("3-dedup: up to date, skipped");
-        MF_ASSIGN_OR_RETURN(StageStats st, load_stats(dedup_dir / "stats.json"));
-        out.push_back(std::move(st));
-    } else {
-        DedupOptions d;
-        d.input = filter_dir;
-        d.out_dir = dedup_dir;
-        d.n_threads = threads;
-        d.progress = opt.progress;
-        d.params = c.dedup;
-        MF_ASSIGN_OR_RETURN(StageStats st, run_dedup(d));
-        MF_RETURN_IF_ERROR(mark_done(dedup_dir, fp));
-        log::info("3-dedup: {} in, {} kept", st.input, st.kept);
-        out.push_back(std::move(st));
-    }
+    MF_RETURN_IF_ERROR(
+        stage(dedup_dir, config_fp + "|" + file_fingerprint(filter_dir / "samples.jsonl"), [&] {
+            DedupOptions d;
+            d.input = filter_dir;
+            d.out_dir = dedup_dir;
+            d.n_threads = threads;
+            d.progress = opt.progress;
+            d.params = c.dedup;
+            return run_dedup(d);
+        }));
 
     DataCardInfo info;
     info.name = c.name;
