@@ -17,6 +17,8 @@ int run_build(int argc, char** argv);
 int run_classifier(int argc, char** argv);
 int run_lexicon(int argc, char** argv);
 int run_card(int argc, char** argv);
+int run_reformat(int argc, char** argv);
+int run_eval(int argc, char** argv);
 
 namespace {
 // Keep in pipeline order; `medforge help` prints it as is.
@@ -29,6 +31,11 @@ constexpr std::array kCommands = {
     Command{"filter", "keep samples with enough medical terms and good medical images", run_filter},
     Command{"dedup", "drop exact and near-duplicate samples (hashes, MinHash-LSH, embeddings)",
             run_dedup},
+    Command{"reformat",
+            "turn samples into Alignment + Instruction-Tuning VQA with an (M)LLM, exactly once",
+            run_reformat},
+    Command{"eval", "score a model on medical VQA benchmarks (VQA-RAD, SLAKE, PathVQA, PMC-VQA, ...)",
+            run_eval},
     Command{"merge", "join the outputs of a stage run as --shard i/N into one output", run_merge},
     Command{"card", "write the data card (funnel of every stage) for a pipeline output", run_card},
     Command{"lexicon", "build or inspect a medical lexicon (word lists, MeSH, UMLS SPECIALIST)",
