@@ -69,10 +69,14 @@ void Progress::draw(bool final) {
     double n = static_cast<double>(count_.load());
     double rate = el > 0 ? n / el : 0;
     uint64_t total = total_.load();
-    std::string line = fmt::format("\r\033[K{}: {} {}", label_, human_count(n), unit_);
-    if (total > 0)
-        line += fmt::format(" / {} ({:.0f}%)", human_count(double(total)), 100.0 * n / total);
-    line += fmt::format("  {} {}/s", human_count(rate), unit_);
+    const bool bytes = unit_ == "bytes";  // counted in bytes: show MB and MB/s
+    auto amount = [&](double v) {
+        return bytes ? fmt::format("{:.1f} MB", v / 1e6) : human_count(v) + " " + unit_;
+    };
+    std::string line = fmt::format("\r\033[K{}: {}", label_, amount(n));
+    if (total > 0) line += fmt::format(" / {} ({:.0f}%)", amount(double(total)), 100.0 * n / total);
+    line += bytes ? fmt::format("  {:.1f} MB/s", rate / 1e6)
+                  : fmt::format("  {} {}/s", human_count(rate), unit_);
     uint64_t b = bytes_.load();
     if (b > 0 && el > 0) line += fmt::format("  {:.1f} MB/s", b / el / 1e6);
     if (total > 0 && rate > 0 && n < total) line += "  ETA " + human_duration((total - n) / rate);
