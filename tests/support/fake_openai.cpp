@@ -122,6 +122,7 @@ Status FakeOpenAi::start(int port) {
     const int nthreads = threads_;
     svr.new_task_queue = [nthreads] { return new httplib::ThreadPool(nthreads); };
     svr.set_keep_alive_max_count(100000);
+    svr.set_tcp_nodelay(true);  // else Nagle + delayed ACK stall kept-alive replies by 40 ms
     // stop() waits for idle keep-alive connections to time out: keep it short.
     svr.set_keep_alive_timeout(1);
     svr.set_payload_max_length(512u << 20);
