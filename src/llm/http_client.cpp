@@ -282,7 +282,7 @@ Status CurlClient::run_batch(const std::vector<ChatRequest>& requests, const Com
         if (!r.ok()) {
             r = Status(r.status().code(), detail::redact(r.status().message(), opt_.api_key));
         }
-        done(i, std::move(r));
+        if (done) done(i, std::move(r));
     };
 
     auto start = [&](size_t i) {
@@ -310,6 +310,7 @@ Status CurlClient::run_batch(const std::vector<ChatRequest>& requests, const Com
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                          long(std::max(1.0, opt_.connect_timeout_s * 1000)));
         curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        if (!opt_.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, opt_.ca_file.c_str());
         curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
         curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
         curl_easy_setopt(e, CURLOPT_USERAGENT, "medforge/0.1");
