@@ -161,6 +161,8 @@ struct Transfer {
 
 size_t write_cb(char* ptr, size_t size, size_t nmemb, void* userdata) {
     auto* t = static_cast<Transfer*>(userdata);
+    // A chat completion is kilobytes; anything past 256 MiB is a broken server.
+    if (t->response.size() + size * nmemb > (size_t(256) << 20)) return 0;
     t->response.append(ptr, size * nmemb);
     return size * nmemb;
 }
