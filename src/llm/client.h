@@ -158,6 +158,9 @@ struct Price {
     double output_per_mtok = 0;
 };
 double cost_usd(const Usage& usage, const Price& price);
+// For --dry-run: prompt_tokens = estimate_prompt_tokens(request), completion_tokens =
+// max(0, max_tokens) (an upper bound of what the reply may cost).
+Usage estimate_usage(const ChatRequest& request);
 Usage& operator+=(Usage& a, const Usage& b);
 
 // Rough token estimate for rate limiting and --dry-run (4 chars/token for text, rounded up, plus
