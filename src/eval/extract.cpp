@@ -3,6 +3,7 @@
 #include <wctype.h>
 
 #include <algorithm>
+#include <cctype>
 #include <regex>
 #include <unordered_map>
 
@@ -373,6 +374,27 @@ Extraction extract_robust(std::string_view text_in, const std::vector<std::strin
             }
         }
     }
+    // 7. A single distinct stand-alone upper-case letter within range ("It is B", "#B",
+    // "答案为C"); "A" before a lower-case word is the article and "I" the pronoun.
+    int only = -1;
+    bool several = false;
+    for (size_t p = 0; p < t.size(); ++p) {
+        char c = t[p];
+        if (c < 'A' || c > 'Z') continue;
+        unsigned char prev = p == 0 ? ' ' : static_cast<unsigned char>(t[p - 1]);
+        unsigned char next = p + 1 < t.size() ? static_cast<unsigned char>(t[p + 1]) : ' ';
+        if (p > 0 && prev < 0x80 && std::isalnum(prev)) continue;
+        if (p + 1 < t.size() && next < 0x80 && std::isalnum(next)) continue;
+        if (c == 'A' && next == ' ' && p + 2 < t.size() &&
+            std::islower(static_cast<unsigned char>(t[p + 2])))
+            continue;
+        if (c == 'I' && (next == ' ' || next == '\'')) continue;
+        int idx = letter_index(c, n);
+        if (idx < 0) continue;
+        if (only >= 0 && only != idx) several = true;
+        only = idx;
+    }
+    if (only >= 0 && !several) return found(only, "letter_standalone");
     ex.method = "unresolved";
     return ex;
 }
