@@ -103,34 +103,6 @@ int64_t ResponseCache::size() {
 
 namespace {
 
-std::string base64(std::string_view in) {
-    static const char* tbl = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    out.reserve((in.size() + 2) / 3 * 4);
-    size_t i = 0;
-    for (; i + 2 < in.size(); i += 3) {
-        uint32_t v = (static_cast<uint8_t>(in[i]) << 16) | (static_cast<uint8_t>(in[i + 1]) << 8) |
-                     static_cast<uint8_t>(in[i + 2]);
-        out += tbl[v >> 18];
-        out += tbl[(v >> 12) & 63];
-        out += tbl[(v >> 6) & 63];
-        out += tbl[v & 63];
-    }
-    if (i + 1 == in.size()) {
-        uint32_t v = static_cast<uint8_t>(in[i]) << 16;
-        out += tbl[v >> 18];
-        out += tbl[(v >> 12) & 63];
-        out += "==";
-    } else if (i + 2 == in.size()) {
-        uint32_t v = (static_cast<uint8_t>(in[i]) << 16) | (static_cast<uint8_t>(in[i + 1]) << 8);
-        out += tbl[v >> 18];
-        out += tbl[(v >> 12) & 63];
-        out += tbl[(v >> 6) & 63];
-        out += '=';
-    }
-    return out;
-}
-
 std::string mime_of(const fs::path& p) {
     std::string e = text::ascii_lower(p.extension().string());
     if (e == ".png") return "image/png";
@@ -246,7 +218,12 @@ Result<RunSummary> run_eval(const RunParams& params, llm::LlmClient& client,
         bool missing = false;
         if (!params.no_images) {
             for (const auto& im : it.images) {
+                // IMAGES/name, else DATA_DIR/name, else DATA_DIR/images/name.
                 fs::path f = fs::path(im).is_absolute() ? fs::path(im) : image_dir / im;
+                if (!fs::path(im).is_absolute() && params.images.empty() && !fs::exists(f) &&
+                    fs::exists(image_dir / "images" / im)) {
+                    f = image_dir / "images" / im;
+                }
                 auto bytes = io::read_file(f);
                 if (!bytes.ok()) {
                     errors[i] = "image_missing: " + f.string();
@@ -255,7 +232,7 @@ Result<RunSummary> run_eval(const RunParams& params, llm::LlmClient& client,
                 }
                 llm::ContentPart part;
                 part.kind = llm::ContentPart::Kind::kImageUrl;
-                part.image_url = "data:" + mime_of(f) + ";base64," + base64(*bytes);
+                part.image_url = "data:" + mime_of(f) + ";base64," + llm::base64_encode(*bytes);
                 msg.content.push_back(std::move(part));
             }
         }

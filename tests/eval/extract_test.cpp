@@ -83,7 +83,9 @@ const Row kRows[] = {
 };
 // clang-format on
 
-TEST(ExtractTable, HasAtLeastFortyRows) { EXPECT_GE(std::size(kRows), 40u); }
+TEST(ExtractTable, HasAtLeastFortyRows) {
+    EXPECT_GE(std::size(kRows), 40u);
+}
 
 TEST(ExtractTable, OfficialMatchChoice3) {
     for (const auto& r : kRows) {
@@ -139,18 +141,19 @@ TEST(Difflib, HandComputedRatios) {
 TEST(Difflib, MatchesPythonOnRandomStrings) {
     EXPECT_DOUBLE_EQ(difflib_ratio("ec c ", " ffea d bfab"), 0.35294117647058826);
     EXPECT_DOUBLE_EQ(difflib_ratio("acdbd", "eaebafbdcb  "), 0.35294117647058826);
-    EXPECT_DOUBLE_EQ(difflib_ratio("dbabeedbbaabbbbccbe  bb bdcacd",
-                                   "bbcacc eeaeffcacc cdfcbddfbacafc dae "),
-                     0.26865671641791045);
-    EXPECT_DOUBLE_EQ(difflib_ratio("dcdeada bebabdcececdae ccadabc",
-                                   "eecbccfeacfccb afbffcdbfaaeedabfec cd"),
-                     0.26865671641791045);
+    EXPECT_DOUBLE_EQ(
+        difflib_ratio("dbabeedbbaabbbbccbe  bb bdcacd", "bbcacc eeaeffcacc cdfcbddfbacafc dae "),
+        0.26865671641791045);
+    EXPECT_DOUBLE_EQ(
+        difflib_ratio("dcdeada bebabdcececdae ccadabc", "eecbccfeacfccb afbffcdbfaaeedabfec cd"),
+        0.26865671641791045);
 }
 
 TEST(Difflib, AutojunkOnLongSecondSequence) {
     // b has 210 elements: x (150x), a and b (30x each) all exceed 210/100+1 = 3 -> popular.
     std::string b = std::string(150, 'x');
-    for (int i = 0; i < 30; ++i) b += "ab";
+    for (int i = 0; i < 30; ++i)
+        b += "ab";
     EXPECT_DOUBLE_EQ(difflib_ratio(b, b), 1.0);        // found by extension, not by b2j
     EXPECT_DOUBLE_EQ(difflib_ratio("y" + b, b), 0.0);  // no seed, no extension
     EXPECT_DOUBLE_EQ(difflib_ratio("ababababab", b), 0.0);

@@ -18,10 +18,10 @@ TEST(OpenMetrics, HandComputed) {
     // ref "left lung" (2 tokens), pred "the left upper lung" -> tokens left upper lung (3).
     OpenScores s = score_open("the left upper lung", "Left lung");
     EXPECT_DOUBLE_EQ(s.exact, 0.0);
-    EXPECT_DOUBLE_EQ(s.recall, 1.0);            // 2/2
+    EXPECT_DOUBLE_EQ(s.recall, 1.0);                                // 2/2
     EXPECT_DOUBLE_EQ(s.f1, 2 * (2.0 / 3) * 1.0 / (2.0 / 3 + 1.0));  // P=2/3, R=1 -> 0.8
     EXPECT_NEAR(s.f1, 0.8, 1e-12);
-    EXPECT_DOUBLE_EQ(s.bleu1, 2.0 / 3);         // c=3 > r=2: BP = 1
+    EXPECT_DOUBLE_EQ(s.bleu1, 2.0 / 3);  // c=3 > r=2: BP = 1
     // Short prediction: BP = exp(1 - r/c) = exp(1 - 3/1).
     OpenScores t = score_open("liver", "the liver and spleen");
     EXPECT_DOUBLE_EQ(t.recall, 1.0 / 3);
@@ -43,7 +43,8 @@ TEST(OpenMetrics, HandComputed) {
 TEST(Bootstrap, ContainsPointEstimateAndNarrowsWithN) {
     auto make = [](int n) {
         std::vector<double> v;
-        for (int i = 0; i < n; ++i) v.push_back(i % 10 < 7 ? 1.0 : 0.0);  // 70%
+        for (int i = 0; i < n; ++i)
+            v.push_back(i % 10 < 7 ? 1.0 : 0.0);  // 70%
         return v;
     };
     Interval small = bootstrap_mean_ci(make(50), 1000, 7);
@@ -94,11 +95,13 @@ TEST(Prompt, PaperTemplate) {
 
 TEST(Shard, PartitionsIds) {
     std::vector<Shard> shards;
-    for (uint32_t i = 0; i < 3; ++i) shards.push_back(*parse_shard_spec(std::to_string(i) + "/3"));
+    for (uint32_t i = 0; i < 3; ++i)
+        shards.push_back(*parse_shard_spec(std::to_string(i) + "/3"));
     for (int k = 0; k < 200; ++k) {
         std::string id = "qid:" + std::to_string(k);
         int owners = 0;
-        for (auto& s : shards) owners += s.owns(id);
+        for (auto& s : shards)
+            owners += s.owns(id);
         EXPECT_EQ(owners, 1);
     }
     EXPECT_FALSE(parse_shard_spec("3/3").ok());
