@@ -1,6 +1,8 @@
 // results.md, report.html (inline SVG, no external assets), the paper's tables and compare.
+#include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <set>
 
@@ -344,6 +346,30 @@ Result<std::vector<RunInfo>> read_runs(const std::vector<fs::path>& dirs) {
     return runs;
 }
 
+// The paper's column for a subset name: MMMU subjects (Table 4/8) and OmniMedVQA modality_type
+// values (Table 3; e.g. "CT(Computed Tomography)", "MR (Mag-netic Resonance Imaging)").
+std::string paper_column(const std::string& subset) {
+    static const std::pair<const char*, const char*> exact[] = {
+        {"Basic_Medical_Science", "BMS"},
+        {"Clinical_Medicine", "CM"},
+        {"Diagnostics_and_Laboratory_Medicine", "DLM"},
+        {"Pharmacy", "P"},
+        {"Public_Health", "PH"}};
+    for (auto [k, v] : exact)
+        if (subset == k) return v;
+    std::string l = text::ascii_lower(subset);
+    static const std::pair<const char*, const char*> prefix[] = {
+        {"ct", "CT"},       {"fundus", "FP"},  {"mri", "MRI"},  {"mr ", "MRI"},
+        {"mr(", "MRI"},     {"oct", "OCT"},    {"derm", "Der"}, {"micro", "Mic"},
+        {"x-ray", "X-Ray"}, {"xray", "X-Ray"}, {"ultra", "US"}, {"us", "US"}};
+    for (auto [k, v] : prefix)
+        if (text::starts_with(l, k) &&
+            (l.size() == std::strlen(k) ||
+             !std::isalpha(static_cast<unsigned char>(l[std::strlen(k)])) || std::strlen(k) > 3))
+            return v;
+    return "";
+}
+
 std::string bench_column(const std::string& b) {
     if (b == "vqa-rad") return "VQA-RAD";
     if (b == "slake") return "SLAKE";
@@ -414,12 +440,8 @@ Result<std::string> compare_markdown(const std::vector<fs::path>& run_dirs, bool
                     if (c == "Avg" && t.benchmark == r.benchmark) v = r.macro;
                     if (c == "H&M" && r.benchmark == "mmmu") v = r.micro;
                     if (t.benchmark == r.benchmark) {
-                        for (const auto& [k, sv] : r.subsets) {
-                            if (k == c || text::starts_with(k, c + "(") ||
-                                text::starts_with(k, c + " ")) {
-                                v = sv;
-                            }
-                        }
+                        for (const auto& [k, sv] : r.subsets)
+                            if (paper_column(k) == c) v = sv;
                     }
                     if (!std::isnan(v)) any = true;
                     row += " " + pct(v) + " |";
