@@ -117,7 +117,8 @@ struct ClientOptions {
     double backoff_max_s = 60.0;     // Retry-After (seconds or HTTP date) is honoured up to this
     double timeout_s = 300;          // per request
     double connect_timeout_s = 20;
-    uint64_t seed = 1;  // jitter RNG
+    std::string ca_file;  // PEM CA bundle for TLS; "" = the system's default bundle
+    uint64_t seed = 1;    // jitter RNG
 };
 
 // Called once per request when it finishes (success or final failure), on the thread that

@@ -161,6 +161,8 @@ struct Transfer {
 
 size_t write_cb(char* ptr, size_t size, size_t nmemb, void* userdata) {
     auto* t = static_cast<Transfer*>(userdata);
+    // A chat completion is kilobytes; anything past 256 MiB is a broken server.
+    if (t->response.size() + size * nmemb > (size_t(256) << 20)) return 0;
     t->response.append(ptr, size * nmemb);
     return size * nmemb;
 }
@@ -282,7 +284,7 @@ Status CurlClient::run_batch(const std::vector<ChatRequest>& requests, const Com
         if (!r.ok()) {
             r = Status(r.status().code(), detail::redact(r.status().message(), opt_.api_key));
         }
-        done(i, std::move(r));
+        if (done) done(i, std::move(r));
     };
 
     auto start = [&](size_t i) {
@@ -310,6 +312,7 @@ Status CurlClient::run_batch(const std::vector<ChatRequest>& requests, const Com
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                          long(std::max(1.0, opt_.connect_timeout_s * 1000)));
         curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        if (!opt_.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, opt_.ca_file.c_str());
         curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
         curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
         curl_easy_setopt(e, CURLOPT_USERAGENT, "medforge/0.1");
