@@ -71,10 +71,26 @@ std::string md_table_to_html(const std::string& md) {
                 header = true;
             }
             out += "<tr>";
-            auto cells = text::split(std::string_view(l).substr(1, l.size() - 2), '|');
-            for (auto c : cells) {
+            // "\|" is an escaped pipe inside a cell; "**x**" is bold.
+            std::string body = l.substr(1, l.size() - 2);
+            std::string marked;
+            for (size_t k = 0; k < body.size(); ++k) {
+                if (body[k] == '\\' && k + 1 < body.size() && body[k + 1] == '|') {
+                    marked += '\x1f';
+                    ++k;
+                } else {
+                    marked += body[k];
+                }
+            }
+            for (auto c : text::split(marked, '|')) {
+                std::string cell(text::trim(c));
+                for (auto& ch : cell)
+                    if (ch == '\x1f') ch = '|';
+                bool bold =
+                    cell.size() > 4 && text::starts_with(cell, "**") && text::ends_with(cell, "**");
+                if (bold) cell = cell.substr(2, cell.size() - 4);
                 out += header ? "<th>" : "<td>";
-                out += esc(text::trim(c));
+                out += bold ? "<b>" + esc(cell) + "</b>" : esc(cell);
                 out += header ? "</th>" : "</td>";
             }
             out += "</tr>\n";
