@@ -30,6 +30,7 @@ struct EvalItem {
     bool closed = true;                // choice question (scored by letter) vs open (text metrics)
     std::vector<std::string> images;   // paths relative to the images dir (or absolute)
     std::string subset;                // modality / subject / question type used for breakdowns
+    std::string group;                 // huatuo-bundle: the source benchmark ("VQA-RAD", ...)
     std::string source_line;           // "file:record N" for messages
 };
 

@@ -648,6 +648,7 @@ Result<Dataset> load_huatuo_bundle(const fs::path& path, const LoadOptions&) {
         it.options = opts;
         it.answer_text = ans;
         it.subset = sub.empty() ? dset : dset + "/" + sub;
+        it.group = dset;
         it.source_line = where(path, i);
         for (size_t k = 0; k < opts.size(); ++k)
             if (opts[k] == ans) {

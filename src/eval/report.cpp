@@ -121,6 +121,16 @@ std::string results_markdown(const json& r) {
     std::string md;
     md += "# " + card["benchmark"].get<std::string>() + " — " + card["model"].get<std::string>() +
           "\n\n";
+    if (closed.contains("groups")) {
+        md += "## Per benchmark (closed accuracy, % [bootstrap 95% CI])\n\n";
+        md += "| Benchmark | n | correct | accuracy |\n|---|---|---|---|\n";
+        for (const auto& s : closed["groups"]) {
+            md += "| " + s["name"].get<std::string>() + " | " +
+                  std::to_string(s["n"].get<int64_t>()) + " | " +
+                  std::to_string(s["correct"].get<int64_t>()) + " | " + pct_ci(s) + " |\n";
+        }
+        md += "\n";
+    }
     md += "## Closed (multiple-choice) accuracy, % [bootstrap 95% CI]\n\n";
     md += "| Subset | n | correct | accuracy |\n|---|---|---|---|\n";
     for (const auto& s : closed["subsets"]) {
@@ -330,6 +340,7 @@ struct RunInfo {
     double macro = kNa;
     std::string micro_ci;
     std::map<std::string, double> subsets;
+    std::map<std::string, double> groups;  // huatuo-bundle: per source benchmark
 };
 
 Result<std::vector<RunInfo>> read_runs(const std::vector<fs::path>& dirs) {
@@ -357,6 +368,10 @@ Result<std::vector<RunInfo>> read_runs(const std::vector<fs::path>& dirs) {
         }
         for (const auto& s : c["subsets"])
             ri.subsets[s["name"]] = s["mean"].get<double>();
+        if (c.contains("groups")) {
+            for (const auto& s : c["groups"])
+                ri.groups[s["name"]] = s["mean"].get<double>();
+        }
         runs.push_back(std::move(ri));
     }
     return runs;
@@ -453,11 +468,25 @@ Result<std::string> compare_markdown(const std::vector<fs::path>& run_dirs, bool
                 for (const auto& c : t.columns) {
                     double v = kNa;
                     if (bench_column(r.benchmark) == c) v = r.micro;
+                    // A bundle run fills Table 2/5/7 columns from its per-benchmark groups.
+                    if (t.benchmark.empty()) {
+                        auto g = r.groups.find(c);
+                        if (g != r.groups.end()) v = g->second;
+                    }
                     if (c == "Avg" && t.benchmark == r.benchmark) v = r.macro;
                     if (c == "H&M" && r.benchmark == "mmmu") v = r.micro;
                     if (t.benchmark == r.benchmark) {
                         for (const auto& [k, sv] : r.subsets)
                             if (paper_column(k) == c) v = sv;
+                    } else if (r.benchmark == "huatuo-bundle" && !t.benchmark.empty()) {
+                        // "OmniMedVQA/CT(Computed Tomography)", "MMMU.../Clinical_Medicine".
+                        for (const auto& [k, sv] : r.subsets) {
+                            auto slash = k.find('/');
+                            if (slash == std::string::npos) continue;
+                            std::string ds = text::ascii_lower(k.substr(0, slash));
+                            if (!text::starts_with(ds, t.benchmark)) continue;
+                            if (paper_column(k.substr(slash + 1)) == c) v = sv;
+                        }
                     }
                     if (!std::isnan(v)) any = true;
                     row += " " + pct(v) + " |";

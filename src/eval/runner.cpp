@@ -353,7 +353,7 @@ json stat_block(const std::vector<double>& v, const RunParams& p, uint64_t salt)
 json score_run(const Dataset& ds, const std::vector<std::optional<std::string>>& responses,
                const RunParams& params, const json& card) {
     json items = json::array();
-    std::map<std::string, std::vector<double>> acc_by, em_by, rec_by, f1_by, bleu_by;
+    std::map<std::string, std::vector<double>> acc_by, acc_group, em_by, rec_by, f1_by, bleu_by;
     std::vector<double> acc_all, em_all, rec_all, f1_all, bleu_all;
     std::vector<int> group;
     std::map<std::string, int> group_id;
@@ -375,6 +375,7 @@ json score_run(const Dataset& ds, const std::vector<std::optional<std::string>>&
             double v = correct ? 1.0 : 0.0;
             acc_all.push_back(v);
             acc_by[it.subset].push_back(v);
+            if (!it.group.empty()) acc_group[it.group].push_back(v);
             auto [g, inserted] = group_id.emplace(it.subset, static_cast<int>(group_id.size()));
             group.push_back(g->second);
         } else {
@@ -413,6 +414,16 @@ json score_run(const Dataset& ds, const std::vector<std::optional<std::string>>&
         bootstrap_macro_ci(acc_all, group, params.bootstrap_resamples, params.bootstrap_seed + 999);
     closed["macro"] = {{"mean", macro}, {"subsets", acc_by.size()}, {"ci95", {mci.lo, mci.hi}}};
     closed["subsets"] = std::move(subsets);
+    if (!acc_group.empty()) {  // huatuo-bundle: per source benchmark, as the official scorer
+        json groups = json::array();
+        for (auto& [name, v] : acc_group) {
+            json b = stat_block(v, params, salt++);
+            b["name"] = name;
+            b["correct"] = std::count(v.begin(), v.end(), 1.0);
+            groups.push_back(std::move(b));
+        }
+        closed["groups"] = std::move(groups);
+    }
     closed["extraction_methods"] = methods;
     json open = json::object();
     if (!em_all.empty()) {

@@ -51,5 +51,36 @@ TEST(Report, CompareFillsPaperColumnsByModality) {
     EXPECT_FALSE(compare_markdown({dir.path() / "nope"}, false).ok());
 }
 
+TEST(Report, BundleRunFillsTable2AndTable3) {
+    test::TempDir dir;
+    auto f = dir.path() / "bundle.json";
+    test::write_text(f, R"J([
+ {"question": "q1", "options": ["yes", "no"], "answer": "yes", "image": ["a.png"], "dataset": "VQA-RAD", "subset": ""},
+ {"question": "q2", "options": ["yes", "no"], "answer": "no", "image": ["a.png"], "dataset": "VQA-RAD", "subset": ""},
+ {"question": "q3", "options": ["CT", "MRI"], "answer": "CT", "image": ["b.png"], "dataset": "OmniMedVQA", "subset": "CT(Computed Tomography)"},
+ {"question": "q4", "options": ["CT", "MRI"], "answer": "MRI", "image": ["b.png"], "dataset": "OmniMedVQA", "subset": "MR (Mag-netic Resonance Imaging)"}
+])J");
+    auto ds = load_huatuo_bundle(f, {});
+    ASSERT_TRUE(ds.ok()) << ds.status().to_string();
+    // Answers: q1 right, q2 wrong, q3 right, q4 wrong.
+    std::vector<std::optional<std::string>> resp{"A", "A", "A", "A"};
+    RunParams p;
+    p.bootstrap_resamples = 50;
+    nlohmann::json card = {
+        {"benchmark", "huatuo-bundle"}, {"model", "m2"}, {"extractor", "robust"}};
+    auto res = score_run(*ds, resp, p, card);
+    ASSERT_TRUE(res["closed"].contains("groups"));
+    EXPECT_EQ(res["closed"]["groups"].size(), 2u);
+    ASSERT_TRUE(write_reports(res, dir.path() / "b").ok());
+    EXPECT_NE(test::read_text(dir.path() / "b/results.md").find("| VQA-RAD | 2 | 1 | 50.0"),
+              std::string::npos);
+    auto md = compare_markdown({dir.path() / "b"}, true);
+    ASSERT_TRUE(md.ok());
+    auto t2 = md->find("## Paper Table 2");
+    EXPECT_NE(md->find("| **m2 (b, robust)** | 50.0 | – |", t2), std::string::npos) << *md;
+    auto t3 = md->find("## Paper Table 3");
+    EXPECT_NE(md->find("| **m2 (b, robust)** | 100.0 | – | 0.0 |", t3), std::string::npos) << *md;
+}
+
 }  // namespace
 }  // namespace mf::eval
