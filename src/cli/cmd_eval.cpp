@@ -1,6 +1,8 @@
 // medforge eval: run a medical VQA benchmark against an OpenAI-compatible endpoint with the
 // paper's protocol; `medforge eval compare RUN_DIR...` puts runs and the paper's tables side by
 // side. See docs/eval.md.
+#include <atomic>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 
@@ -12,6 +14,11 @@
 namespace mf::cli {
 
 namespace {
+
+std::atomic<bool> g_cancel{false};
+extern "C" void on_sigint(int) {
+    g_cancel.store(true);
+}
 
 int run_compare(int argc, char** argv) {
     CLI::App app{"Put several eval runs (and the paper's published tables) side by side.", argv[0]};
@@ -123,7 +130,11 @@ int run_eval(int argc, char** argv) {
     co.timeout_s = timeout_s;
     auto client = llm::make_http_client(co);
     if (!client.ok()) return fail(client.status(), "eval");
-    auto res = eval::run_eval(p, **client);
+    // Ctrl-C: requests in flight are cancelled; finished responses are already in the cache,
+    // so the same command resumes.
+    std::signal(SIGINT, on_sigint);
+    auto res = eval::run_eval(p, **client, &g_cancel);
+    std::signal(SIGINT, SIG_DFL);
     if (!res.ok()) return fail(res.status(), "eval");
     const auto& r = res->results;
     const auto& micro = r["closed"]["micro"];
