@@ -235,6 +235,14 @@ double cost_usd(const Usage& usage, const Price& price) {
            1e6;
 }
 
+Usage estimate_usage(const ChatRequest& request) {
+    Usage u;
+    u.prompt_tokens = estimate_prompt_tokens(request);
+    u.completion_tokens = std::max(0, request.max_tokens);
+    u.total_tokens = u.prompt_tokens + u.completion_tokens;
+    return u;
+}
+
 Usage& operator+=(Usage& a, const Usage& b) {
     a.prompt_tokens += b.prompt_tokens;
     a.completion_tokens += b.completion_tokens;
