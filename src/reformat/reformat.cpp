@@ -24,48 +24,6 @@ using ojson = nlohmann::ordered_json;
 
 constexpr const char* kStage = "reformat";
 
-std::string base64(std::string_view in) {
-    static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    out.reserve((in.size() + 2) / 3 * 4);
-    size_t i = 0;
-    for (; i + 2 < in.size(); i += 3) {
-        uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
-        out += t[v >> 18];
-        out += t[(v >> 12) & 63];
-        out += t[(v >> 6) & 63];
-        out += t[v & 63];
-    }
-    if (i < in.size()) {
-        uint32_t v = uint8_t(in[i]) << 16;
-        if (i + 1 < in.size()) v |= uint8_t(in[i + 1]) << 8;
-        out += t[v >> 18];
-        out += t[(v >> 12) & 63];
-        out += i + 1 < in.size() ? t[(v >> 6) & 63] : '=';
-        out += '=';
-    }
-    return out;
-}
-
-std::string mime_of(io::ImageFormat f) {
-    switch (f) {
-        case io::ImageFormat::kJpeg:
-            return "image/jpeg";
-        case io::ImageFormat::kPng:
-            return "image/png";
-        case io::ImageFormat::kGif:
-            return "image/gif";
-        case io::ImageFormat::kWebp:
-            return "image/webp";
-        case io::ImageFormat::kBmp:
-            return "image/bmp";
-        case io::ImageFormat::kTiff:
-            return "image/tiff";
-        default:
-            return "application/octet-stream";
-    }
-}
-
 // One input record after the scan.
 struct Item {
     bool rejected = false;
@@ -316,7 +274,7 @@ Status request_phase(const ReformatOptions& o, Ledger& ledger, llm::LlmClient& c
     } joiner{watcher_done, watcher};
 
     const ImageUrlFn image_url = o.image_url ? o.image_url : [&](const fs::path& p) {
-        return image_data_url(p, o.image_max_side, o.image_quality);
+        return llm::image_data_url(p, o.image_max_side, o.image_quality);
     };
     auto t0 = std::chrono::steady_clock::now();
     auto last_log = t0;
@@ -605,17 +563,6 @@ int64_t image_tokens_estimate(int width, int height, int max_side) {
     }
     int64_t tiles = static_cast<int64_t>(std::ceil(w / 512) * std::ceil(h / 512));
     return 85 + 170 * tiles;
-}
-
-Result<std::string> image_data_url(const fs::path& image, int max_side, int quality) {
-    (void)max_side;
-    (void)quality;
-    MF_ASSIGN_OR_RETURN(std::string bytes, io::read_file(image));
-    io::ProbeResult p = io::probe_image_bytes(bytes);
-    if (!p.ok())
-        return Status::invalid_argument(
-            fmt::format("{}: {} ({})", image.string(), io::image_error_reason(p.error), p.detail));
-    return "data:" + mime_of(p.info.format) + ";base64," + base64(bytes);
 }
 
 std::string output_image_name(std::string_view sample_id, size_t k, const fs::path& source) {

@@ -57,7 +57,7 @@ struct ReformatOptions {
     int image_max_side = 1024;  // the request's images are re-encoded to fit this
     int image_quality = 90;
     size_t batch = 64;     // requests handed to the client at a time
-    ImageUrlFn image_url;  // empty: image_data_url() with image_max_side / image_quality
+    ImageUrlFn image_url;  // empty: llm::image_data_url(path, image_max_side, image_quality)
     const std::atomic<bool>* cancel = nullptr;
     bool progress = true;
 };
@@ -88,10 +88,6 @@ std::string format_estimate(const DryRunEstimate& e);
 
 // Prompt tokens of an image per OpenAI's tile rule (high detail) after fitting into max_side.
 int64_t image_tokens_estimate(int width, int height, int max_side);
-
-// "data:image/<fmt>;base64,..." of the file (re-encoded to max_side when the LLM client's helper
-// is available; else the original bytes).
-Result<std::string> image_data_url(const fs::path& image, int max_side, int quality);
 
 // The stable file name (under OUT/images/) of image k of a sample.
 std::string output_image_name(std::string_view sample_id, size_t k, const fs::path& source);
