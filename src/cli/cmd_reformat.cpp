@@ -113,6 +113,7 @@ int run_reformat(int argc, char** argv) {
     o.input = in;
     o.out_dir = out;
     o.progress = !common.quiet;
+    o.threads = static_cast<size_t>(common.threads);
     if (link_images) o.image_mode = reformat::ImageMode::kSymLink;
     if (hardlink_images) o.image_mode = reformat::ImageMode::kHardLink;
     if (no_images) o.image_mode = reformat::ImageMode::kNone;

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <unordered_set>
@@ -11,6 +12,7 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/text.h"
+#include "core/thread_pool.h"
 #include "io/file.h"
 #include "io/image.h"
 #include "io/line_reader.h"
@@ -276,6 +278,7 @@ Status request_phase(const ReformatOptions& o, Ledger& ledger, llm::LlmClient& c
     const ImageUrlFn image_url = o.image_url ? o.image_url : [&](const fs::path& p) {
         return llm::image_data_url(p, o.image_max_side, o.image_quality);
     };
+    ThreadPool pool(o.threads);
     auto t0 = std::chrono::steady_clock::now();
     auto last_log = t0;
     while (!stop.load()) {
@@ -285,21 +288,34 @@ Status request_phase(const ReformatOptions& o, Ledger& ledger, llm::LlmClient& c
         std::vector<llm::ChatRequest> reqs;
         std::vector<const LedgerRow*> req_rows;
         std::vector<std::string> summaries, scenario_keys, keys;
-        for (const auto& row : rows) {
-            auto sample = curate::sample_from_json(row.sample_json);
-            if (!sample.ok()) return sample.status().with_context("ledger row " + row.key);
-            std::vector<std::string> urls;
-            Status img_st;
-            if (method_sends_images(o.method)) {
-                for (const auto& p : sample->images) {
-                    auto url = image_url(p);
-                    if (!url.ok()) {
-                        img_st = url.status().with_context(p);
-                        break;
+        std::vector<curate::Sample> samples(rows.size());
+        for (size_t i = 0; i < rows.size(); ++i) {
+            auto sample = curate::sample_from_json(rows[i].sample_json);
+            if (!sample.ok()) return sample.status().with_context("ledger row " + rows[i].key);
+            samples[i] = std::move(sample).value();
+        }
+        // Image encoding (decode, resize, JPEG) is the costly part: on all cores.
+        std::vector<std::vector<std::string>> all_urls(rows.size());
+        std::vector<Status> img_status(rows.size());
+        if (method_sends_images(o.method)) {
+            pool.parallel_for(rows.size(), [&](size_t, size_t b, size_t e) {
+                for (size_t i = b; i < e; ++i) {
+                    for (const auto& p : samples[i].images) {
+                        auto url = image_url(p);
+                        if (!url.ok()) {
+                            img_status[i] = url.status().with_context(p);
+                            break;
+                        }
+                        all_urls[i].push_back(std::move(url).value());
                     }
-                    urls.push_back(std::move(url).value());
                 }
-            }
+            });
+        }
+        for (size_t ri = 0; ri < rows.size(); ++ri) {
+            const LedgerRow& row = rows[ri];
+            const curate::Sample* sample = &samples[ri];
+            const std::vector<std::string>& urls = all_urls[ri];
+            const Status& img_st = img_status[ri];
             if (!img_st.ok()) {
                 Attempt a;
                 a.http_attempts = 0;
@@ -531,11 +547,17 @@ Result<curate::StageStats> write_outputs(const ReformatOptions& o, const std::ve
         fs::remove(o.out_dir / "instruction_vqa.jsonl", ec);
     }
     names.push_back("stats.json");
-    for (const auto& n : names) {
+    // Fault injection for the kill tests: MF_REFORMAT_FAULT_PAUSE_MS pauses after the first file
+    // is moved into place, so a test can SIGKILL the process in the middle of the output step.
+    const char* pause_ms = std::getenv("MF_REFORMAT_FAULT_PAUSE_MS");
+    for (size_t i = 0; i < names.size(); ++i) {
+        const auto& n = names[i];
         fs::rename(partial / n, o.out_dir / n, ec);
         if (ec)
             return Status::io_error(
                 fmt::format("cannot move {} into {}: {}", n, o.out_dir.string(), ec.message()));
+        if (i == 0 && pause_ms)
+            std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(pause_ms)));
     }
     fs::remove_all(partial, ec);
     return st;

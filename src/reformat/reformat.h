@@ -57,6 +57,7 @@ struct ReformatOptions {
     int image_max_side = 1024;  // the request's images are re-encoded to fit this
     int image_quality = 90;
     size_t batch = 64;     // requests handed to the client at a time
+    size_t threads = 0;    // image-encoding threads (0 = all cores)
     ImageUrlFn image_url;  // empty: llm::image_data_url(path, image_max_side, image_quality)
     const std::atomic<bool>* cancel = nullptr;
     bool progress = true;
