@@ -204,5 +204,44 @@ TEST(KillResume, SigkillAtAnyPointNeverPaysTwiceNorLosesRecords) {
     ref.server.stop();
 }
 
+TEST(KillResume, CtrlCStopsCleanlyAndResumes) {
+    test::TempDir dir;
+    testing::write_samples(dir / "in.jsonl", testing::make_samples(6));
+    GatedServer g;
+    g.allow.store(2);
+    ASSERT_TRUE(g.server.start().ok());
+    const fs::path out = dir / "out";
+    const fs::path ledger = out / "ledger.sqlite";
+    pid_t pid = spawn(reformat_cmd(dir.path(), out, g.server.base_url(), 2), dir / "child.log");
+    ASSERT_TRUE(wait_for([&] { return done_rows(ledger) == 2 && g.server.calls() >= 4; }))
+        << test::read_text(dir / "child.log");
+    auto t0 = std::chrono::steady_clock::now();
+    ::kill(pid, SIGINT);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ASSERT_TRUE(WIFEXITED(status)) << "killed by a signal instead of stopping cleanly";
+    EXPECT_EQ(WEXITSTATUS(status), 130) << test::read_text(dir / "child.log");
+    EXPECT_LT(s, 10.0);  // did not wait for the hanging replies
+    EXPECT_NE(test::read_text(dir / "child.log").find("re-run the same command"),
+              std::string::npos);
+    {
+        auto l = std::move(Ledger::open(ledger, true)).value();
+        auto counts = *l->count_by_state();
+        EXPECT_EQ(counts["done"], 2);
+        EXPECT_EQ(counts.count("in_flight"), 0u);  // in-flight requests marked back to pending
+        EXPECT_EQ(counts["pending"], 4);
+    }
+    settle(g.server);
+    g.allow.store(1 << 30);
+    auto r = test::run_command(reformat_cmd(dir.path(), out, g.server.base_url(), 2));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    ASSERT_EQ(g.answered.size(), 6u);
+    for (auto [n, count] : g.answered)
+        EXPECT_EQ(count, 1) << "sample " << n;
+    EXPECT_EQ(json::parse(test::read_text(out / "alignment_vqa.json")).size(), 6u);
+    g.server.stop();
+}
+
 }  // namespace
 }  // namespace mf::reformat
