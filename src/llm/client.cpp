@@ -162,14 +162,19 @@ std::pair<int, int> data_url_size(const std::string& url) {
     if (url.rfind("data:", 0) != 0) return {0, 0};
     const size_t comma = url.find(',');
     if (comma == std::string::npos || url.find(";base64") > comma) return {0, 0};
-    // The first 64 KiB of image bytes hold any sane header; cut at a 4-char boundary.
-    size_t take = std::min<size_t>(url.size() - comma - 1, 87384);
-    take -= take % 4;
-    auto bytes = base64_decode(std::string_view(url).substr(comma + 1, take));
-    if (!bytes.ok()) return {0, 0};
-    io::ProbeResult pr = io::probe_image_bytes(*bytes);
-    if (!pr.ok()) return {0, 0};
-    return {pr.info.width, pr.info.height};
+    // Our own JPEGs have their size in the first few hundred bytes; others (EXIF, big PNG
+    // chunks) may need more: try 3 KiB, then 64 KiB. Cut at a 4-character boundary.
+    const size_t avail = url.size() - comma - 1;
+    for (size_t want : {size_t(4096), size_t(87384)}) {
+        size_t take = std::min(avail, want);
+        take -= take % 4;
+        auto bytes = base64_decode(std::string_view(url).substr(comma + 1, take));
+        if (!bytes.ok()) return {0, 0};
+        io::ProbeResult pr = io::probe_image_bytes(*bytes);
+        if (pr.ok()) return {pr.info.width, pr.info.height};
+        if (take == avail) break;
+    }
+    return {0, 0};
 }
 
 int64_t image_tokens(const ContentPart& p) {
@@ -228,6 +233,14 @@ double cost_usd(const Usage& usage, const Price& price) {
     return (static_cast<double>(usage.prompt_tokens) * price.input_per_mtok +
             static_cast<double>(usage.completion_tokens) * price.output_per_mtok) /
            1e6;
+}
+
+Usage estimate_usage(const ChatRequest& request) {
+    Usage u;
+    u.prompt_tokens = estimate_prompt_tokens(request);
+    u.completion_tokens = std::max(0, request.max_tokens);
+    u.total_tokens = u.prompt_tokens + u.completion_tokens;
+    return u;
 }
 
 Usage& operator+=(Usage& a, const Usage& b) {

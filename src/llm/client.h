@@ -3,7 +3,8 @@
 // server. Used by reformat (data generation), judge and eval.
 //
 // Thread-safety: one LlmClient may be used from one thread at a time; run_batch() drives many
-// requests concurrently itself.
+// requests concurrently itself (no threads: one libcurl multi loop on the calling thread).
+// Documentation: docs/llm_client.md. Test server: tests/support/fake_openai.h.
 #pragma once
 
 #include <atomic>
@@ -117,7 +118,8 @@ struct ClientOptions {
     double backoff_max_s = 60.0;     // Retry-After (seconds or HTTP date) is honoured up to this
     double timeout_s = 300;          // per request
     double connect_timeout_s = 20;
-    uint64_t seed = 1;  // jitter RNG
+    std::string ca_file;  // PEM CA bundle for TLS; "" = the system's default bundle
+    uint64_t seed = 1;    // jitter RNG
 };
 
 // Called once per request when it finishes (success or final failure), on the thread that
@@ -143,8 +145,10 @@ class LlmClient {
 // Final failures per request: HTTP 429 -> kResourceExhausted; 5xx, timeouts, connection
 // errors -> kUnavailable; 400/422 -> kInvalidArgument; 401/403 -> kFailedPrecondition;
 // 404 -> kNotFound; a 200 whose body is not a chat completion -> kCorruption. Messages read
-// "<tag or #index>: HTTP 500 from <url> after 3 attempts: <server's error message>" and never
-// contain the API key (it is also scrubbed from server-echoed text).
+// "<user_tag or request #i>: HTTP 500 from <url>: <server's error message> (after 3 attempts)"
+// and never contain the API key (it is also scrubbed from server-echoed text). The rate-limit
+// buckets and the connection cache belong to the client object: use one client per endpoint
+// for a whole run so that limits hold across run_batch()/complete() calls.
 Result<std::unique_ptr<LlmClient>> make_http_client(const ClientOptions& options);
 
 // The API key from the environment variable `var_name` (default OPENAI_API_KEY). kNotFound
@@ -157,6 +161,9 @@ struct Price {
     double output_per_mtok = 0;
 };
 double cost_usd(const Usage& usage, const Price& price);
+// For --dry-run: prompt_tokens = estimate_prompt_tokens(request), completion_tokens =
+// max(0, max_tokens) (an upper bound of what the reply may cost).
+Usage estimate_usage(const ChatRequest& request);
 Usage& operator+=(Usage& a, const Usage& b);
 
 // Rough token estimate for rate limiting and --dry-run (4 chars/token for text, rounded up, plus

@@ -161,6 +161,8 @@ struct Transfer {
 
 size_t write_cb(char* ptr, size_t size, size_t nmemb, void* userdata) {
     auto* t = static_cast<Transfer*>(userdata);
+    // A chat completion is kilobytes; anything past 256 MiB is a broken server.
+    if (t->response.size() + size * nmemb > (size_t(256) << 20)) return 0;
     t->response.append(ptr, size * nmemb);
     return size * nmemb;
 }
@@ -209,6 +211,15 @@ class CurlClient final : public LlmClient {
                                       : opt_.api_key_header + ": " + opt_.api_key;
             headers_ = curl_slist_append(headers_, h.c_str());
         }
+        const double burst = std::max(1e-3, opt_.rate_burst_s);
+        if (opt_.requests_per_minute > 0) {
+            const double r = opt_.requests_per_minute / 60.0;
+            rpm_ = detail::TokenBucket(r, std::max(1.0, r * burst), 0);
+        }
+        if (opt_.tokens_per_minute > 0) {
+            const double r = opt_.tokens_per_minute / 60.0;
+            tpm_ = detail::TokenBucket(r, std::max(1.0, r * burst), 0);
+        }
         multi_ = curl_multi_init();
         curl_multi_setopt(multi_, CURLMOPT_MAX_TOTAL_CONNECTIONS, long(opt_.max_concurrency));
         curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, long(opt_.max_concurrency + 4));
@@ -248,13 +259,15 @@ class CurlClient final : public LlmClient {
     curl_slist* headers_ = nullptr;
     CURLM* multi_ = nullptr;
     std::vector<CURL*> pool_;
+    Clock::time_point epoch_ = Clock::now();
+    detail::TokenBucket rpm_, tpm_;
 };
 
 Status CurlClient::run_batch(const std::vector<ChatRequest>& requests, const Completion& done,
                              const std::atomic<bool>* cancel) {
     const size_t n = requests.size();
     if (n == 0) return Status::ok_status();
-    const Clock::time_point t0 = Clock::now();
+    const Clock::time_point t0 = epoch_;  // bucket times are seconds since the client's birth
     std::vector<RequestState> st(n);
     std::deque<size_t> ready;
     for (size_t i = 0; i < n; ++i)
@@ -264,16 +277,9 @@ Status CurlClient::run_batch(const std::vector<ChatRequest>& requests, const Com
     std::unordered_map<CURL*, std::unique_ptr<Transfer>> active;
     size_t finished = 0;
 
-    detail::TokenBucket rpm, tpm;
-    const double burst = std::max(1e-3, opt_.rate_burst_s);
-    if (opt_.requests_per_minute > 0) {
-        const double r = opt_.requests_per_minute / 60.0;
-        rpm = detail::TokenBucket(r, std::max(1.0, r * burst), 0);
-    }
-    if (opt_.tokens_per_minute > 0) {
-        const double r = opt_.tokens_per_minute / 60.0;
-        tpm = detail::TokenBucket(r, std::max(1.0, r * burst), 0);
-    }
+    // The buckets belong to the client: limits hold across batches and complete() calls.
+    detail::TokenBucket& rpm = rpm_;
+    detail::TokenBucket& tpm = tpm_;
 
     auto finish = [&](size_t i, Result<ChatResponse> r) {
         st[i].finished = true;
@@ -282,7 +288,7 @@ Status CurlClient::run_batch(const std::vector<ChatRequest>& requests, const Com
         if (!r.ok()) {
             r = Status(r.status().code(), detail::redact(r.status().message(), opt_.api_key));
         }
-        done(i, std::move(r));
+        if (done) done(i, std::move(r));
     };
 
     auto start = [&](size_t i) {
@@ -310,6 +316,7 @@ Status CurlClient::run_batch(const std::vector<ChatRequest>& requests, const Com
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                          long(std::max(1.0, opt_.connect_timeout_s * 1000)));
         curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        if (!opt_.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, opt_.ca_file.c_str());
         curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
         curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
         curl_easy_setopt(e, CURLOPT_USERAGENT, "medforge/0.1");

@@ -261,6 +261,11 @@ TEST(EstimateTokens, TextAndImages) {
     EXPECT_EQ(estimate_prompt_tokens(r), 3 + 4 + 100);
     r.max_tokens = 50;
     EXPECT_EQ(estimate_request_tokens(r), 3 + 4 + 100 + 50);
+    Usage u = estimate_usage(r);
+    EXPECT_EQ(u.prompt_tokens, 107);
+    EXPECT_EQ(u.completion_tokens, 50);
+    EXPECT_EQ(u.total_tokens, 157);
+    EXPECT_DOUBLE_EQ(cost_usd(u, Price{1e6, 0}), 107.0);
 
     ChatRequest img;
     ChatMessage m;

@@ -90,7 +90,7 @@ void FakeOpenAi::set_handler(Handler handler) {
 }
 
 std::string FakeOpenAi::base_url() const {
-    return "http://127.0.0.1:" + std::to_string(port_) + "/v1";
+    return std::string(tls_ ? "https" : "http") + "://127.0.0.1:" + std::to_string(port_) + "/v1";
 }
 
 int FakeOpenAi::calls() const {
@@ -116,12 +116,29 @@ void FakeOpenAi::reset_records() {
 }
 
 Status FakeOpenAi::start(int port) {
+    tls_ = false;
+    return start_with(std::make_unique<httplib::Server>(), port);
+}
+
+Status FakeOpenAi::start_tls(const std::string& cert_pem_path, const std::string& key_pem_path,
+                             int port) {
+    auto svr = std::make_unique<httplib::SSLServer>(cert_pem_path.c_str(), key_pem_path.c_str());
+    if (!svr->is_valid()) {
+        return Status::invalid_argument("fake OpenAI server: cannot load TLS certificate " +
+                                        cert_pem_path + " / key " + key_pem_path);
+    }
+    tls_ = true;
+    return start_with(std::move(svr), port);
+}
+
+Status FakeOpenAi::start_with(std::unique_ptr<httplib::Server> server, int port) {
     if (server_) return Status::failed_precondition("fake OpenAI server already started");
-    server_ = std::make_unique<httplib::Server>();
+    server_ = std::move(server);
     auto& svr = *server_;
     const int nthreads = threads_;
     svr.new_task_queue = [nthreads] { return new httplib::ThreadPool(nthreads); };
     svr.set_keep_alive_max_count(100000);
+    svr.set_tcp_nodelay(true);  // else Nagle + delayed ACK stall kept-alive replies by 40 ms
     // stop() waits for idle keep-alive connections to time out: keep it short.
     svr.set_keep_alive_timeout(1);
     svr.set_payload_max_length(512u << 20);

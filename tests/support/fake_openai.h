@@ -123,6 +123,10 @@ class FakeOpenAi {
 
     // Binds 127.0.0.1:<port> (0 = a free port) and serves on a background thread.
     Status start(int port = 0);
+    // The same over HTTPS with a PEM certificate and key (e.g. a self-signed one made by the
+    // test); base_url() then starts with https://.
+    Status start_tls(const std::string& cert_pem_path, const std::string& key_pem_path,
+                     int port = 0);
     // Stops serving and joins the thread; in-progress delays are cut short. Idempotent. Idle
     // keep-alive connections still open from a client make it wait up to 1 s (the server's
     // keep-alive timeout): destroy clients first to stop at once.
@@ -153,8 +157,10 @@ class FakeOpenAi {
     std::shared_ptr<State> state_;
     std::unique_ptr<httplib::Server> server_;
     std::thread thread_;
+    Status start_with(std::unique_ptr<httplib::Server> server, int port);
     int port_ = 0;
     int threads_ = 64;
+    bool tls_ = false;
 };
 
 }  // namespace mf::test
