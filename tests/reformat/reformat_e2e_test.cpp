@@ -319,5 +319,22 @@ TEST(ReformatE2E, BuildRunsReformatAsStageFour) {
     EXPECT_NE(r.output.find("reformat.modle"), std::string::npos) << r.output;
 }
 
+TEST(ReformatE2E, ShippedLlmBuildConfigParses) {
+    auto cfg =
+        json::parse(test::read_text(test::source_dir() / "examples" / "demo" / "build_llm.json"));
+    auto b = parse_build_reformat(cfg["reformat"]);
+    ASSERT_TRUE(b.ok()) << b.status().to_string();
+    EXPECT_EQ(b->options.method, Method::kMllmUnblinded);
+    EXPECT_EQ(b->endpoint.endpoint, "http://127.0.0.1:8080/v1");
+    EXPECT_TRUE(b->options.jsonl);
+    // No endpoint: native-caption.
+    auto none = parse_build_reformat(json::object());
+    ASSERT_TRUE(none.ok());
+    EXPECT_EQ(none->options.method, Method::kNativeCaption);
+    auto bad = parse_build_reformat(json{{"images", "paint"}});
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.status().message().find("reformat.images"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace mf::reformat
