@@ -336,7 +336,8 @@ Status request_phase(const ReformatOptions& o, Ledger& ledger, llm::LlmClient& c
         if (reqs.empty()) continue;
         MF_RETURN_IF_ERROR(ledger.mark_in_flight(keys));
         Status cb_status;
-        size_t progressed = 0;
+        size_t progressed = 0, transport_failed = 0;
+        std::string last_transport_error;
         auto done = [&](size_t i, Result<llm::ChatResponse> res) {
             if (!cb_status.ok()) return;
             const LedgerRow& row = *req_rows[i];
@@ -353,6 +354,8 @@ Status request_phase(const ReformatOptions& o, Ledger& ledger, llm::LlmClient& c
                     ++counters->failed;
                     ++counters->http;
                     ++progressed;
+                    ++transport_failed;
+                    last_transport_error = res.status().to_string();
                 }
                 if (!st.ok()) cb_status = st;
                 return;
@@ -404,6 +407,14 @@ Status request_phase(const ReformatOptions& o, Ledger& ledger, llm::LlmClient& c
         (void)stray;
         if (progressed == 0 && !stop.load())
             return Status::internal("LLM client finished a batch without answering any request");
+        // The endpoint has not answered once in this run: stop instead of failing every sample.
+        if (transport_failed == reqs.size() && counters->done + counters->reasked == 0 &&
+            counters->failed == static_cast<int64_t>(transport_failed) && !stop.load()) {
+            return Status::unavailable(fmt::format(
+                "all {} requests of the first batch failed and none was answered (last: {}); "
+                "check --endpoint, --model and the API key. Nothing was paid; re-run to retry",
+                reqs.size(), last_transport_error));
+        }
         auto now = std::chrono::steady_clock::now();
         if (o.progress && now - last_log > std::chrono::seconds(5)) {
             last_log = now;

@@ -374,5 +374,27 @@ TEST(Engine, StableImageNames) {
     EXPECT_EQ(a.find(':'), std::string::npos);
 }
 
+TEST(Engine, StopsWhenTheEndpointNeverAnswers) {
+    test::TempDir dir;
+    write_samples(dir / "in.jsonl", make_samples(6));
+    ScriptedClient client([](const llm::ChatRequest&, int) -> Result<llm::ChatResponse> {
+        return Status::invalid_argument("HTTP 401: invalid api key");
+    });
+    auto o = options(dir);
+    auto res = run_reformat(o, &client);
+    ASSERT_FALSE(res.ok());
+    EXPECT_EQ(res.status().code(), StatusCode::kUnavailable);
+    EXPECT_NE(res.status().message().find("HTTP 401"), std::string::npos);
+    EXPECT_EQ(client.calls(), 4);  // one batch, not the whole input
+    // Fixed endpoint: the next run asks everything again (nothing was recorded as an answer).
+    ScriptedClient ok([](const llm::ChatRequest& r, int) {
+        return ScriptedClient::reply(good_reply(request_text(r)));
+    });
+    auto res2 = run_reformat(o, &ok);
+    ASSERT_TRUE(res2.ok()) << res2.status().to_string();
+    EXPECT_EQ(ok.calls(), 6);
+    EXPECT_EQ(res2->stats.kept, 6u);
+}
+
 }  // namespace
 }  // namespace mf::reformat
