@@ -89,11 +89,11 @@ Result<BuildReformat> parse_build_reformat(const nlohmann::json& j, const std::s
     return b;
 }
 
-Result<curate::StageStats> run_build_reformat(const nlohmann::json& section,
+Result<curate::StageStats> run_build_reformat(const BuildReformat& config,
                                               const std::filesystem::path& out_dir,
                                               const curate::DataCardInfo* card,
                                               const std::atomic<bool>* cancel, bool progress) {
-    MF_ASSIGN_OR_RETURN(BuildReformat b, parse_build_reformat(section));
+    BuildReformat b = config;
     b.options.input = out_dir / "3-dedup" / "samples.jsonl";
     b.options.out_dir = out_dir / "4-reformat";
     b.options.cancel = cancel;

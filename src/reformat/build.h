@@ -53,8 +53,10 @@ Result<BuildReformat> parse_build_reformat(const nlohmann::json& j,
                                            const std::string& where = "reformat");
 
 // Runs <out>/4-reformat from <out>/3-dedup (resumable through its ledger: a re-run sends only
-// what is not recorded yet) and rewrites the data card so it shows the stage.
-Result<curate::StageStats> run_build_reformat(const nlohmann::json& reformat_section,
+// what is not recorded yet) and rewrites the data card (when `card` is given) so it shows the
+// stage. Parse the section first (parse_build_reformat) so a config error stops the build before
+// any stage runs.
+Result<curate::StageStats> run_build_reformat(const BuildReformat& config,
                                               const std::filesystem::path& out_dir,
                                               const curate::DataCardInfo* card,
                                               const std::atomic<bool>* cancel, bool progress);

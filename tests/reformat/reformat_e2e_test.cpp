@@ -317,6 +317,7 @@ TEST(ReformatE2E, BuildRunsReformatAsStageFour) {
     r = test::run_medforge("build --config " + q(dir / "bad.json") + " --out " + q(dir / "bad"));
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.output.find("reformat.modle"), std::string::npos) << r.output;
+    EXPECT_FALSE(std::filesystem::exists(dir / "bad" / "1-ingest"));  // stopped before ingest
 }
 
 TEST(ReformatE2E, ShippedLlmBuildConfigParses) {
