@@ -213,12 +213,21 @@ Result<nlohmann::json> extract_json_object(std::string_view reply) {
 }
 
 const std::vector<std::string_view>& reference_phrases() {
+    // Phrases, not single words: "in the context of cirrhosis", "within the reference range" and
+    // "passage of contrast" are ordinary medical writing and must pass.
     static const std::vector<std::string_view> k = {
         "<reference",
         "</reference",
-        "the reference",
         "reference text",
         "reference information",
+        "reference provided",
+        "provided reference",
+        "the reference says",
+        "the reference states",
+        "the reference mentions",
+        "according to the reference",
+        "based on the reference",
+        "in the reference",
         "caption",
         "provided text",
         "text provided",
@@ -226,15 +235,20 @@ const std::vector<std::string_view>& reference_phrases() {
         "the text states",
         "the text says",
         "according to the text",
-        "the context",
+        "based on the text",
+        "provided context",
+        "context provided",
+        "given context",
+        "according to the context",
+        "based on the context",
+        "the context says",
+        "the context states",
         "contextual information",
         "provided information",
         "information provided",
-        "provided context",
         "as mentioned",
         "mentioned in the",
         "the article",
-        "the passage",
         "figure legend",
         "description provided",
         "provided description",
@@ -244,8 +258,18 @@ const std::vector<std::string_view>& reference_phrases() {
 
 std::string_view find_reference_mention(std::string_view text) {
     std::string lower = text::ascii_lower(text);
-    for (std::string_view p : reference_phrases())
-        if (lower.find(p) != std::string::npos) return p;
+    auto word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; };
+    for (std::string_view p : reference_phrases()) {
+        // Whole words: the phrase starts and ends at a word boundary (a plural 's' may follow,
+        // so "captions" counts; "within the reference range" does not match "in the ...").
+        for (size_t at = lower.find(p); at != std::string::npos; at = lower.find(p, at + 1)) {
+            bool start_ok = at == 0 || !word(p.front()) || !word(lower[at - 1]);
+            size_t end = at + p.size();
+            bool end_ok =
+                end >= lower.size() || !word(p.back()) || !word(lower[end]) || lower[end] == 's';
+            if (start_ok && end_ok) return p;
+        }
+    }
     return {};
 }
 

@@ -42,7 +42,8 @@ struct ValidationError {
 
 // Phrases that give away the reference text ("the caption", "provided text", ...), lower-case.
 const std::vector<std::string_view>& reference_phrases();
-// The first reference phrase found in `text` (case-insensitive), or "".
+// The first reference phrase found in `text` (case-insensitive, whole words, plural allowed),
+// or "".
 std::string_view find_reference_mention(std::string_view text);
 
 // Validates one reply. Field names are matched loosely: image_description / description /

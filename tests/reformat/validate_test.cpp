@@ -75,8 +75,12 @@ TEST(Validate, RealisticRepliesTable) {
          "mentions_reference"},
         {"mentions provided text", obj(kDesc, kQ, "The provided text describes a hepatic cyst."),
          "mentions_reference"},
-        {"mentions context in question", obj(kDesc, "What does the context say about the liver?"),
-         "mentions_reference"},
+        {"mentions context in question",
+         obj(kDesc, "What does the provided context say about the liver?"), "mentions_reference"},
+        {"ordinary medical phrases pass",
+         obj(kDesc + " In the context of cirrhosis, values within the reference range and the "
+                     "passage of contrast are noted."),
+         ""},
         {"mentions case-insensitively", obj(kDesc, kQ, "ACCORDING TO THE TEXT it is a cyst."),
          "mentions_reference"},
     };
