@@ -3,6 +3,7 @@
 #include <httplib.h>
 
 #include <strings.h>
+#include <sys/socket.h>
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -248,6 +249,15 @@ Status FakeOpenAi::start_with(std::unique_ptr<httplib::Server> server, int port)
         }
     });
 
+    // cpp-httplib 0.11 listens with a backlog of 5: 64 clients connecting at once overflow it
+    // and the kernel drops SYNs (1 s, 3 s, 7 s... retransmit stalls). Remember the listening
+    // socket and listen() again with a deep backlog after binding.
+    auto listen_fd = std::make_shared<std::atomic<int>>(-1);
+    svr.set_socket_options([listen_fd](int sock) {
+        httplib::default_socket_options(sock);
+        int expected = -1;
+        listen_fd->compare_exchange_strong(expected, static_cast<int>(sock));
+    });
     if (port == 0) {
         port_ = svr.bind_to_any_port("127.0.0.1");
     } else {
@@ -258,6 +268,7 @@ Status FakeOpenAi::start_with(std::unique_ptr<httplib::Server> server, int port)
         return Status::unavailable("fake OpenAI server: cannot bind 127.0.0.1:" +
                                    std::to_string(port));
     }
+    if (listen_fd->load() >= 0) ::listen(listen_fd->load(), 1024);
     thread_ = std::thread([this] { server_->listen_after_bind(); });
     for (int i = 0; i < 2000 && !server_->is_running(); ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
