@@ -2,8 +2,11 @@
 #include "cli/commands.h"
 #include "core/log.h"
 #include "curate/pipeline.h"
+#include "reformat/build.h"
 
 namespace mf::cli {
+
+const std::atomic<bool>* install_cancel_handler();  // cmd_reformat.cpp
 
 int run_build(int argc, char** argv) {
     CLI::App app{
@@ -30,11 +33,22 @@ int run_build(int argc, char** argv) {
     o.threads = common.threads > 0 ? common.threads : -1;
     o.force = force;
     o.progress = !common.quiet;
+    auto ref_cfg = reformat::parse_build_reformat(cfg->reformat_json);  // errors before any stage
+    if (!ref_cfg.ok()) return fail(ref_cfg.status().with_context(config), "build");
     auto stats = curate::run_build(*cfg, o);
     if (!stats.ok()) return fail(stats.status(), "build");
+    // Stage 4-reformat (VQA through the ledger; native-caption without an endpoint).
+    curate::DataCardInfo card{cfg->name, cfg->path.string(), cfg->sha256, {}};
+    auto ref =
+        reformat::run_build_reformat(*ref_cfg, out, &card, install_cancel_handler(), !common.quiet);
+    if (!ref.ok()) return fail(ref.status(), "build: reformat");
+    stats->push_back(std::move(ref).value());
     for (const auto& s : *stats)
         print_stage_summary(s, out);
-    log::info("dataset: {}/3-dedup/samples.jsonl; data card: {}/data_card.md", out, out);
+    log::info(
+        "dataset: {}/4-reformat/{{alignment_vqa,instruction_vqa}}.json; data card: "
+        "{}/data_card.md",
+        out, out);
     return kExitOk;
 }
 

@@ -178,6 +178,9 @@ Result<BuildConfig> load_build_config(const fs::path& path) {
     auto dedup_r = r.object("dedup");
     if (!dedup_r.ok()) return ctx(dedup_r.status());
     c.dedup_json = std::move(dedup_r).value();
+    auto reformat_r = r.object("reformat");  // parsed by reformat/build.h, not here
+    if (!reformat_r.ok()) return ctx(reformat_r.status());
+    c.reformat_json = std::move(reformat_r).value();
     if (Status st = r.finish(); !st.ok()) return ctx(st);
     if (sources.empty())
         return ctx(

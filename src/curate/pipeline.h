@@ -90,6 +90,9 @@ struct BuildConfig {
     FilterConfig filter;
     nlohmann::json dedup_json = nlohmann::json::object();
     DedupParams dedup;
+    // The optional "reformat" object, kept as is: curate does not depend on reformat; the CLI
+    // hands it to reformat::run_build_reformat() (stage 4-reformat) after run_build().
+    nlohmann::json reformat_json = nlohmann::json::object();
     int threads = 0;
     fs::path path;       // the config file
     std::string sha256;  // of its bytes
