@@ -6,8 +6,6 @@
 
 namespace mf::cli {
 
-const std::atomic<bool>* install_cancel_handler();  // cmd_reformat.cpp
-
 int run_build(int argc, char** argv) {
     CLI::App app{
         "Run the data pipeline from one config file: ingest every source, filter (medical terms,\n"

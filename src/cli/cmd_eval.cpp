@@ -15,11 +15,6 @@ namespace mf::cli {
 
 namespace {
 
-std::atomic<bool> g_cancel{false};
-extern "C" void on_sigint(int) {
-    g_cancel.store(true);
-}
-
 int run_compare(int argc, char** argv) {
     CLI::App app{"Put several eval runs (and the paper's published tables) side by side.", argv[0]};
     std::vector<std::string> dirs;
@@ -132,8 +127,7 @@ int run_eval(int argc, char** argv) {
     if (!client.ok()) return fail(client.status(), "eval");
     // Ctrl-C: requests in flight are cancelled; finished responses are already in the cache,
     // so the same command resumes.
-    std::signal(SIGINT, on_sigint);
-    auto res = eval::run_eval(p, **client, &g_cancel);
+    auto res = eval::run_eval(p, **client, install_cancel_handler());
     std::signal(SIGINT, SIG_DFL);
     if (!res.ok()) return fail(res.status(), "eval");
     const auto& r = res->results;

@@ -11,24 +11,6 @@
 
 namespace mf::cli {
 
-namespace {
-std::atomic<bool> g_cancel{false};
-extern "C" void on_sigint(int) {
-    g_cancel.store(true);
-}
-}  // namespace
-
-// Installs a SIGINT/SIGTERM handler that sets `flag` once; a second signal kills as usual.
-const std::atomic<bool>* install_cancel_handler() {
-    struct sigaction sa {};
-    sa.sa_handler = on_sigint;
-    sa.sa_flags = SA_RESETHAND;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, nullptr);
-    sigaction(SIGTERM, &sa, nullptr);
-    return &g_cancel;
-}
-
 int run_reformat(int argc, char** argv) {
     CLI::App app{
         "Turn curated samples into PubMedVision-style Alignment VQA (a generic describe question\n"

@@ -3,11 +3,29 @@
 #include <fmt/core.h>
 
 #include <array>
+#include <csignal>
 #include <cstdio>
 
 #include "core/log.h"
 
 namespace mf::cli {
+
+namespace {
+std::atomic<bool> g_cancel{false};
+extern "C" void on_cancel_signal(int) {
+    g_cancel.store(true);
+}
+}  // namespace
+
+const std::atomic<bool>* install_cancel_handler() {
+    struct sigaction sa {};
+    sa.sa_handler = on_cancel_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+    return &g_cancel;
+}
 
 int run_ingest(int argc, char** argv);
 int run_filter(int argc, char** argv);
@@ -34,7 +52,8 @@ constexpr std::array kCommands = {
     Command{"reformat",
             "turn samples into Alignment + Instruction-Tuning VQA with an (M)LLM, exactly once",
             run_reformat},
-    Command{"eval", "score a model on medical VQA benchmarks (VQA-RAD, SLAKE, PathVQA, PMC-VQA, ...)",
+    Command{"eval",
+            "score a model on medical VQA benchmarks (VQA-RAD, SLAKE, PathVQA, PMC-VQA, ...)",
             run_eval},
     Command{"merge", "join the outputs of a stage run as --shard i/N into one output", run_merge},
     Command{"card", "write the data card (funnel of every stage) for a pipeline output", run_card},

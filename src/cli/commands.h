@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <atomic>
 #include <span>
 #include <string>
 
@@ -44,6 +45,10 @@ int parse_args(CLI::App& app, int argc, char** argv);
 
 // Prints "medforge: <context>: <status>" and returns kExitFailed.
 int fail(const Status& st, std::string_view context = {});
+
+// Installs a SIGINT/SIGTERM handler that sets the returned flag (long runs stop cleanly: in-flight
+// work is finished or recorded); a second signal kills as usual. Idempotent.
+const std::atomic<bool>* install_cancel_handler();
 
 // One-line summary of a stage run, and the reasons table, on stderr (log info).
 void print_stage_summary(const curate::StageStats& stats, const std::string& out_dir);
