@@ -55,3 +55,20 @@ TEST(DataCard, EmptyFolderIsAnError) {
 
 }  // namespace
 }  // namespace mf::curate
+
+namespace mf::curate {
+namespace {
+
+TEST(DataCard, NamesTheVqaFilesOfAReformatStage) {
+    test::TempDir d;
+    write_stats(d / "4-reformat", "reformat", 3, 3, {});
+    test::write_text(d / "4-reformat" / "alignment_vqa.json", "[]");
+    test::write_text(d / "4-reformat" / "instruction_vqa.json", "[]");
+    ASSERT_TRUE(write_data_card(d.path(), {}).ok());
+    std::string md = test::read_text(d / "data_card.md");
+    EXPECT_NE(md.find("4-reformat/alignment_vqa.json` and `"), std::string::npos) << md;
+    EXPECT_NE(md.find("4-reformat/instruction_vqa.json"), std::string::npos) << md;
+}
+
+}  // namespace
+}  // namespace mf::curate
