@@ -263,15 +263,14 @@ std::string overlap_detail(const Overlap& o) {
             "drop it or pass --no-images / raise the thresholds if this is a false positive",
             o.sample_file, o.benchmark, o.item_id, o.bench_file,
             o.bench_crop > 0 ? fmt::format(" cropped {:.0f}%", o.bench_crop * 100) : "",
-            o.phash_distance,
-            o.dhash_distance);
+            o.phash_distance, o.dhash_distance);
     return fmt::format("caption/mentions share \"{}\" with {} item {} question", o.shared_text,
                        o.benchmark, o.item_id);
 }
 
 nlohmann::json overlap_json(const std::string& id, const Overlap& o) {
-    nlohmann::json j = {{"sample", id},     {"kind", o.kind},       {"benchmark", o.benchmark},
-                        {"item", o.item_id}};
+    nlohmann::json j = {
+        {"sample", id}, {"kind", o.kind}, {"benchmark", o.benchmark}, {"item", o.item_id}};
     if (o.kind == "image") {
         j["sample_image"] = o.sample_file;
         j["benchmark_image"] = o.bench_file;
@@ -322,9 +321,9 @@ Result<curate::StageStats> run_decontam(const DecontamOptions& opt) {
         std::vector<Overlap> txt = index.text_overlaps(s);
         if (bad) unreadable += bad;
         if (img.empty() && txt.empty()) return curate::Verdict::kept();
-        curate::Verdict v = img.empty()
-                                ? curate::Verdict::drop("contaminated_text", overlap_detail(txt[0]))
-                                : curate::Verdict::drop("contaminated_image", overlap_detail(img[0]));
+        curate::Verdict v =
+            img.empty() ? curate::Verdict::drop("contaminated_text", overlap_detail(txt[0]))
+                        : curate::Verdict::drop("contaminated_image", overlap_detail(img[0]));
         size_t more = img.size() + txt.size() - 1;
         if (more) v.detail += fmt::format(" (+{} more overlaps in overlap_report.json)", more);
         std::lock_guard lock(mu);
@@ -369,8 +368,7 @@ Result<curate::StageStats> run_decontam(const DecontamOptions& opt) {
                              {"unreadable_benchmark_images", b.unreadable},
                              {"params", extra},
                              {"overlaps", arr}};
-    MF_RETURN_IF_ERROR(
-        io::write_file_atomic(dir / "overlap_report.json", report.dump(2) + "\n"));
+    MF_RETURN_IF_ERROR(io::write_file_atomic(dir / "overlap_report.json", report.dump(2) + "\n"));
     std::string md = "# Decontamination overlap report\n\n";
     md += fmt::format("Input: `{}`; {} samples, {} kept, {} rejected.\n\n", input.string(),
                       stats.input, stats.kept, stats.rejected);
@@ -385,7 +383,8 @@ Result<curate::StageStats> run_decontam(const DecontamOptions& opt) {
     for (const auto& [bn, kinds] : per_bench)
         for (const auto& [k, n] : kinds)
             md += fmt::format("- overlaps with {} ({}): {}\n", bn, k, n);
-    md += "\n## Overlaps\n\n| sample | kind | benchmark | item | evidence |\n|---|---|---|---|---|\n";
+    md +=
+        "\n## Overlaps\n\n| sample | kind | benchmark | item | evidence |\n|---|---|---|---|---|\n";
     for (const auto& [id, o] : found) {
         std::string ev = o.kind == "image"
                              ? fmt::format("`{}` ~ `{}` (pHash {}, dHash {})", o.sample_file,

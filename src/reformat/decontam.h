@@ -44,9 +44,9 @@ struct AgainstSpec {
 Result<AgainstSpec> parse_against(std::string_view spec);
 
 struct DecontamParams {
-    int phash_threshold = 10;  // max pHash Hamming distance for an image match
-    int dhash_threshold = 16;  // max dHash Hamming distance for an image match
-    int ngram = 8;             // word n-gram size for long questions
+    int phash_threshold = 10;    // max pHash Hamming distance for an image match
+    int dhash_threshold = 16;    // max dHash Hamming distance for an image match
+    int ngram = 8;               // word n-gram size for long questions
     int min_question_words = 5;  // shorter questions are never matched (too generic)
     bool check_images = true;
     bool check_text = true;
@@ -91,7 +91,7 @@ struct Overlap {
     std::string sample_file;  // sample image (image)
     int phash_distance = -1;
     int dhash_distance = -1;
-    double bench_crop = 0;  // which crop of the benchmark image matched
+    double bench_crop = 0;    // which crop of the benchmark image matched
     std::string shared_text;  // the shared n-gram or the whole question (text)
 };
 

@@ -115,8 +115,8 @@ std::string summary(std::vector<int> v) {
     if (v.empty()) return "none";
     std::sort(v.begin(), v.end());
     return "min " + std::to_string(v.front()) + " median " + std::to_string(v[v.size() / 2]) +
-           " p99 " + std::to_string(v[v.size() * 99 / 100]) + " max " +
-           std::to_string(v.back()) + " (n=" + std::to_string(v.size()) + ")";
+           " p99 " + std::to_string(v[v.size() * 99 / 100]) + " max " + std::to_string(v.back()) +
+           " (n=" + std::to_string(v.size()) + ")";
 }
 
 TEST(Phash, RobustOnVqaRadVariants) {

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <set>
 
 #include "curate/sample.h"
 #include "io/image.h"
@@ -53,9 +54,9 @@ TEST(Decontam, ParseAgainst) {
     auto guess = parse_against("vqa-rad:" + path);  // images/ next to the file
     ASSERT_TRUE(guess.ok());
     EXPECT_EQ(guess->images_dir, vqa_rad() / "images");
-    for (const std::string& bad : std::vector<std::string>{"vqa-rad", "nope:" + path, "vqa-rad:/no/such.json",
-                            "vqa-rad:" + path + ":/no/such/dir", "vqa-rad::x",
-                            "vqa-rad:" + path + ":a:b", ""}) {
+    for (const std::string& bad : std::vector<std::string>{
+             "vqa-rad", "nope:" + path, "vqa-rad:/no/such.json",
+             "vqa-rad:" + path + ":/no/such/dir", "vqa-rad::x", "vqa-rad:" + path + ":a:b", ""}) {
         auto r = parse_against(bad);
         EXPECT_FALSE(r.ok()) << bad;
         if (!r.ok()) EXPECT_NE(r.status().message().find("--against"), std::string::npos);
@@ -80,10 +81,11 @@ curate::Sample with_caption(std::string caption, std::vector<std::string> mentio
 TEST(Decontam, TextNgramsAndWholeQuestions) {
     DecontamParams p;
     p.check_images = false;
-    DecontamIndex idx(text_bench({"Is the cardiac silhouette less than half the diameter of the "
-                                  "diaphragm?",
-                                  "Is there evidence of an aortic aneurysm?", "Is the liver normal?"}),
-                      p);
+    DecontamIndex idx(
+        text_bench({"Is the cardiac silhouette less than half the diameter of the "
+                    "diaphragm?",
+                    "Is there evidence of an aortic aneurysm?", "Is the liver normal?"}),
+        p);
     // Verbatim inside a longer caption.
     auto a = idx.text_overlaps(with_caption(
         "Figure 2. Chest film. Is the cardiac silhouette less than half the diameter of the "
@@ -91,10 +93,10 @@ TEST(Decontam, TextNgramsAndWholeQuestions) {
     ASSERT_EQ(a.size(), 1u);
     EXPECT_EQ(a[0].item_id, "qid:0");
     // Light paraphrase (case, punctuation, last words changed): an 8-gram is still shared.
-    auto b = idx.text_overlaps(with_caption(
-        "the Cardiac silhouette - less than half the diameter of the chest wall"));
+    auto b = idx.text_overlaps(
+        with_caption("the Cardiac silhouette - less than half the diameter of the chest wall"));
     ASSERT_EQ(b.size(), 1u);
-    EXPECT_EQ(b[0].shared_text, "cardiac silhouette less than half the diameter of");
+    EXPECT_EQ(b[0].shared_text, "the cardiac silhouette less than half the diameter");
     // Short question: only the whole normalised question counts, found in the mentions too.
     auto c = idx.text_overlaps(with_caption("CT", {"IS THERE evidence of an aortic aneurysm"}));
     ASSERT_EQ(c.size(), 1u);
@@ -111,10 +113,19 @@ TEST(Decontam, TextNgramsAndWholeQuestions) {
 TEST(Decontam, StageOnRealImagesAndText) {
     fs::path medicat = test::shared_data() / "medicat_sample" / "figures";
     if (!fs::exists(vqa_rad() / "testset.json") || !fs::is_directory(medicat)) GTEST_SKIP();
-    auto spec = parse_against("vqa-rad:" + (vqa_rad() / "testset.json").string() + ":" +
+    // The first 60 VQA-RAD test items (real records and images; fewer images keep it fast).
+    auto all_items = nlohmann::json::parse(test::read_text(vqa_rad() / "testset.json"));
+    nlohmann::json test_items = nlohmann::json::array();
+    std::set<std::string> bench_images;
+    for (size_t i = 0; i < 60 && i < all_items.size(); ++i) {
+        test_items.push_back(all_items[i]);
+        bench_images.insert(all_items[i]["image_name"].get<std::string>());
+    }
+    test::TempDir bench_dir;
+    test::write_text(bench_dir / "testset.json", test_items.dump());
+    auto spec = parse_against("vqa-rad:" + (bench_dir / "testset.json").string() + ":" +
                               (vqa_rad() / "images").string());
     ASSERT_TRUE(spec.ok());
-    auto test_items = nlohmann::json::parse(test::read_text(vqa_rad() / "testset.json"));
     std::vector<std::string> names;
     for (const auto& it : test_items) {
         std::string n = it["image_name"];
@@ -155,8 +166,13 @@ TEST(Decontam, StageOnRealImagesAndText) {
     }
     std::string q0 = test_items[0]["question"];  // "Is there evidence of an aortic aneurysm?"
     add("text:verbatim", {}, "Case 3. " + q0 + " Yes, a 6 cm aneurysm.");
-    add("text:paraphrase", {},
-        "We ask: is the cardiac silhouette less than half the diameter of the thorax?");
+    std::string long_q = test_items[21]["question"];  // "Is the cardiac silhouette ... diaphragm?"
+    ASSERT_GE(overlap_words(long_q).size(), 9u) << long_q;
+    // Light paraphrase: case and punctuation changed, the last word replaced.
+    std::string para = long_q;
+    para.replace(para.find("cardiac"), 7, "CARDIAC,");
+    para.replace(para.find("diaphragm?"), 10, "thorax");
+    add("text:paraphrase", {}, "We ask: " + para + " in this film.");
     add("text:clean", {}, "Axial CT shows a hypodense liver lesion.");
     jsonl += "{not json\n";
     test::write_text(dir / "in.jsonl", jsonl);
@@ -179,8 +195,8 @@ TEST(Decontam, StageOnRealImagesAndText) {
 
     auto kept = test::read_lines(dir / "out" / "samples.jsonl");
     for (const auto& l : kept)
-        EXPECT_TRUE(l.find("medicat:") != std::string::npos || l.find("text:clean") !=
-                                                                 std::string::npos)
+        EXPECT_TRUE(l.find("medicat:") != std::string::npos ||
+                    l.find("text:clean") != std::string::npos)
             << l;
     bool saw_img_detail = false, saw_verbatim = false;
     for (const auto& l : test::read_lines(dir / "out" / "rejects.jsonl")) {
@@ -205,7 +221,7 @@ TEST(Decontam, StageOnRealImagesAndText) {
               std::string::npos);
     auto sj = nlohmann::json::parse(test::read_text(dir / "out" / "stats.json"));
     EXPECT_EQ(sj["extra"]["phash_threshold"], 10);
-    EXPECT_EQ(sj["extra"]["benchmark_image_hashes"].get<int>(), 3 * 203);  // 3 crops each
+    EXPECT_EQ(sj["extra"]["benchmark_image_hashes"].get<size_t>(), 3 * bench_images.size());
 }
 
 TEST(Decontam, CliEndToEndAndBadSpec) {
@@ -217,11 +233,12 @@ TEST(Decontam, CliEndToEndAndBadSpec) {
     curate::Sample t;
     t.id = "b";
     t.caption = "An unrelated caption about a knee MRI.";
-    test::write_text(dir / "in.jsonl", curate::sample_to_json(s) + "\n" +
-                                           curate::sample_to_json(t) + "\n");
+    test::write_text(dir / "in.jsonl",
+                     curate::sample_to_json(s) + "\n" + curate::sample_to_json(t) + "\n");
     std::string against = "vqa-rad:" + (vqa_rad() / "testset.json").string();
     auto r = test::run_medforge("decontam --in " + (dir / "in.jsonl").string() + " --against " +
-                                against + " --out " + (dir / "out").string() + " --threads 1");
+                                against + " --out " + (dir / "out").string() +
+                                " --threads 1 --no-images");
     ASSERT_EQ(r.exit_code, 0) << r.output;
     auto rej = test::read_lines(dir / "out" / "rejects.jsonl");
     ASSERT_EQ(rej.size(), 1u);
