@@ -171,6 +171,7 @@ DecontamIndex::DecontamIndex(BenchmarkIndex bench, DecontamParams p)
     const size_t n = static_cast<size_t>(std::max(1, p_.ngram));
     for (size_t qi = 0; qi < bench_.questions.size(); ++qi) {
         const auto& w = bench_.questions[qi].words;
+        exact_.emplace(join_words(w, 0, w.size()), qi);
         if (w.size() >= n) {
             for (size_t i = 0; i + n <= w.size(); ++i)
                 ngrams_.emplace_back(join_words(w, i, i + n), qi);
@@ -243,6 +244,16 @@ std::vector<Overlap> DecontamIndex::text_overlaps(const curate::Sample& s) const
         for (; it != ngrams_.end() && it->first == g; ++it)
             add(it->second, g);
     }
+    // Exact normalised match of the caption or a mention with any question, whatever its length.
+    auto exact = [&](std::string_view t) {
+        std::string n = normalize_for_overlap(t);
+        if (n.empty()) return;
+        auto it = exact_.find(n);
+        if (it != exact_.end()) add(it->second, n);
+    };
+    exact(s.caption);
+    for (const auto& m : s.mentions)
+        exact(m);
     if (!short_questions_.empty()) {
         std::string text = " " + join_words(w, 0, w.size()) + " ";
         for (size_t qi : short_questions_) {

@@ -10,7 +10,9 @@
 //                  collapsed) of the caption + mentions is searched for every benchmark
 //                  question: a question of >= ngram words is matched when the text shares any
 //                  of its word n-grams; a shorter question (>= min_question_words) when the
-//                  whole normalised question occurs in the text as a word sequence.
+//                  whole normalised question occurs in the text as a word sequence; and any
+//                  question (even a 2-word one) when the caption or a mention, normalised, IS
+//                  the question (exact normalised match).
 //
 // It is a map stage over Sample JSONL (curate/stage.h): samples.jsonl (kept lines verbatim),
 // rejects.jsonl (reason contaminated_image / contaminated_text), stats.json, plus
@@ -25,6 +27,7 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/status.h"
@@ -112,6 +115,7 @@ class DecontamIndex {
     // n-gram (space-joined words) -> question index; short question -> question index.
     std::vector<std::pair<std::string, size_t>> ngrams_;  // sorted by string
     std::vector<size_t> short_questions_;
+    std::unordered_map<std::string, size_t> exact_;  // whole normalised question -> index
 };
 
 struct DecontamOptions {

@@ -103,7 +103,12 @@ TEST(Decontam, TextNgramsAndWholeQuestions) {
     EXPECT_EQ(c[0].item_id, "qid:1");
     EXPECT_TRUE(idx.text_overlaps(with_caption("there is evidence of an aortic aneurysm")).empty());
     // Below min_question_words (4 < 5): never matched.
-    EXPECT_TRUE(idx.text_overlaps(with_caption("is the liver normal")).empty());
+    EXPECT_TRUE(idx.text_overlaps(with_caption("CT: is the liver normal here")).empty());
+    // Exact normalised match of a whole mention: any length.
+    auto e = idx.text_overlaps(with_caption("Knee.", {"is the LIVER normal?"}));
+    ASSERT_EQ(e.size(), 1u);
+    EXPECT_EQ(e[0].item_id, "qid:2");
+    EXPECT_EQ(e[0].shared_text, "is the liver normal");
     // Word boundaries: "aneurysms" is not "aneurysm".
     EXPECT_TRUE(
         idx.text_overlaps(with_caption("is there evidence of an aortic aneurysms")).empty());
