@@ -178,7 +178,7 @@ TEST(Decontam, StageOnRealImagesAndText) {
     para.replace(para.find("cardiac"), 7, "CARDIAC,");
     para.replace(para.find("diaphragm?"), 10, "thorax");
     add("text:paraphrase", {}, "We ask: " + para + " in this film.");
-    add("text:clean", {}, "Axial CT shows a hypodense liver lesion.");
+    add("text:clean", {"missing.jpg"}, "Axial CT shows a hypodense liver lesion.");
     jsonl += "{not json\n";
     test::write_text(dir / "in.jsonl", jsonl);
 
@@ -226,6 +226,7 @@ TEST(Decontam, StageOnRealImagesAndText) {
               std::string::npos);
     auto sj = nlohmann::json::parse(test::read_text(dir / "out" / "stats.json"));
     EXPECT_EQ(sj["extra"]["phash_threshold"], 10);
+    EXPECT_EQ(sj["extra"]["sample_images_unreadable"], 1);  // missing.jpg: kept, counted
     EXPECT_EQ(sj["extra"]["benchmark_image_hashes"].get<size_t>(), 3 * bench_images.size());
 }
 
