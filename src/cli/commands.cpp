@@ -37,6 +37,7 @@ int run_lexicon(int argc, char** argv);
 int run_card(int argc, char** argv);
 int run_reformat(int argc, char** argv);
 int run_eval(int argc, char** argv);
+int run_decontam(int argc, char** argv);
 
 namespace {
 // Keep in pipeline order; `medforge help` prints it as is.
@@ -52,6 +53,9 @@ constexpr std::array kCommands = {
     Command{"reformat",
             "turn samples into Alignment + Instruction-Tuning VQA with an (M)LLM, exactly once",
             run_reformat},
+    Command{"decontam",
+            "drop samples whose images or text overlap eval benchmarks (pHash/dHash, n-grams)",
+            run_decontam},
     Command{"eval",
             "score a model on medical VQA benchmarks (VQA-RAD, SLAKE, PathVQA, PMC-VQA, ...)",
             run_eval},
