@@ -917,4 +917,22 @@ Image resize_image(const Image& in, int out_w, int out_h) {
     return out;
 }
 
+std::string encode_jpeg(const Image& image, int quality, bool subsample_420) {
+    if (image.width <= 0 || image.height <= 0 ||
+        image.pixels.size() != static_cast<size_t>(image.width) * image.height * 3)
+        return {};
+    tjhandle tj = tjInitCompress();
+    if (!tj) return {};
+    unsigned char* buf = nullptr;
+    unsigned long size = 0;
+    int rc = tjCompress2(tj, image.pixels.data(), image.width, image.width * 3, image.height,
+                         TJPF_RGB, &buf, &size, subsample_420 ? TJSAMP_420 : TJSAMP_444, quality,
+                         TJFLAG_ACCURATEDCT);
+    std::string out;
+    if (rc == 0) out.assign(reinterpret_cast<const char*>(buf), size);
+    tjFree(buf);
+    tjDestroy(tj);
+    return out;
+}
+
 }  // namespace mf::io

@@ -74,4 +74,8 @@ DecodeResult decode_image_bytes(std::string_view bytes, const ImageLimits& limit
 // PIL, see deps.md section 5). Returns an empty image when a size is <= 0 or the input is empty.
 Image resize_image(const Image& in, int out_w, int out_h);
 
+// Encodes RGB pixels as a baseline JPEG (libturbojpeg, accurate DCT). subsample_420 = false keeps
+// full chroma (4:4:4). Empty string when the image is empty or encoding fails.
+std::string encode_jpeg(const Image& image, int quality = 90, bool subsample_420 = true);
+
 }  // namespace mf::io

@@ -1,5 +1,4 @@
 // Base64 (RFC 4648 section 4) and image data URLs for chat requests.
-#include <turbojpeg.h>
 
 #include <algorithm>
 #include <cmath>
@@ -116,23 +115,8 @@ Result<std::string> image_data_url(const std::filesystem::path& image, int max_s
                                     std::to_string(h) + " failed");
         }
     }
-    tjhandle tj = tjInitCompress();
-    if (!tj) return Status::internal("image_data_url: tjInitCompress failed");
-    unsigned char* jpeg = nullptr;
-    unsigned long jpeg_size = 0;
-    const int rc =
-        tjCompress2(tj, img.pixels.data(), img.width, img.width * 3, img.height, TJPF_RGB, &jpeg,
-                    &jpeg_size, TJSAMP_420, jpeg_quality, TJFLAG_ACCURATEDCT);
-    std::string bytes;
-    std::string err;
-    if (rc == 0) {
-        bytes.assign(reinterpret_cast<const char*>(jpeg), jpeg_size);
-    } else {
-        err = tjGetErrorStr2(tj);
-    }
-    tjFree(jpeg);
-    tjDestroy(tj);
-    if (rc != 0) return Status::internal(image.string() + ": JPEG encoding failed: " + err);
+    std::string bytes = io::encode_jpeg(img, jpeg_quality);
+    if (bytes.empty()) return Status::internal(image.string() + ": JPEG encoding failed");
     return "data:image/jpeg;base64," + base64_encode(bytes);
 }
 

@@ -57,15 +57,8 @@ std::string png_bytes(const Image& im, int comps = 3, const uint8_t* data = null
 }
 
 std::string jpeg_bytes(const Image& im, int quality = 95) {
-    tjhandle h = tjInitCompress();
-    unsigned char* buf = nullptr;
-    unsigned long size = 0;
-    int rc = tjCompress2(h, im.pixels.data(), im.width, 0, im.height, TJPF_RGB, &buf, &size,
-                         TJSAMP_444, quality, 0);
-    EXPECT_EQ(rc, 0);
-    std::string s(reinterpret_cast<char*>(buf), size);
-    tjFree(buf);
-    tjDestroy(h);
+    std::string s = encode_jpeg(im, quality, /*subsample_420=*/false);
+    EXPECT_FALSE(s.empty());
     return s;
 }
 

@@ -4,7 +4,6 @@
 #include "io/phash.h"
 
 #include <gtest/gtest.h>
-#include <turbojpeg.h>
 
 #include <algorithm>
 #include <cmath>
@@ -99,15 +98,8 @@ TEST(Phash, HashImageFileReportsErrors) {
 }
 
 std::string jpeg(const Image& im, int quality) {
-    tjhandle h = tjInitCompress();
-    unsigned char* buf = nullptr;
-    unsigned long size = 0;
-    int rc = tjCompress2(h, im.pixels.data(), im.width, 0, im.height, TJPF_RGB, &buf, &size,
-                         TJSAMP_420, quality, 0);
-    EXPECT_EQ(rc, 0);
-    std::string s(reinterpret_cast<char*>(buf), size);
-    tjFree(buf);
-    tjDestroy(h);
+    std::string s = encode_jpeg(im, quality, /*subsample_420=*/true);
+    EXPECT_FALSE(s.empty());
     return s;
 }
 

@@ -5,7 +5,6 @@
 #include "reformat/decontam.h"
 
 #include <gtest/gtest.h>
-#include <turbojpeg.h>
 
 #include <nlohmann/json.hpp>
 
@@ -25,15 +24,8 @@ fs::path vqa_rad() {
 }
 
 std::string jpeg(const io::Image& im, int quality) {
-    tjhandle h = tjInitCompress();
-    unsigned char* buf = nullptr;
-    unsigned long size = 0;
-    int rc = tjCompress2(h, im.pixels.data(), im.width, 0, im.height, TJPF_RGB, &buf, &size,
-                         TJSAMP_420, quality, 0);
-    EXPECT_EQ(rc, 0);
-    std::string s(reinterpret_cast<char*>(buf), size);
-    tjFree(buf);
-    tjDestroy(h);
+    std::string s = io::encode_jpeg(im, quality, /*subsample_420=*/true);
+    EXPECT_FALSE(s.empty());
     return s;
 }
 
