@@ -28,7 +28,9 @@ using mf::model::ImageProcessorConfig;
 
 namespace {
 
-fs::path data_dir() { return fs::path(MF_SOURCE_DIR) / ".." / "shared" / "data"; }
+fs::path data_dir() {
+    return fs::path(MF_SOURCE_DIR) / ".." / "shared" / "data";
+}
 
 // A typical photo-sized JPEG: waterview.jpg (1000x667) resized to 1000x800, re-encoded.
 const std::string& jpeg_1000x800() {
@@ -64,7 +66,8 @@ Image naive_resize(const Image& in, int ow, int oh) {
     const double fx = std::max(1.0, sx), fy = std::max(1.0, sy);
     for (int y = 0; y < oh; ++y) {
         const double cy = (y + 0.5) * sy;
-        const int y0 = std::max(0, int(cy - 2 * fy + 0.5)), y1 = std::min(in.height, int(cy + 2 * fy + 0.5));
+        const int y0 = std::max(0, int(cy - 2 * fy + 0.5)),
+                  y1 = std::min(in.height, int(cy + 2 * fy + 0.5));
         for (int x = 0; x < ow; ++x) {
             const double cx = (x + 0.5) * sx;
             const int x0 = std::max(0, int(cx - 2 * fx + 0.5));

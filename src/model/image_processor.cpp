@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <numbers>
 #include <nlohmann/json.hpp>
+#include <numbers>
 #include <string>
 
 #include "core/thread_pool.h"
@@ -24,11 +24,16 @@ constexpr int kPrecisionBits = 32 - 8 - 2;
 
 double filter_support(ResampleFilter f) {
     switch (f) {
-        case ResampleFilter::kBox: return 0.5;
-        case ResampleFilter::kBilinear: return 1.0;
-        case ResampleFilter::kHamming: return 1.0;
-        case ResampleFilter::kBicubic: return 2.0;
-        case ResampleFilter::kLanczos: return 3.0;
+        case ResampleFilter::kBox:
+            return 0.5;
+        case ResampleFilter::kBilinear:
+            return 1.0;
+        case ResampleFilter::kHamming:
+            return 1.0;
+        case ResampleFilter::kBicubic:
+            return 2.0;
+        case ResampleFilter::kLanczos:
+            return 3.0;
     }
     return 2.0;
 }
@@ -41,7 +46,8 @@ double sinc(double x) {
 
 double filter_value(ResampleFilter f, double x) {
     switch (f) {
-        case ResampleFilter::kBox: return (x > -0.5 && x <= 0.5) ? 1.0 : 0.0;
+        case ResampleFilter::kBox:
+            return (x > -0.5 && x <= 0.5) ? 1.0 : 0.0;
         case ResampleFilter::kBilinear:
             if (x < 0.0) x = -x;
             return x < 1.0 ? 1.0 - x : 0.0;
@@ -136,7 +142,8 @@ struct Source {
         if (!background_row(r) && img->width == width) {
             return &img->pixels[size_t(r - oy) * width * 3];
         }
-        for (int x = 0; x < width; ++x) std::memcpy(scratch + 3 * x, color.data(), 3);
+        for (int x = 0; x < width; ++x)
+            std::memcpy(scratch + 3 * x, color.data(), 3);
         if (!background_row(r)) {
             std::memcpy(scratch + 3 * ox, &img->pixels[size_t(r - oy) * img->width * 3],
                         size_t(img->width) * 3);
@@ -161,7 +168,8 @@ constexpr int kLanes = 3 * kBlock;
 
 MF_MULTIVERSION
 void vertical_row(int32_t* acc, const uint8_t* s, int32_t ky, size_t n) {
-    for (size_t i = 0; i < n; ++i) acc[i] += int32_t(s[i]) * ky;
+    for (size_t i = 0; i < n; ++i)
+        acc[i] += int32_t(s[i]) * ky;
 }
 
 MF_MULTIVERSION
@@ -181,11 +189,13 @@ void horizontal_block(const uint8_t* const rows[kBlock], int in_w, const Coeffs&
         const int32_t* k = &ch.k[size_t(o) * ch.ksize];
         const int32_t* src = &t[size_t(ch.first[o]) * kLanes];
         int32_t acc[kLanes];
-        for (int j = 0; j < kLanes; ++j) acc[j] = 1 << (kPrecisionBits - 1);
+        for (int j = 0; j < kLanes; ++j)
+            acc[j] = 1 << (kPrecisionBits - 1);
         for (int x = 0; x < ch.count[o]; ++x) {
             const int32_t kx = k[x];
             const int32_t* s = src + size_t(x) * kLanes;
-            for (int j = 0; j < kLanes; ++j) acc[j] += s[j] * kx;
+            for (int j = 0; j < kLanes; ++j)
+                acc[j] += s[j] * kx;
         }
         uint8_t px[kLanes];
         for (int j = 0; j < kLanes; ++j) {
@@ -293,7 +303,8 @@ io::Image resize_window(const Source& src, int out_w, int out_h, int x0, int y0,
             vertical_row(acc.data(), s, ky, tmp_row);
         }
         uint8_t* dst = &out.pixels[size_t(yy) * tmp_row];
-        for (size_t i = 0; i < tmp_row; ++i) dst[i] = clip8(acc[i]);
+        for (size_t i = 0; i < tmp_row; ++i)
+            dst[i] = clip8(acc[i]);
     }
     return out;
 }
@@ -301,13 +312,14 @@ io::Image resize_window(const Source& src, int out_w, int out_h, int x0, int y0,
 Status check_image(const io::Image& in) {
     if (in.width <= 0 || in.height <= 0) {
         return Status::invalid_argument("image processor: empty image (" +
-                                        std::to_string(in.width) + "x" +
-                                        std::to_string(in.height) + ")");
+                                        std::to_string(in.width) + "x" + std::to_string(in.height) +
+                                        ")");
     }
     if (in.pixels.size() != size_t(in.width) * in.height * 3) {
-        return Status::invalid_argument(
-            "image processor: pixel buffer has " + std::to_string(in.pixels.size()) +
-            " bytes, expected width*height*3 = " + std::to_string(size_t(in.width) * in.height * 3));
+        return Status::invalid_argument("image processor: pixel buffer has " +
+                                        std::to_string(in.pixels.size()) +
+                                        " bytes, expected width*height*3 = " +
+                                        std::to_string(size_t(in.width) * in.height * 3));
     }
     return Status::ok_status();
 }
@@ -363,11 +375,16 @@ Status decode_status(const fs::path& path, const io::DecodeResult& d) {
                       std::string(io::image_error_reason(d.error)) +
                       (d.detail.empty() ? "" : " (" + d.detail + ")");
     switch (d.error) {
-        case io::ImageError::kMissing: return Status::not_found(msg);
-        case io::ImageError::kUnreadable: return Status::io_error(msg);
-        case io::ImageError::kUnsupported: return Status::unsupported(msg);
-        case io::ImageError::kTooLarge: return Status::resource_exhausted(msg);
-        default: return Status::corruption(msg);
+        case io::ImageError::kMissing:
+            return Status::not_found(msg);
+        case io::ImageError::kUnreadable:
+            return Status::io_error(msg);
+        case io::ImageError::kUnsupported:
+            return Status::unsupported(msg);
+        case io::ImageError::kTooLarge:
+            return Status::resource_exhausted(msg);
+        default:
+            return Status::corruption(msg);
     }
 }
 
@@ -375,7 +392,9 @@ Status decode_status(const fs::path& path, const io::DecodeResult& d) {
 
 // ---- config -----------------------------------------------------------------------------------
 
-ImageProcessorConfig ImageProcessorConfig::llava15() { return ImageProcessorConfig{}; }
+ImageProcessorConfig ImageProcessorConfig::llava15() {
+    return ImageProcessorConfig{};
+}
 
 ImageProcessorConfig ImageProcessorConfig::llava_hf() {
     ImageProcessorConfig c;
@@ -385,7 +404,8 @@ ImageProcessorConfig ImageProcessorConfig::llava_hf() {
 
 std::array<uint8_t, 3> ImageProcessorConfig::pad_color() const {
     std::array<uint8_t, 3> c{};
-    for (int i = 0; i < 3; ++i) c[i] = uint8_t(std::clamp(int(image_mean[i] * 255), 0, 255));
+    for (int i = 0; i < 3; ++i)
+        c[i] = uint8_t(std::clamp(int(image_mean[i] * 255), 0, 255));
     return c;
 }
 
@@ -432,8 +452,9 @@ Result<ImageProcessorConfig> load_image_processor_config(const fs::path& path) {
     MF_ASSIGN_OR_RETURN(std::string text, io::read_file(file));
     json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded() || !j.is_object()) {
-        return Status::corruption(file.string() + ": not a JSON object; expected a Hugging Face "
-                                                  "preprocessor_config.json");
+        return Status::corruption(file.string() +
+                                  ": not a JSON object; expected a Hugging Face "
+                                  "preprocessor_config.json");
     }
     ImageProcessorConfig cfg = ImageProcessorConfig::llava_hf();
     auto err = [&](const std::string& field, const std::string& what) {
@@ -606,7 +627,8 @@ Result<std::vector<float>> run_batch(size_t n, size_t per_item, ThreadPool* pool
     std::vector<float> out(n * per_item);
     std::vector<Status> errors(n);
     auto body = [&](size_t, size_t begin, size_t end) {
-        for (size_t i = begin; i < end; ++i) errors[i] = one(i, out.data() + i * per_item);
+        for (size_t i = begin; i < end; ++i)
+            errors[i] = one(i, out.data() + i * per_item);
     };
     if (pool != nullptr) {
         pool->parallel_for(n, body, 1);

@@ -42,7 +42,7 @@ struct ImageProcessorConfig {
     bool do_rescale = true;
     double rescale_factor = 1.0 / 255.0;
     bool do_normalize = true;
-    std::array<double, 3> image_mean = {0.48145466, 0.4578275, 0.40821073};   // CLIP
+    std::array<double, 3> image_mean = {0.48145466, 0.4578275, 0.40821073};  // CLIP
     std::array<double, 3> image_std = {0.26862954, 0.26130258, 0.27577711};  // CLIP
 
     // LLaVA-1.5 / HuatuoGPT-Vision (CLIP ViT-L/14-336, pad to square).

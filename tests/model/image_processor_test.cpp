@@ -55,17 +55,19 @@ ImageProcessorConfig config_of(const json& c) {
     if (c.contains("crop_size")) cfg.crop_height = cfg.crop_width = c["crop_size"].get<int>();
     if (c.contains("resample")) cfg.resample = ResampleFilter(c["resample"].get<int>());
     if (c.contains("image_mean")) {
-        for (int i = 0; i < 3; ++i) cfg.image_mean[i] = c["image_mean"][i].get<double>();
+        for (int i = 0; i < 3; ++i)
+            cfg.image_mean[i] = c["image_mean"][i].get<double>();
     }
     if (c.contains("image_std")) {
-        for (int i = 0; i < 3; ++i) cfg.image_std[i] = c["image_std"][i].get<double>();
+        for (int i = 0; i < 3; ++i)
+            cfg.image_std[i] = c["image_std"][i].get<double>();
     }
     return cfg;
 }
 
 const json& golden() {
-    static const json j = json::parse(
-        test::read_text(test::fixtures() / "image_processor" / "golden.json"));
+    static const json j =
+        json::parse(test::read_text(test::fixtures() / "image_processor" / "golden.json"));
     return j;
 }
 
@@ -125,7 +127,8 @@ TEST(ImageProcessor, MatchesPillowGolden) {
                   c["output_sha256"].get<std::string>())
             << "float tensor differs";
         double sum = 0;
-        for (float v : *out) sum += v;
+        for (float v : *out)
+            sum += v;
         const double want_sum = c["output_sum"].get<double>();
         EXPECT_NEAR(sum, want_sum, 1e-6 * std::max(1.0, std::abs(want_sum)));
         for (const json& s : c["output_samples"]) {
@@ -250,8 +253,9 @@ TEST(ImageProcessor, LoadsHuggingFaceConfigs) {
   "feature_extractor_type": "CLIPFeatureExtractor",
   "image_mean": [0.48145466, 0.4578275, 0.40821073],
   "image_std": [0.26862954, 0.26130258, 0.27577711], "resample": 3, "size": 336})");
-    test::write_text(dir / "llava15" / "config.json",
-                     R"({"architectures": ["LlavaLlamaForCausalLM"], "image_aspect_ratio": "pad"})");
+    test::write_text(
+        dir / "llava15" / "config.json",
+        R"({"architectures": ["LlavaLlamaForCausalLM"], "image_aspect_ratio": "pad"})");
     auto a = load_image_processor_config(dir / "llava15");
     ASSERT_TRUE(a.ok()) << a.status().to_string();
     EXPECT_TRUE(a->pad_to_square);
