@@ -22,6 +22,7 @@ PACKAGES=(
   libpugixml-dev libfaiss-dev libcurl4-openssl-dev libcpp-httplib-dev libsqlite3-dev libzstd-dev
   libssl-dev libgtest-dev libgmock-dev libbenchmark-dev
   wamerican hunspell-en-med
+  python3-numpy python3-pil
 )
 
 if [ -z "${MF_SKIP_APT:-}" ]; then

@@ -236,7 +236,8 @@ Result<ModelConfig> parse_model_config(std::string_view text, std::string_view o
     const std::string& mt = c.model_type;
     if (archs == "LlavaQwen2ForCausalLM" || mt == "llava_qwen2") {
         c.arch = Arch::kLlavaQwen2;
-    } else if (archs == "LlavaLlamaForCausalLM" || (mt == "llava" && !j.contains("text_config"))) {
+    } else if (archs == "LlavaLlamaForCausalLM" ||
+               (archs.empty() && mt == "llava" && !j.contains("text_config"))) {
         c.arch = Arch::kLlavaLlama;
     } else if (archs == "LlavaForConditionalGeneration" || mt == "llava") {
         c.arch = Arch::kLlavaHf;

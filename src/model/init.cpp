@@ -204,7 +204,7 @@ Result<ModelConfig> init_config(const std::string& arch_s, const std::string& si
         t.num_hidden_layers = 2;
         t.num_attention_heads = 4;
         t.num_key_value_heads = 2;
-        t.max_position_embeddings = 4096;
+        t.max_position_embeddings = 8192;  // room for 8+ images of 576 embeddings
         v.hidden_size = 32;
         v.intermediate_size = 64;
         v.num_hidden_layers = 3;

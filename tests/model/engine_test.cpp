@@ -1,0 +1,216 @@
+// The model engine against an independent numpy reference (scripts/reference/llava_ref.py, float64)
+// on tiny random checkpoints of every layout, plus unit checks of attention, sampling, loading.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <random>
+
+#include "io/file.h"
+#include "model/generate.h"
+#include "model/init.h"
+#include "model/llava.h"
+#include "model/model_test_util.h"
+#include "test_util.h"
+
+namespace mf::model {
+namespace {
+
+using namespace mf::model::testing;
+
+class EngineParity : public ::testing::TestWithParam<std::string> {};
+
+// First-token logits of a text prompt (and of an image prompt for LLaVA layouts), then 20 steps
+// through the KV cache, each compared with the reference's full-sequence logits.
+TEST_P(EngineParity, LogitsMatchNumpyReference) {
+    if (!have_numpy()) GTEST_SKIP() << "needs /usr/bin/python3 with numpy (scripts/setup.sh)";
+    init_torch_threads();
+    mf::test::TempDir tmp;
+    fs::path dir = make_model(tmp, GetParam());
+    auto m = load_multimodal_lm(dir, LoadOptions{torch::kFloat32});
+    ASSERT_TRUE(m.ok()) << m.status().to_string();
+    MultimodalLM model = *m;
+    const int64_t V = model->lm->config().vocab_size;
+    const int64_t tok_vocab = V - 40;  // stay inside the tokenizer's ids
+
+    std::vector<int64_t> ids = random_ids(12, tok_vocab, 1);
+    torch::Tensor pixels;
+    if (model->has_vision()) {
+        // two images: one after the first token, one in the middle
+        ids.insert(ids.begin() + 1, kImageMarker);
+        ids.insert(ids.begin() + 7, kImageMarker);
+        torch::manual_seed(3);
+        pixels = torch::randn({2, 3, 336, 336});
+        EXPECT_EQ(model->image_tokens(), 576);
+    }
+    torch::NoGradGuard ng;
+    // prefill with the cache, then 20 single-token steps
+    torch::Tensor img = pixels.defined() ? model->encode_images(pixels) : torch::Tensor();
+    auto emb = model->embed_prompt(ids, img);
+    const int64_t P = emb.size(1);
+    EXPECT_EQ(P, model->expanded_length(ids));
+    KVCache cache = KVCache::create(model->lm->config(), 1, P + 32, torch::kFloat32);
+    auto prefill = model->lm->logits(model->lm->forward_hidden(emb, &cache)).squeeze(0);  // [P, V]
+    std::vector<int64_t> steps = random_ids(20, tok_vocab, 2);
+    std::vector<torch::Tensor> step_logits;
+    for (auto t : steps) {
+        auto x = model->lm->embed(torch::tensor({{t}}, torch::kInt64));
+        step_logits.push_back(model->lm->logits(model->lm->forward_hidden(x, &cache)).squeeze(0).squeeze(0));
+    }
+    std::vector<int64_t> all = ids;
+    all.insert(all.end(), steps.begin(), steps.end());
+    auto ref = reference_logits(dir, tmp.path(), all, pixels, V);
+    ASSERT_EQ(ref.size(0), P + 20);
+    double d_prefill = max_abs_diff(prefill, ref.narrow(0, 0, P));
+    EXPECT_LT(d_prefill, 1e-4) << "prefill logits differ from the reference";
+    double d_steps = 0;
+    for (int i = 0; i < 20; ++i) d_steps = std::max(d_steps, max_abs_diff(step_logits[i], ref[P + i]));
+    EXPECT_LT(d_steps, 1e-4) << "cached-step logits differ from the reference";
+    // and the logits are not trivially tiny (the comparison means something)
+    EXPECT_GT(ref.abs().max().item<double>(), 1e-2);
+    // prompt_logits (no cache) agrees too
+    EXPECT_LT(max_abs_diff(prompt_logits(model, ids, pixels), ref.narrow(0, 0, P)), 1e-4);
+    std::printf("[parity] %s: prefill max|d| %.2e, 20 cached steps max|d| %.2e\n", GetParam().c_str(),
+                d_prefill, d_steps);
+}
+
+INSTANTIATE_TEST_SUITE_P(Archs, EngineParity,
+                         ::testing::Values("qwen2", "llama", "llava-qwen2", "llava-llama",
+                                           "llava-hf"));
+
+TEST(Engine, FastAttentionEqualsNaive) {
+    torch::manual_seed(1);
+    for (auto [nH, kvH, T, S] : std::vector<std::array<int64_t, 4>>{
+             {4, 4, 5, 5}, {4, 2, 7, 7}, {8, 2, 1, 9}, {6, 3, 3, 10}, {4, 1, 4, 4}}) {
+        auto q = torch::randn({2, nH, T, 8});
+        auto k = torch::randn({2, kvH, S, 8});
+        auto v = torch::randn({2, kvH, S, 8});
+        int64_t off = S - T;
+        auto fast = attention(q, k, v, off);
+        auto naive = attention_naive(q, k, v, off);
+        EXPECT_LT(max_abs_diff(fast, naive), 1e-5) << nH << " " << kvH << " " << T << " " << S;
+    }
+}
+
+TEST(Engine, Bf16CloseToF32) {
+    init_torch_threads();
+    mf::test::TempDir tmp;
+    fs::path dir = make_model(tmp, "llava-qwen2", false);
+    auto a = load_multimodal_lm(dir, LoadOptions{torch::kFloat32});
+    auto b = load_multimodal_lm(dir, LoadOptions{torch::kBFloat16});
+    ASSERT_TRUE(a.ok() && b.ok());
+    std::vector<int64_t> ids = {1, 2, kImageMarker, 3, 4, 5};
+    auto px = torch::randn({1, 3, 336, 336});
+    auto la = prompt_logits(*a, ids, px), lb = prompt_logits(*b, ids, px);
+    EXPECT_EQ(lb.scalar_type(), torch::kFloat32);
+    double scale = la.abs().max().item<double>();
+    EXPECT_LT(max_abs_diff(la, lb), 0.05 * scale + 1e-3);
+}
+
+TEST(Engine, SaveLoadRoundTripShardedAndBf16) {
+    init_torch_threads();
+    mf::test::TempDir tmp;
+    fs::path dir = make_model(tmp, "llava-hf");
+    auto m = load_multimodal_lm(dir, LoadOptions{torch::kFloat32});
+    ASSERT_TRUE(m.ok());
+    ASSERT_TRUE(save_multimodal_lm(*m, tmp.path() / "sharded", torch::kFloat32, 200000).ok());
+    EXPECT_TRUE(fs::exists(tmp.path() / "sharded/model.safetensors.index.json"));
+    auto m2 = load_multimodal_lm(tmp.path() / "sharded", LoadOptions{torch::kFloat32});
+    ASSERT_TRUE(m2.ok()) << m2.status().to_string();
+    std::vector<int64_t> ids = {1, kImageMarker, 2};
+    auto px = torch::randn({1, 3, 336, 336});
+    EXPECT_EQ(max_abs_diff(prompt_logits(*m, ids, px), prompt_logits(*m2, ids, px)), 0.0);
+    // bf16 save -> torch_dtype bfloat16 -> loads as bf16 by default
+    ASSERT_TRUE(save_multimodal_lm(*m, tmp.path() / "bf16", torch::kBFloat16).ok());
+    auto m3 = load_multimodal_lm(tmp.path() / "bf16");
+    ASSERT_TRUE(m3.ok());
+    EXPECT_EQ((*m3)->dtype(), torch::kBFloat16);
+    auto pc = count_params(*m);
+    EXPECT_GT(pc.vision, 0);
+    EXPECT_GT(pc.projector, 0);
+    EXPECT_GT(pc.lm, 0);
+}
+
+TEST(Engine, MissingOrMisshapenTensorNamesItself) {
+    mf::test::TempDir tmp;
+    fs::path dir = make_model(tmp, "qwen2", false);
+    // Rewrite the checkpoint without one tensor.
+    auto set = io::SafetensorsSet::open(dir);
+    ASSERT_TRUE(set.ok());
+    std::vector<io::TensorToWrite> keep;
+    std::vector<float> wrong(7, 0.f);
+    for (const auto& n : set->names()) {
+        const auto* t = set->find(n);
+        if (n == "model.layers.1.mlp.up_proj.weight") continue;
+        if (n == "model.norm.weight") {
+            keep.push_back({n, io::DType::kF32, {7}, {reinterpret_cast<const uint8_t*>(wrong.data()), 28}});
+            continue;
+        }
+        keep.push_back({n, t->dtype, t->shape, {t->data, t->nbytes}});
+    }
+    fs::create_directories(tmp.path() / "broken");
+    fs::copy_file(dir / "config.json", tmp.path() / "broken/config.json");
+    ASSERT_TRUE(io::write_checkpoint_tensors(tmp.path() / "broken", keep).ok());
+    auto m = load_multimodal_lm(tmp.path() / "broken");
+    ASSERT_FALSE(m.ok());
+    EXPECT_NE(m.status().message().find("model.layers.1.mlp.up_proj.weight"), std::string::npos)
+        << m.status().to_string();
+    // put the tensor back: now the misshapen norm is reported with both shapes
+    const auto* up = set->find("model.layers.1.mlp.up_proj.weight");
+    keep.push_back({up->name, up->dtype, up->shape, {up->data, up->nbytes}});
+    ASSERT_TRUE(io::write_checkpoint_tensors(tmp.path() / "broken", keep).ok());
+    m = load_multimodal_lm(tmp.path() / "broken");
+    ASSERT_FALSE(m.ok());
+    EXPECT_NE(m.status().message().find("model.norm.weight"), std::string::npos);
+    EXPECT_NE(m.status().message().find("[7]"), std::string::npos) << m.status().to_string();
+    EXPECT_NE(m.status().message().find("[64]"), std::string::npos);
+}
+
+TEST(Engine, ConfigErrorsNameTheKey) {
+    auto r = parse_model_config(R"({"architectures":["Qwen2ForCausalLM"],"hidden_size":"big"})", "c.json");
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.status().message().find("hidden_size"), std::string::npos);
+    r = parse_model_config(R"({"architectures":["LlavaForConditionalGeneration"],"model_type":"llava"})", "c.json");
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.status().message().find("text_config"), std::string::npos);
+    r = parse_model_config(R"({"architectures":["GPT2LMHeadModel"]})", "c.json");
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.status().message().find("GPT2LMHeadModel"), std::string::npos);
+    r = parse_model_config(R"({"architectures":["LlamaForCausalLM"],"rope_scaling":{"type":"yarn"}})", "c.json");
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.status().message().find("rope_scaling"), std::string::npos);
+}
+
+// The published llava-1.5-7b-hf config (keys as on the model card) parses to the known shapes.
+TEST(Engine, ParsesPublishedLlavaHfConfig) {
+    const char* cfg = R"({
+  "architectures": ["LlavaForConditionalGeneration"], "ignore_index": -100, "image_token_index": 32000,
+  "model_type": "llava", "pad_token_id": 32001, "projector_hidden_act": "gelu",
+  "text_config": {"_name_or_path": "lmsys/vicuna-7b-v1.5", "architectures": ["LlamaForCausalLM"],
+    "max_position_embeddings": 4096, "model_type": "llama", "rms_norm_eps": 1e-05,
+    "torch_dtype": "float16", "vocab_size": 32064},
+  "tie_word_embeddings": false, "torch_dtype": "float16", "transformers_version": "4.36.0.dev0",
+  "vision_config": {"hidden_size": 1024, "image_size": 336, "intermediate_size": 4096,
+    "model_type": "clip_vision_model", "num_attention_heads": 16, "num_hidden_layers": 24,
+    "patch_size": 14, "projection_dim": 768, "vocab_size": 32000},
+  "vision_feature_layer": -2, "vision_feature_select_strategy": "default", "vocab_size": 32064})";
+    auto r = parse_model_config(cfg, "llava-1.5-7b-hf/config.json");
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    EXPECT_EQ(r->arch, Arch::kLlavaHf);
+    EXPECT_EQ(r->text.hidden_size, 4096);
+    EXPECT_EQ(r->text.num_hidden_layers, 32);
+    EXPECT_EQ(r->text.intermediate_size, 11008);
+    EXPECT_EQ(r->text.vocab_size, 32064);
+    EXPECT_EQ(r->text.num_key_value_heads, 32);
+    EXPECT_EQ(r->vision.num_patches(), 576);
+    EXPECT_EQ(r->image_token_index, 32000);
+    EXPECT_EQ(checkpoint_name(r->arch, "lm.model.layers.0.self_attn.q_proj.weight"),
+              "language_model.model.layers.0.self_attn.q_proj.weight");
+    EXPECT_EQ(checkpoint_name(r->arch, "projector.linear_2.bias"), "multi_modal_projector.linear_2.bias");
+    EXPECT_EQ(checkpoint_name(Arch::kLlavaQwen2, "projector.linear_2.bias"), "model.mm_projector.2.bias");
+    EXPECT_EQ(checkpoint_name(Arch::kLlavaQwen2, "vision.vision_model.post_layernorm.weight"),
+              "model.vision_tower.vision_tower.vision_model.post_layernorm.weight");
+}
+
+}  // namespace
+}  // namespace mf::model
