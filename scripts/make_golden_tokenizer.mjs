@@ -198,8 +198,9 @@ function load(name) {
 
 const counts = { qwen3: 3000, llama3: 3000, llama2: 2500, bert: 1200, mpnet: 800 };
 const names = process.argv.length > 4 ? process.argv.slice(4) : Object.keys(counts);
+const modelNames = names.filter((n) => n in counts);
 const seeds = { llama2: 2002, bert: 3003, mpnet: 4004 };
-for (const name of names) {
+for (const name of modelNames) {
   if (seeds[name]) R = rng(20261130 + seeds[name]);
   const tok = load(name);
   const withDecode = name !== "qwen3" && name !== "llama3";
@@ -218,6 +219,60 @@ for (const name of names) {
   });
   fs.mkdirSync(outDir, { recursive: true });
   const out = path.join(outDir, `${name}.golden.jsonl`);
+  fs.writeFileSync(out, lines.join("\n") + "\n");
+  console.log(`${out}: ${lines.length} lines`);
+}
+
+// ---- chat templates: tests/data/tokenizer/chat.golden.jsonl ------------------------------------
+// {"format", "messages", "add_generation_prompt", "text"} per line: the string transformers.js's
+// apply_chat_template renders with the model's Jinja template. Templates: Qwen2-Instruct's
+// ChatML (with its default system prompt), Meta-Llama-3-Instruct's and LLaMA-2-chat's, as
+// published in their tokenizer_config.json (the @lenml llama3 package ships an older LLaMA-3
+// template that always adds the generation prompt, so the official one is given here).
+const chatTemplates = {
+  chatml: "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}",
+  llama3: "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}",
+  llama2: "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}",
+};
+const chatTokenizer = { chatml: "qwen3", llama3: "llama3", llama2: "llama2" };
+function conversation() {
+  const userTexts = [
+    "<image>\nWhat does this chest X-ray show?", "Describe the image.", "<image>\n<image>\nCompare the two scans.",
+    "What is the most likely diagnosis?", "  Is there a fracture?  ", "这张CT显示了什么？", "Explain in one sentence.",
+    "<image>\nWhat stain is used here (H&E or IHC)?", "List 3 findings:\n1.", "Thanks!",
+  ];
+  const botTexts = [
+    "Bilateral infiltrates consistent with pneumonia.", "A 3.2 cm spiculated nodule in the right upper lobe.",
+    "There is no fracture.", "The image shows H&E staining at ×400.", "右肺上叶可见结节。",
+    "1. Consolidation\n2. Effusion\n3. Cardiomegaly", "  Yes: a displaced distal radius fracture. ", "Normal study.",
+    "It's an MRI (T2-weighted), axial plane.", "😀 You're welcome!",
+  ];
+  const systems = ["You are a radiology assistant.", "Answer briefly.", "You are a helpful medical AI."];
+  const msgs = [];
+  if (R() < 0.4) msgs.push({ role: "system", content: pick(systems) });
+  const turns = 1 + int(3);
+  for (let t = 0; t < turns; t++) {
+    msgs.push({ role: "user", content: pick(userTexts) });
+    if (t < turns - 1 || R() < 0.6) msgs.push({ role: "assistant", content: pick(botTexts) });
+  }
+  return msgs;
+}
+if (names.includes("chat") || process.argv.length <= 4) {
+  R = rng(20261130 + 5005);
+  const lines = [];
+  for (const format of Object.keys(chatTemplates)) {
+    const tok = load(chatTokenizer[format]);
+    for (let i = 0; i < 60; i++) {
+      const messages = conversation();
+      const add_generation_prompt = messages.at(-1).role === "user" ? R() < 0.7 : false;
+      const text = tok.apply_chat_template(messages, {
+        chat_template: chatTemplates[format], tokenize: false, add_generation_prompt,
+        bos_token: tok.bos_token, eos_token: tok.eos_token,
+      });
+      lines.push(JSON.stringify({ format, messages, add_generation_prompt, text }));
+    }
+  }
+  const out = path.join(outDir, "chat.golden.jsonl");
   fs.writeFileSync(out, lines.join("\n") + "\n");
   console.log(`${out}: ${lines.length} lines`);
 }
