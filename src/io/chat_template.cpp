@@ -88,8 +88,7 @@ ChatTemplate::ChatTemplate(ChatFormat f) : format_(f) {
 }
 
 Result<std::vector<ChatSegment>> ChatTemplate::segments(const std::vector<ChatMessage>& msgs,
-                                                        bool gen,
-                                                        std::string_view eos_text) const {
+                                                        bool gen, std::string_view eos_text) const {
     bool system_ok = format_ == ChatFormat::kChatML || format_ == ChatFormat::kLlama3 ||
                      format_ == ChatFormat::kLlama2;
     MF_RETURN_IF_ERROR(check_roles(msgs, system_ok, format_));
@@ -306,7 +305,8 @@ Result<ChatTemplate> detect_chat_template(const std::filesystem::path& dir) {
     return Status::not_found(dir.string() +
                              ": no recognisable chat_template in tokenizer_config.json and no "
                              "known config.json model_type ('" +
-                             type + "'); pass the template name (plain, huatuo, chatml, llama3, "
+                             type +
+                             "'); pass the template name (plain, huatuo, chatml, llama3, "
                              "llama2)");
 }
 

@@ -81,8 +81,8 @@ class ChatTemplate {
                                               bool add_generation_prompt,
                                               std::string_view eos_text = {}) const;
     // The concatenated segments.
-    Result<std::string> render(const std::vector<ChatMessage>& messages,
-                               bool add_generation_prompt, std::string_view eos_text = {}) const;
+    Result<std::string> render(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+                               std::string_view eos_text = {}) const;
     // Token ids + training mask, tokenizing segment by segment (a segment that continues plain
     // text uses Tokenizer::encode_continuation). EOS text for Huatuo comes from tok.eos_id().
     Result<TokenizedChat> tokenize(const Tokenizer& tok, const std::vector<ChatMessage>& messages,

@@ -312,7 +312,7 @@ void SpmBpeTokenizer::set_cleanup_spaces(bool on) {
 
 std::string clean_up_tokenization(std::string s) {
     static const std::pair<const char*, const char*> kRules[] = {
-        {" .", "."},   {" ?", "?"},     {" !", "!"},     {" ,", ","},     {" ' ", "'"},
+        {" .", "."},     {" ?", "?"},   {" !", "!"},   {" ,", ","},     {" ' ", "'"},
         {" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
     for (const auto& [from, to] : kRules)
         replace_all(s, from, to);
@@ -348,8 +348,8 @@ Status parse_norm(const json& n, const std::string& field, std::string_view orig
             return field_error(origin, field + ".normalizers", "missing or not an array");
         }
         for (size_t i = 0; i < list.size(); ++i) {
-            MF_RETURN_IF_ERROR(
-                parse_norm(list[i], field + ".normalizers[" + std::to_string(i) + "]", origin, out));
+            MF_RETURN_IF_ERROR(parse_norm(
+                list[i], field + ".normalizers[" + std::to_string(i) + "]", origin, out));
         }
         return Status::ok_status();
     }
@@ -408,8 +408,8 @@ Status parse_dec(const json& d, const std::string& field, std::string_view origi
     } else if (type == "Metaspace") {
         s.kind = DecKind::kMetaspace;
         s.a = d.value("replacement", std::string(kSpace));
-        s.prefix = d.value("add_prefix_space", d.value("prepend_scheme", std::string("always")) !=
-                                                   "never");
+        s.prefix = d.value("add_prefix_space",
+                           d.value("prepend_scheme", std::string("always")) != "never");
     } else {
         return field_error(origin, field + ".type",
                            "unsupported decoder '" + type +
@@ -535,9 +535,8 @@ Result<SpmBpeTokenizer> SpmBpeTokenizer::from_json(std::string_view text, std::s
         m->ms_prefix = pt.value("add_prefix_space", m->ms_scheme != "never");
     }
     MF_RETURN_IF_ERROR(parse_dec(j.value("decoder", json()), "decoder", origin, m->dec));
-    MF_ASSIGN_OR_RETURN(m->post,
-                        tok::parse_post_processor(j.value("post_processor", json()), m->vocab,
-                                                  origin));
+    MF_ASSIGN_OR_RETURN(
+        m->post, tok::parse_post_processor(j.value("post_processor", json()), m->vocab, origin));
     return SpmBpeTokenizer(std::move(m));
 }
 

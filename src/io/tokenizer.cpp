@@ -124,7 +124,8 @@ Result<std::unique_ptr<Tokenizer>> load_tokenizer(const std::filesystem::path& d
         return Status::not_found(folder.string() +
                                  ": no tokenizer.json or vocab.txt (is this a checkpoint folder?)");
     }
-    MF_ASSIGN_OR_RETURN(json cfg, parse_config(config, (folder / "tokenizer_config.json").string()));
+    MF_ASSIGN_OR_RETURN(json cfg,
+                        parse_config(config, (folder / "tokenizer_config.json").string()));
     MF_ASSIGN_OR_RETURN(std::string text, read_file(vt));
     MF_ASSIGN_OR_RETURN(auto t, WordPieceTokenizer::from_vocab_txt(
                                     text, cfg.value("do_lower_case", true), vt.string()));

@@ -43,7 +43,8 @@ class Tokenizer {
         return encode(text, false);
     }
     // skip_special: leave out tokens marked special (bos, eos, chat markers).
-    virtual std::string decode(const std::vector<int32_t>& ids, bool skip_special = false) const = 0;
+    virtual std::string decode(const std::vector<int32_t>& ids,
+                               bool skip_special = false) const = 0;
 
     virtual std::optional<int32_t> token_to_id(std::string_view token) const = 0;
     virtual std::optional<std::string> id_to_token(int32_t id) const = 0;

@@ -256,12 +256,10 @@ Result<PostProcessor> parse_post_processor(const json& pp,
     for (const json* p : procs) {
         std::string type = p->is_object() ? p->value("type", std::string()) : std::string();
         if (type == "BertProcessing" || type == "RobertaProcessing") {
-            MF_ASSIGN_OR_RETURN(int32_t cls,
-                                special_id(p->value("cls", json()), "post_processor.cls", vocab,
-                                           origin));
-            MF_ASSIGN_OR_RETURN(int32_t sep,
-                                special_id(p->value("sep", json()), "post_processor.sep", vocab,
-                                           origin));
+            MF_ASSIGN_OR_RETURN(int32_t cls, special_id(p->value("cls", json()),
+                                                        "post_processor.cls", vocab, origin));
+            MF_ASSIGN_OR_RETURN(int32_t sep, special_id(p->value("sep", json()),
+                                                        "post_processor.sep", vocab, origin));
             out.prefix = {cls};
             out.suffix = {sep};
             continue;

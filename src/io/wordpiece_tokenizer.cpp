@@ -380,9 +380,9 @@ Result<WordPieceTokenizer> WordPieceTokenizer::from_json(std::string_view text,
         m->strip = sa.is_boolean() ? sa.get<bool>() : m->lowercase;
     }
     const json& pt = j.value("pre_tokenizer", json());
-    if (!pt.is_null() && (!pt.is_object() || pt.value("type", std::string()) != "BertPreTokenizer")) {
-        return field_error(origin, "pre_tokenizer.type",
-                           "unsupported (BertPreTokenizer or null)");
+    if (!pt.is_null() &&
+        (!pt.is_object() || pt.value("type", std::string()) != "BertPreTokenizer")) {
+        return field_error(origin, "pre_tokenizer.type", "unsupported (BertPreTokenizer or null)");
     }
     const json& dec = j.value("decoder", json());
     if (!dec.is_null()) {
@@ -397,9 +397,8 @@ Result<WordPieceTokenizer> WordPieceTokenizer::from_json(std::string_view text,
         m->dec_wordpiece = false;
         m->dec_cleanup = false;
     }
-    MF_ASSIGN_OR_RETURN(m->post,
-                        tok::parse_post_processor(j.value("post_processor", json()), m->vocab,
-                                                  origin));
+    MF_ASSIGN_OR_RETURN(
+        m->post, tok::parse_post_processor(j.value("post_processor", json()), m->vocab, origin));
     return WordPieceTokenizer(std::move(m));
 }
 

