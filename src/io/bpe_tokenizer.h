@@ -1,5 +1,5 @@
 // Byte-level BPE tokenizer loaded from a Hugging Face tokenizer.json (Qwen2/Qwen3, LLaMA-3, GPT-2
-// style). See docs/tokenizer.md.
+// style). Implements the common io::Tokenizer interface (io/tokenizer.h). See docs/tokenizer.md.
 //
 // Contract:
 //  - load()/from_json() accept model.type "BPE" with vocab, merges ("a b" strings or [a, b]
@@ -26,10 +26,11 @@
 #include <vector>
 
 #include "core/status.h"
+#include "io/tokenizer.h"
 
 namespace mf::io {
 
-class BpeTokenizer {
+class BpeTokenizer final : public Tokenizer {
   public:
     static Result<BpeTokenizer> load(const std::filesystem::path& tokenizer_json);
     // `origin` names the source in error messages (a path or "<memory>").
@@ -37,18 +38,19 @@ class BpeTokenizer {
 
     BpeTokenizer(BpeTokenizer&&) noexcept;
     BpeTokenizer& operator=(BpeTokenizer&&) noexcept;
-    ~BpeTokenizer();
+    ~BpeTokenizer() override;
 
     // add_special: apply the file's TemplateProcessing post-processor (e.g. a BOS token); a
     // ByteLevel or absent post-processor adds nothing.
-    std::vector<int32_t> encode(std::string_view text, bool add_special = false) const;
-    std::string decode(const std::vector<int32_t>& ids, bool skip_special = false) const;
+    std::vector<int32_t> encode(std::string_view text, bool add_special = false) const override;
+    std::string decode(const std::vector<int32_t>& ids, bool skip_special = false) const override;
 
-    std::optional<int32_t> token_to_id(std::string_view token) const;
+    std::optional<int32_t> token_to_id(std::string_view token) const override;
     // The token string (byte-level unicode form for vocab tokens); nullopt for unknown ids.
-    std::optional<std::string> id_to_token(int32_t id) const;
-    size_t vocab_size() const;  // largest id + 1
-    bool is_special(int32_t id) const;
+    std::optional<std::string> id_to_token(int32_t id) const override;
+    size_t vocab_size() const override;  // largest id + 1
+    bool is_special(int32_t id) const override;
+    std::string_view kind() const override { return "bpe-byte-level"; }
 
     // BPE of one pre-tokenized word given in byte-level unicode form, bypassing the cache (used
     // by tests and the bench to compare with a naive reference).
