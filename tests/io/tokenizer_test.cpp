@@ -8,6 +8,8 @@
 // $MF_TOKENIZER_DIR overrides. Missing files FAIL unless MF_ALLOW_MISSING_TOKENIZERS=1.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -296,6 +298,25 @@ TEST(WordPieceTokenizerGolden, BertIdsAndDecode) {
     EXPECT_EQ(tok->encode("hello world", true), (std::vector<int32_t>{101, 7592, 2088, 102}));
     EXPECT_EQ(tok->unk_id().value_or(-1), 100);
     EXPECT_EQ(tok->pad_id().value_or(-1), 0);
+}
+
+TEST(TokenizerThroughput, Llama2AndBert) {
+    REQUIRE_TOKENIZER(llama2, "llama2");
+    REQUIRE_TOKENIZER(bert, "bert");
+    for (const auto& [name, tok] : std::vector<std::pair<std::string, const Tokenizer*>>{
+             {"llama2", llama2}, {"bert", bert}}) {
+        std::string text;
+        for (const auto& g : golden(name))
+            text += g.text + "\n";
+        auto t0 = std::chrono::steady_clock::now();
+        size_t n = 0;
+        for (int r = 0; r < 3; ++r)
+            n += tok->encode(text).size();
+        double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        EXPECT_GT(n, 0u);
+        std::printf("[bench] %s encode: %.2f MB/s over %zu bytes x3\n", name.c_str(),
+                    3.0 * static_cast<double>(text.size()) / 1e6 / s, text.size());
+    }
 }
 
 TEST(WordPieceTokenizerGolden, MpnetIdsAndDecode) {
