@@ -350,7 +350,7 @@ TEST(WordPieceTokenizerGolden, VocabTxtMatchesTokenizerJson) {
         size_t bad = 0;
         for (const auto& g : golden(name)) {
             if (tok.encode(g.text) != g.ids || tok.decode(g.ids) != g.dec ||
-                tok.encode(g.text, true) != g.ids_special) {
+                (g.has_special && tok.encode(g.text, true) != g.ids_special)) {
                 if (++bad <= 3) ADD_FAILURE() << name << ": " << json(g.text).dump();
             }
         }
