@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "io/spm_tokenizer.h"
 #include "io/tokenizer.h"
@@ -316,6 +317,29 @@ TEST(TokenizerThroughput, Llama2AndBert) {
         EXPECT_GT(n, 0u);
         std::printf("[bench] %s encode: %.2f MB/s over %zu bytes x3\n", name.c_str(),
                     3.0 * static_cast<double>(text.size()) / 1e6 / s, text.size());
+    }
+}
+
+// Random bytes and random ids never crash; every id encode() returns is inside the vocabulary.
+TEST(TokenizerRobustness, RandomInput) {
+    REQUIRE_TOKENIZER(llama2, "llama2");
+    REQUIRE_TOKENIZER(bert, "bert");
+    std::mt19937 rng(11);
+    for (const Tokenizer* tok : {llama2, bert}) {
+        for (int i = 0; i < 300; ++i) {
+            std::string s(rng() % 64, '\0');
+            for (char& c : s)
+                c = static_cast<char>(rng() % 256);
+            for (int32_t id : tok->encode(s, true)) {
+                ASSERT_GE(id, 0);
+                ASSERT_LT(static_cast<size_t>(id), tok->vocab_size());
+            }
+            std::vector<int32_t> ids(rng() % 32);
+            for (int32_t& id : ids)
+                id = static_cast<int32_t>(rng() % (tok->vocab_size() + 10)) - 5;
+            (void)tok->decode(ids);
+            (void)tok->decode(ids, true);
+        }
     }
 }
 
