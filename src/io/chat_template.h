@@ -88,6 +88,10 @@ class ChatTemplate {
     Result<TokenizedChat> tokenize(const Tokenizer& tok, const std::vector<ChatMessage>& messages,
                                    const ChatTokenizeOptions& opt = {}) const;
 
+    // Ids that end a generated reply: the format's end-of-turn token (<|im_end|>, <|eot_id|>,
+    // </s>) when the tokenizer has it, and the tokenizer's EOS. Deduplicated, in that order.
+    std::vector<int32_t> stop_ids(const Tokenizer& tok) const;
+
   private:
     ChatFormat format_;
     std::string default_system_;

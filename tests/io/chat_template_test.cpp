@@ -331,3 +331,43 @@ TEST(ChatTemplate, DetectFromCheckpoint) {
 
 }  // namespace
 }  // namespace mf::io
+
+namespace mf::io {
+namespace {
+
+// The mismatch check can fail: "<image>" as text glues to the caption in the plain format, and a
+// ChatML reply that starts with a newline joins the "\n" after "assistant".
+TEST(ChatTemplateTokenize, MismatchIsDetected) {
+    REQUIRE_TOKENIZER(qwen, "qwen3");
+    ChatTemplate plain(ChatFormat::kPlain);
+    auto r = plain.tokenize(*qwen, {{"user", "<image>"}, {"assistant", "A chest CT."}});
+    ASSERT_TRUE(r.ok());
+    EXPECT_TRUE(r.value().mismatch);
+    ChatTemplate chatml(ChatFormat::kChatML);
+    r = chatml.tokenize(*qwen, {{"user", "Hi"}, {"assistant", "\n\nHello"}});
+    ASSERT_TRUE(r.ok());
+    EXPECT_TRUE(r.value().mismatch);
+    r = chatml.tokenize(*qwen, {{"user", "Hi"}, {"assistant", "Hello"}});
+    ASSERT_TRUE(r.ok());
+    EXPECT_FALSE(r.value().mismatch);
+    // The mask covers "Hello<|im_end|>" only.
+    const auto& c = r.value();
+    std::vector<int32_t> trained;
+    for (size_t i = 0; i < c.ids.size(); ++i) {
+        if (c.mask[i]) trained.push_back(c.ids[i]);
+    }
+    EXPECT_EQ(qwen->decode(trained), "Hello<|im_end|>");
+}
+
+TEST(ChatTemplateTokenize, StopIds) {
+    REQUIRE_TOKENIZER(qwen, "qwen3");
+    REQUIRE_TOKENIZER(llama2, "llama2");
+    auto stops = ChatTemplate(ChatFormat::kChatML).stop_ids(*qwen);
+    ASSERT_FALSE(stops.empty());
+    EXPECT_EQ(stops.front(), 151645);  // <|im_end|>
+    EXPECT_EQ(ChatTemplate(ChatFormat::kLlama2).stop_ids(*llama2), (std::vector<int32_t>{2}));
+    EXPECT_EQ(ChatTemplate(ChatFormat::kHuatuo).stop_ids(*llama2), (std::vector<int32_t>{2}));
+}
+
+}  // namespace
+}  // namespace mf::io
