@@ -236,7 +236,7 @@ Result<ModelConfig> parse_model_config(std::string_view text, std::string_view o
     const std::string& mt = c.model_type;
     if (archs == "LlavaQwen2ForCausalLM" || mt == "llava_qwen2") {
         c.arch = Arch::kLlavaQwen2;
-    } else if (archs == "LlavaLlamaForCausalLM" ||
+    } else if (archs == "LlavaLlamaForCausalLM" || mt == "llava_llama" ||
                (archs.empty() && mt == "llava" && !j.contains("text_config"))) {
         c.arch = Arch::kLlavaLlama;
     } else if (archs == "LlavaForConditionalGeneration" || mt == "llava") {
@@ -412,7 +412,7 @@ std::string model_config_json(const ModelConfig& c) {
         case Arch::kLlavaLlama:
             j["architectures"] = {c.arch == Arch::kLlavaQwen2 ? "LlavaQwen2ForCausalLM"
                                                               : "LlavaLlamaForCausalLM"};
-            j["model_type"] = c.arch == Arch::kLlavaQwen2 ? "llava_qwen2" : "llava";
+            j["model_type"] = c.arch == Arch::kLlavaQwen2 ? "llava_qwen2" : "llava_llama";
             text(j, c.text);
             j["mm_hidden_size"] = c.vision.hidden_size;
             j["mm_projector_type"] = c.projector_type;

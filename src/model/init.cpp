@@ -31,6 +31,19 @@ constexpr std::string_view kCorpus =
     "Endoscopy of the stomach shows an ulcer with a clean base. The arrow points to the mass. "
     "You are a helpful assistant. Describe the image in detail. This is an X-ray image.";
 
+// The chat templates of Qwen2-Instruct and Llama-3-Instruct (tokenizer_config.json).
+constexpr const char* kChatMLJinja =
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}"
+    "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+constexpr const char* kLlama3Jinja =
+    "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
+    "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | "
+    "trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}"
+    "{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ "
+    "'<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}";
+
 std::vector<std::string> utf8_chars(std::string_view s) {
     std::vector<std::string> out;
     for (size_t i = 0; i < s.size();) {
@@ -56,7 +69,8 @@ std::vector<Special> special_tokens(const std::string& family) {
 
 }  // namespace
 
-Result<int64_t> write_tiny_tokenizer(const fs::path& dir, const std::string& family, int n_merges) {
+Result<int64_t> write_tiny_tokenizer(const fs::path& dir, const std::string& family,
+                                     const std::string& chat_template, int n_merges) {
     // Pre-tokenize: words with their leading space, digits and punctuation alone.
     std::map<std::string, int> words;
     std::string cur;
@@ -182,6 +196,7 @@ Result<int64_t> write_tiny_tokenizer(const fs::path& dir, const std::string& fam
     for (const auto& a : added)
         added_dec[std::to_string(a["id"].get<int64_t>())] = {{"content", a["content"]}, {"special", true}};
     cfg["added_tokens_decoder"] = added_dec;
+    if (!chat_template.empty()) cfg["chat_template"] = chat_template;
     MF_RETURN_IF_ERROR(io::write_file_atomic(dir / "tokenizer_config.json", cfg.dump(2) + "\n"));
     return next;
 }
@@ -259,7 +274,12 @@ Status init_model(const InitOptions& o) {
     MF_ASSIGN_OR_RETURN(torch::Dtype save_dtype, parse_compute_dtype(o.dtype));
     MF_RETURN_IF_ERROR(io::ensure_dir(o.out));
     if (c.arch != Arch::kClipVision) {
-        MF_ASSIGN_OR_RETURN(int64_t vocab, write_tiny_tokenizer(o.out, c.text.family));
+        // Plain LMs carry their chat template in tokenizer_config.json as the published ones do;
+        // LLaVA-code checkpoints (HuatuoGPT-Vision) have none: their model_type selects it.
+        std::string jinja;
+        if (c.arch == Arch::kQwen2 || c.arch == Arch::kLlavaHf) jinja = kChatMLJinja;
+        if (c.arch == Arch::kLlama) jinja = kLlama3Jinja;
+        MF_ASSIGN_OR_RETURN(int64_t vocab, write_tiny_tokenizer(o.out, c.text.family, jinja));
         // Published checkpoints pad the embedding matrix (Qwen2: 151936 > tokenizer size).
         c.text.vocab_size = (vocab + 63) / 64 * 64;
         // Token ids: the tokenizer's specials follow the merges (see write_tiny_tokenizer).

@@ -33,7 +33,8 @@ Status init_model(const InitOptions& o);
 // Writes a byte-level BPE tokenizer (256 byte tokens + `merges` merges learned from a built-in
 // English/medical corpus + the family's special tokens) as tokenizer.json and
 // tokenizer_config.json into `dir`. Returns the vocabulary size (largest id + 1).
+// `chat_template` (Jinja, may be empty) goes into tokenizer_config.json.
 Result<int64_t> write_tiny_tokenizer(const std::filesystem::path& dir, const std::string& family,
-                                     int merges = 256);
+                                     const std::string& chat_template = {}, int merges = 256);
 
 }  // namespace mf::model
