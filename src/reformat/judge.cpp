@@ -1041,8 +1041,8 @@ std::string judge_report_markdown(const json& r) {
             md += fmt::format("| {} | {} | {} |", md_cell(label), m["scored"].get<int64_t>(),
                               m["failed"].get<int64_t>());
             for (const char* c : kJudgeCriteria)
-                md += " " + mean_ci(m["criteria"][c]) + " |";
-            md += " " + mean_ci(m["criteria"]["overall"]) + " |\n";
+                md += fmt::format(" {} |", mean_ci(m["criteria"][c]));
+            md += fmt::format(" {} |\n", mean_ci(m["criteria"]["overall"]));
         }
     }
     if (r["agreement"].is_object()) {
@@ -1073,7 +1073,7 @@ std::string judge_report_markdown(const json& r) {
         std::string state = it["state"].get<std::string>();
         if (it.contains("reason") && it["reason"].is_string() && !it["reason"].get<std::string>().empty())
             state += " (" + it["reason"].get<std::string>() + ")";
-        md += " " + md_cell(state) + " |\n";
+        md += fmt::format(" {} |\n", md_cell(state));
     }
     return md;
 }

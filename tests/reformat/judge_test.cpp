@@ -60,10 +60,12 @@ FakeReply judge_reply(const json& req, int offset = 0) {
     const bool reask = req["messages"].size() > 2;
     if (t.find("[[invalid-once]]") != std::string::npos && !reask)
         return FakeReply::text("The answer looks fine to me, I would give it a good score.");
+    for (int c = 0; c < 4; ++c)
+        s[c] = std::clamp(s[c] + offset, 1, 5);
     if (t.find("[[invalid-always]]") != std::string::npos) s[1] = 7;
     json out;
     for (int c = 0; c < 4; ++c)
-        out[kJudgeCriteria[c]] = {{"score", std::clamp(s[c] + offset, 1, c == 1 ? 9 : 5)},
+        out[kJudgeCriteria[c]] = {{"score", s[c]},
                                   {"reason", fmt::format("reason {} {}", c, s[c])}};
     return FakeReply::text("```json\n" + out.dump() + "\n```");
 }
@@ -405,6 +407,7 @@ TEST(JudgeTest, SecondJudgeAndAgreement) {
     double k = shifted->report["agreement"]["criteria"]["accuracy"]["kappa_quadratic"];
     EXPECT_NEAR(k, quadratic_weighted_kappa(a, b), 1e-12);
     EXPECT_LT(k, 1.0);
+    EXPECT_EQ(shifted->report["agreement"]["criteria"]["accuracy"]["n"], 12);
     EXPECT_EQ(shifted->report["agreement"]["criteria"]["accuracy"]["within_1"], 1.0);
     std::string md = test::read_text(fx.dir / "shifted" / "report.md");
     EXPECT_NE(md.find("Inter-judge agreement"), std::string::npos);
