@@ -71,8 +71,9 @@ Result<JudgeItem> record_to_item(const json& r, const std::string& where,
             if (text::ends_with(it.id, suffix)) it.id.resize(it.id.size() - std::strlen(suffix));
     }
     if (it.id.empty())
-        return Status::invalid_argument(where + ": missing \"sample_id\" or \"id\" (the key that "
-                                                "matches the same sample across files)");
+        return Status::invalid_argument(where +
+                                        ": missing \"sample_id\" or \"id\" (the key that "
+                                        "matches the same sample across files)");
     const json* conv = r.contains("conversations") ? &r["conversations"] : nullptr;
     if (!conv || !conv->is_array())
         return Status::invalid_argument(where + ": missing \"conversations\" array (LLaVA format)");
@@ -86,7 +87,8 @@ Result<JudgeItem> record_to_item(const json& r, const std::string& where,
         if (from == "gpt" || from == "assistant") it.answer = turn["value"].get<std::string>();
     }
     if (text::trim(it.answer).empty())
-        return Status::invalid_argument(where + ": no non-empty \"gpt\" turn (the answer to judge)");
+        return Status::invalid_argument(where +
+                                        ": no non-empty \"gpt\" turn (the answer to judge)");
     if (r.contains("image")) {
         const json& im = r["image"];
         if (im.is_string()) {
@@ -101,7 +103,9 @@ Result<JudgeItem> record_to_item(const json& r, const std::string& where,
             return Status::invalid_argument(where + ": \"image\" must be a string or a list");
         }
     }
-    if (method) *method = r.contains("method") && r["method"].is_string() ? r["method"].get<std::string>() : "";
+    if (method)
+        *method =
+            r.contains("method") && r["method"].is_string() ? r["method"].get<std::string>() : "";
     return it;
 }
 
@@ -179,7 +183,8 @@ Result<JudgeFile> read_judge_file(const fs::path& path, const fs::path& images_d
     bool any_without_method = false;
     auto add = [&](const json& rec, const std::string& where) -> Status {
         std::string method;
-        MF_ASSIGN_OR_RETURN(JudgeItem it, record_to_item(rec, where, images_dir, data_dir, &method));
+        MF_ASSIGN_OR_RETURN(JudgeItem it,
+                            record_to_item(rec, where, images_dir, data_dir, &method));
         if (method.empty())
             any_without_method = true;
         else
@@ -199,9 +204,8 @@ Result<JudgeFile> read_judge_file(const fs::path& path, const fs::path& images_d
         try {
             arr = json::parse(text);
         } catch (const json::parse_error& e) {
-            return Status::invalid_argument(fmt::format("{}: not valid JSON: {}",
-                                                        json_error_where(path, text, e.byte),
-                                                        e.what()));
+            return Status::invalid_argument(fmt::format(
+                "{}: not valid JSON: {}", json_error_where(path, text, e.byte), e.what()));
         }
         // Records of the reformat writer sit one per line: name the line when we can find it.
         size_t k = 0;
@@ -338,7 +342,9 @@ Result<JudgeScores> parse_judge_reply(std::string_view reply) {
         const json* v = nullptr;
         for (auto it = j.begin(); it != j.end(); ++it)
             if (text::ascii_lower(it.key()) == name) v = &it.value();
-        if (!v) return Status::invalid_argument("invalid_scores: criterion \"" + name + "\" is missing");
+        if (!v)
+            return Status::invalid_argument("invalid_scores: criterion \"" + name +
+                                            "\" is missing");
         if (!v->is_object() || !v->contains("score"))
             return Status::invalid_argument("invalid_scores: \"" + name +
                                             "\" must be an object {\"score\": 1-5, \"reason\": "
@@ -640,8 +646,8 @@ Result<JudgeRun> run_judge(const JudgeOptions& o, llm::LlmClient* judge1, llm::L
     // Read and match.
     std::vector<JudgeFile> files;
     for (size_t k = 0; k < o.data.size(); ++k) {
-        MF_ASSIGN_OR_RETURN(JudgeFile f,
-                            read_judge_file(o.data[k], o.images_dir, o.labels.empty() ? "" : o.labels[k]));
+        MF_ASSIGN_OR_RETURN(JudgeFile f, read_judge_file(o.data[k], o.images_dir,
+                                                         o.labels.empty() ? "" : o.labels[k]));
         for (size_t j = 0; j < files.size(); ++j)
             if (files[j].label == f.label)
                 return Status::invalid_argument(fmt::format(
@@ -689,7 +695,8 @@ Result<JudgeRun> run_judge(const JudgeOptions& o, llm::LlmClient* judge1, llm::L
             if (!s.ok())
                 return Status::invalid_argument(
                     fmt::format("{}:{}: {}", p.string(), lines.line_no(), s.status().message()));
-            if (wanted.count(s->id) && !truth.count(s->id)) truth.emplace(s->id, std::move(s).value());
+            if (wanted.count(s->id) && !truth.count(s->id))
+                truth.emplace(s->id, std::move(s).value());
         }
         MF_RETURN_IF_ERROR(lines.status());
     }
@@ -757,7 +764,8 @@ Result<JudgeRun> run_judge(const JudgeOptions& o, llm::LlmClient* judge1, llm::L
                 std::string(kJudgePromptVersion) + ":" +
                 sha256_hex(judge_system_prompt() + "\n" + judge_user_text(it)).substr(0, 16);
             row.key = request_key(row.sample_id, row.method, row.model, row.prompt_version, hashes);
-            row.sample_json = item_json(it, judge).dump(-1, ' ', false, json::error_handler_t::replace);
+            row.sample_json =
+                item_json(it, judge).dump(-1, ' ', false, json::error_handler_t::replace);
             MF_ASSIGN_OR_RETURN(bool added, ledger->add(row));
             (void)added;
             p.key = row.key;
@@ -906,12 +914,9 @@ Result<JudgeRun> run_judge(const JudgeOptions& o, llm::LlmClient* judge1, llm::L
     } else {
         report["agreement"] = nullptr;
     }
-    report["requests"] = {{"replies", replies},
-                          {"http", http},
-                          {"http_this_run", cnt.http},
-                          {"reasked_this_run", cnt.reasked},
-                          {"prompt_tokens", ptok},
-                          {"completion_tokens", ctok}};
+    report["requests"] = {{"replies", replies},        {"http", http},
+                          {"http_this_run", cnt.http}, {"reasked_this_run", cnt.reasked},
+                          {"prompt_tokens", ptok},     {"completion_tokens", ctok}};
     report["items"] = items;
 
     std::string items_jsonl;
@@ -922,8 +927,7 @@ Result<JudgeRun> run_judge(const JudgeOptions& o, llm::LlmClient* judge1, llm::L
         o.out_dir / "report.json", report.dump(2, ' ', false, json::error_handler_t::replace)));
     MF_RETURN_IF_ERROR(
         io::write_file_atomic(o.out_dir / "report.md", judge_report_markdown(report)));
-    MF_RETURN_IF_ERROR(
-        io::write_file_atomic(o.out_dir / "report.html", judge_report_html(report)));
+    MF_RETURN_IF_ERROR(io::write_file_atomic(o.out_dir / "report.html", judge_report_html(report)));
     JudgeRun run;
     run.report = std::move(report);
     run.http_requests_this_run = cnt.http;
@@ -936,8 +940,8 @@ namespace {
 
 std::string mean_ci(const json& b) {
     if (!b["mean"].is_number()) return "–";
-    return fmt::format("{} [{}, {}]", fmt_score(get_num(b["mean"])), fmt_score(get_num(b["ci95"][0])),
-                       fmt_score(get_num(b["ci95"][1])));
+    return fmt::format("{} [{}, {}]", fmt_score(get_num(b["mean"])),
+                       fmt_score(get_num(b["ci95"][0])), fmt_score(get_num(b["ci95"][1])));
 }
 
 std::string capital(std::string s) {
@@ -1034,8 +1038,9 @@ std::string judge_report_markdown(const json& r) {
     for (const auto& j : r["judges"]) {
         md += fmt::format("\n## Judge {}: {}\n\n", j["judge"].get<int>(),
                           md_cell(j["model"].get<std::string>()));
-        md += "| method | scored | failed | accuracy | relevance | completeness | usefulness | "
-              "overall |\n|---|---|---|---|---|---|---|---|\n";
+        md +=
+            "| method | scored | failed | accuracy | relevance | completeness | usefulness | "
+            "overall |\n|---|---|---|---|---|---|---|---|\n";
         for (const auto& label : labels) {
             const json& m = j["methods"][label];
             md += fmt::format("| {} | {} | {} |", md_cell(label), m["scored"].get<int64_t>(),
@@ -1050,8 +1055,9 @@ std::string judge_report_markdown(const json& r) {
         md += fmt::format("\n## Inter-judge agreement ({} vs {})\n\n",
                           md_cell(a["models"][0].get<std::string>()),
                           md_cell(a["models"][1].get<std::string>()));
-        md += "| criterion | pairs | Cohen's kappa (quadratic) | exact | within 1 |\n"
-              "|---|---|---|---|---|\n";
+        md +=
+            "| criterion | pairs | Cohen's kappa (quadratic) | exact | within 1 |\n"
+            "|---|---|---|---|---|\n";
         for (const char* c : kJudgeCriteria) {
             const json& b = a["criteria"][c];
             auto f3 = [](const json& v) {
@@ -1061,8 +1067,9 @@ std::string judge_report_markdown(const json& r) {
                               f3(b["kappa_quadratic"]), f3(b["exact"]), f3(b["within_1"]));
         }
     }
-    md += "\n## Items\n\n| judge | sample | method | accuracy | relevance | completeness | "
-          "usefulness | state |\n|---|---|---|---|---|---|---|---|\n";
+    md +=
+        "\n## Items\n\n| judge | sample | method | accuracy | relevance | completeness | "
+        "usefulness | state |\n|---|---|---|---|---|---|---|---|\n";
     for (const auto& it : r["items"]) {
         md += fmt::format("| {} | {} | {} |", it["judge"].get<int>(),
                           md_cell(it["id"].get<std::string>()),
@@ -1071,7 +1078,8 @@ std::string judge_report_markdown(const json& r) {
             md += it.contains("scores") ? fmt::format(" {} |", it["scores"][c].get<int>())
                                         : std::string(" – |");
         std::string state = it["state"].get<std::string>();
-        if (it.contains("reason") && it["reason"].is_string() && !it["reason"].get<std::string>().empty())
+        if (it.contains("reason") && it["reason"].is_string() &&
+            !it["reason"].get<std::string>().empty())
             state += " (" + it["reason"].get<std::string>() + ")";
         md += fmt::format(" {} |\n", md_cell(state));
     }

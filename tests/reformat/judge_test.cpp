@@ -73,11 +73,11 @@ FakeReply judge_reply(const json& req, int offset = 0) {
 json vqa_record(const curate::Sample& s, size_t m, const std::string& answer) {
     return {{"id", s.id + "#alignment"},
             {"image", s.images},
-            {"conversations",
-             json::array({{{"from", "human"},
-                           {"value", "<image>\nPlease provide a description of the given "
-                                     "medical image."}},
-                          {{"from", "gpt"}, {"value", answer}}})},
+            {"conversations", json::array({{{"from", "human"},
+                                            {"value",
+                                             "<image>\nPlease provide a description of the given "
+                                             "medical image."}},
+                                           {{"from", "gpt"}, {"value", answer}}})},
             {"sample_id", s.id},
             {"method", kMethods[m]}};
 }
@@ -376,7 +376,7 @@ TEST(JudgeTest, QuadraticWeightedKappa) {
 TEST(JudgeTest, SecondJudgeAndAgreement) {
     Fixture fx(6, 2);
     FakeOpenAi s1([](const json& req, int) { return judge_reply(req); });
-    FakeOpenAi s2([](const json& req, int) { return judge_reply(req); });  // the same opinions
+    FakeOpenAi s2([](const json& req, int) { return judge_reply(req); });     // the same opinions
     FakeOpenAi s3([](const json& req, int) { return judge_reply(req, 1); });  // one point higher
     ASSERT_TRUE(s1.start().ok());
     ASSERT_TRUE(s2.start().ok());
@@ -432,7 +432,9 @@ TEST(JudgeTest, BadInput) {
     {
         std::string text;
         for (size_t i = 0; i < 4; ++i)
-            text += (i == 2 ? std::string("{\"id\": broken") : vqa_record(fx.samples[i], 0, "x").dump()) + "\n";
+            text += (i == 2 ? std::string("{\"id\": broken")
+                            : vqa_record(fx.samples[i], 0, "x").dump()) +
+                    "\n";
         test::write_text(fx.dir / "bad.jsonl", text);
         auto ob = options(fx, fx.dir / "out", 0, 1);
         ob.data = {fx.files[0], fx.dir / "bad.jsonl"};
@@ -482,7 +484,8 @@ TEST(JudgeTest, BadInput) {
         test::write_text(fx.dir / "dupid.jsonl", text);
         auto ob = options(fx, fx.dir / "out", 0, 1);
         ob.data = {fx.dir / "dupid.jsonl"};
-        expect_error(ob, (fx.dir / "dupid.jsonl").string() + ":2: sample id 'test:s0' appears twice");
+        expect_error(ob,
+                     (fx.dir / "dupid.jsonl").string() + ":2: sample id 'test:s0' appears twice");
     }
     // No ground truth: samples.jsonl elsewhere.
     {
