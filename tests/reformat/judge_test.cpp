@@ -20,6 +20,7 @@
 
 #include "reformat/judge.h"
 #include "reformat/ledger.h"
+#include "reformat/reformat.h"
 #include "reformat_test_util.h"
 #include "support/fake_openai.h"
 
@@ -520,6 +521,60 @@ TEST(JudgeTest, BadInput) {
         auto ob = options(fx, fx.dir / "out", 0, 1);
         ob.labels = {"only-one"};
         expect_error(ob, "give one label per file");
+    }
+}
+
+// The files `medforge reformat` writes (alignment_vqa.json with images/ and samples.jsonl beside)
+// are read as they are: labels from the "method" field, images and ground truth found beside.
+TEST(JudgeTest, ReadsReformatOutputs) {
+    test::TempDir dir;
+    auto samples = testing::make_samples(5);
+    testing::write_samples(dir / "in.jsonl", samples);
+    for (auto [method, sub] : {std::pair{Method::kNativeCaption, "nc"},
+                               std::pair{Method::kMllmUnblinded, "mu"}}) {
+        ReformatOptions ro;
+        ro.input = dir / "in.jsonl";
+        ro.out_dir = dir / sub;
+        ro.method = method;
+        ro.prompt.model = "gen";
+        ro.progress = false;
+        testing::ScriptedClient gen([](const llm::ChatRequest& r, int) {
+            return testing::ScriptedClient::reply(testing::good_reply(testing::request_text(r)));
+        });
+        auto res = run_reformat(ro, method == Method::kNativeCaption ? nullptr : &gen);
+        ASSERT_TRUE(res.ok()) << res.status().to_string();
+    }
+    FakeOpenAi server([](const json& req, int) {
+        std::string t = FakeOpenAi::request_text(req);
+        const bool generated = t.find("Axial CT image number") != std::string::npos;
+        json out;
+        for (const char* c : kJudgeCriteria)
+            out[c] = {{"score", generated ? 5 : 3}, {"reason", "ok"}};
+        return FakeReply::text(out.dump());
+    });
+    ASSERT_TRUE(server.start().ok());
+    auto client = client_for(server);
+    JudgeOptions o;
+    o.data = {dir / "nc" / "alignment_vqa.json", dir / "mu" / "alignment_vqa.json"};
+    o.out_dir = dir / "judge";
+    o.sample = 4;
+    o.model = "fake-judge";
+    o.progress = false;
+    auto run = run_judge(o, client.get());
+    ASSERT_TRUE(run.ok()) << run.status().to_string();
+    EXPECT_EQ(run->report["methods"], json({"native-caption", "mllm-unblinded"}));
+    const json& m = run->report["judges"][0]["methods"];
+    EXPECT_EQ(m["native-caption"]["criteria"]["accuracy"]["mean"], 3.0);
+    EXPECT_EQ(m["mllm-unblinded"]["criteria"]["usefulness"]["mean"], 5.0);
+    EXPECT_EQ(m["mllm-unblinded"]["criteria"]["usefulness"]["ci95"], json({5.0, 5.0}));
+    EXPECT_EQ(server.calls(), 8);
+    for (const auto& rec : server.requests()) {
+        std::string t = FakeOpenAi::request_text(rec.body);
+        int n = testing::caption_number(t);  // the ground-truth caption is in the prompt
+        ASSERT_GE(n, 0);
+        EXPECT_EQ(FakeOpenAi::image_count(rec.body),
+                  static_cast<int>(samples[static_cast<size_t>(n)].images.size()));
+        EXPECT_EQ(t.find("<image>"), std::string::npos);
     }
 }
 
