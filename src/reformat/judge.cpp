@@ -60,7 +60,7 @@ fs::path resolve_image(const std::string& p, const fs::path& images_dir, const f
 // One record → item. `where` is "file:line" or "file: record k".
 Result<JudgeItem> record_to_item(const json& r, const std::string& where,
                                  const fs::path& images_dir, const fs::path& data_dir,
-                                 std::string* method) {
+                                 std::string* method, const std::unordered_set<std::string>* keep) {
     if (!r.is_object()) return Status::invalid_argument(where + ": expected a JSON object");
     JudgeItem it;
     if (r.contains("sample_id") && r["sample_id"].is_string()) {
@@ -89,7 +89,8 @@ Result<JudgeItem> record_to_item(const json& r, const std::string& where,
     if (text::trim(it.answer).empty())
         return Status::invalid_argument(where +
                                         ": no non-empty \"gpt\" turn (the answer to judge)");
-    if (r.contains("image")) {
+    const bool resolve = !keep || keep->count(it.id);  // paths of skipped items: not needed
+    if (resolve && r.contains("image")) {
         const json& im = r["image"];
         if (im.is_string()) {
             it.images.push_back(resolve_image(im.get<std::string>(), images_dir, data_dir));
@@ -168,14 +169,14 @@ double get_num(const json& j) {
 // ---------------------------------------------------------------- input
 
 Result<JudgeFile> read_judge_file(const fs::path& path, const fs::path& images_dir,
-                                  const std::string& label) {
+                                  const std::string& label,
+                                  const std::unordered_set<std::string>* keep) {
     std::error_code ec;
     if (!fs::is_regular_file(path, ec))
         return Status::not_found(fmt::format(
             "VQA file {} does not exist (give the alignment_vqa.json or .jsonl written by "
             "`medforge reformat`)",
             path.string()));
-    MF_ASSIGN_OR_RETURN(std::string text, io::read_file(path));
     JudgeFile f;
     f.path = path;
     const fs::path data_dir = path.parent_path().empty() ? fs::path(".") : path.parent_path();
@@ -184,22 +185,79 @@ Result<JudgeFile> read_judge_file(const fs::path& path, const fs::path& images_d
     auto add = [&](const json& rec, const std::string& where) -> Status {
         std::string method;
         MF_ASSIGN_OR_RETURN(JudgeItem it,
-                            record_to_item(rec, where, images_dir, data_dir, &method));
+                            record_to_item(rec, where, images_dir, data_dir, &method, keep));
         if (method.empty())
             any_without_method = true;
         else
             methods.insert(method);
-        if (f.items.count(it.id))
+        if (!f.id_set.insert(it.id).second)
             return Status::invalid_argument(fmt::format(
                 "{}: sample id '{}' appears twice in the file; give one answer per sample (use "
                 "alignment_vqa.json or instruction_vqa.json, not both)",
                 where, it.id));
         f.ids.push_back(it.id);
-        f.items.emplace(it.id, std::move(it));
+        if (!keep || keep->count(it.id)) f.items.emplace(it.id, std::move(it));
         return {};
     };
-    size_t first = text.find_first_not_of(" \t\r\n");
-    if (first != std::string::npos && text[first] == '[') {
+    auto reset = [&] {
+        f.ids.clear();
+        f.id_set.clear();
+        f.items.clear();
+        methods.clear();
+        any_without_method = false;
+    };
+
+    // Streamed, bounded memory: JSONL, and JSON arrays with one record per line (what
+    // `medforge reformat` writes). Any other JSON array layout is parsed as a whole document.
+    bool whole_document = false;
+    {
+        io::LineReader lines;
+        MF_RETURN_IF_ERROR(lines.open(path));
+        std::string_view line;
+        int array = -1;  // -1 unknown, 0 JSONL, 1 array open, 2 array closed
+        while (lines.next(&line)) {
+            std::string_view t = text::trim(line);
+            if (t.empty()) continue;
+            std::string where = fmt::format("{}:{}", path.string(), lines.line_no());
+            if (array == -1) {
+                if (t[0] == '[') {
+                    if (t != "[") {
+                        whole_document = true;
+                        break;
+                    }
+                    array = 1;
+                    continue;
+                }
+                array = 0;
+            }
+            if (array == 2) {
+                whole_document = true;  // text after the closing bracket: let the parser say
+                break;
+            }
+            if (array == 1) {
+                if (t == "]") {
+                    array = 2;
+                    continue;
+                }
+                if (t.back() == ',') t.remove_suffix(1);
+            }
+            json rec = json::parse(t, nullptr, false);
+            if (rec.is_discarded()) {
+                if (array == 1) {
+                    whole_document = true;
+                    break;
+                }
+                return Status::invalid_argument(where +
+                                                ": not valid JSON (one record per line expected)");
+            }
+            MF_RETURN_IF_ERROR(add(rec, where));
+        }
+        MF_RETURN_IF_ERROR(lines.status());
+        if (array == 1) whole_document = true;  // never closed: let the parser say where
+    }
+    if (whole_document) {
+        reset();
+        MF_ASSIGN_OR_RETURN(std::string text, io::read_file(path));
         json arr;
         try {
             arr = json::parse(text);
@@ -207,26 +265,14 @@ Result<JudgeFile> read_judge_file(const fs::path& path, const fs::path& images_d
             return Status::invalid_argument(fmt::format(
                 "{}: not valid JSON: {}", json_error_where(path, text, e.byte), e.what()));
         }
-        // Records of the reformat writer sit one per line: name the line when we can find it.
+        if (!arr.is_array())
+            return Status::invalid_argument(path.string() +
+                                            ": expected a JSON array of records or JSONL");
         size_t k = 0;
         for (const auto& rec : arr) {
             MF_RETURN_IF_ERROR(add(rec, fmt::format("{}: record {}", path.string(), k + 1)));
             ++k;
         }
-    } else {
-        io::LineReader lines;
-        MF_RETURN_IF_ERROR(lines.open(path));
-        std::string_view line;
-        while (lines.next(&line)) {
-            if (text::trim(line).empty()) continue;
-            std::string where = fmt::format("{}:{}", path.string(), lines.line_no());
-            json rec = json::parse(line, nullptr, false);
-            if (rec.is_discarded())
-                return Status::invalid_argument(where +
-                                                ": not valid JSON (one record per line expected)");
-            MF_RETURN_IF_ERROR(add(rec, where));
-        }
-        MF_RETURN_IF_ERROR(lines.status());
     }
     if (f.ids.empty())
         return Status::invalid_argument(fmt::format("{}: no records", path.string()));
@@ -243,13 +289,13 @@ std::vector<std::string> sample_common_ids(const std::vector<JudgeFile>& files, 
                                            uint64_t seed) {
     std::vector<std::string> ids;
     if (files.empty()) return ids;
-    for (const auto& [id, _] : files[0].items) {
+    for (const auto& id : files[0].ids) {
         bool all = true;
         for (size_t k = 1; k < files.size() && all; ++k)
-            all = files[k].items.count(id) > 0;
+            all = files[k].id_set.count(id) > 0;
         if (all) ids.push_back(id);
     }
-    // std::map keeps them sorted.
+    std::sort(ids.begin(), ids.end());
     seeded_shuffle(ids, seed);
     if (n > 0 && n < ids.size()) ids.resize(n);
     return ids;
@@ -644,18 +690,19 @@ Result<JudgeRun> run_judge(const JudgeOptions& o, llm::LlmClient* judge1, llm::L
     if (o.out_dir.empty()) return Status::invalid_argument("--out DIR is required");
 
     // Read and match.
+    // Pass 1: ids only (bounded memory for large files); pass 2 below keeps the sampled items.
+    const std::unordered_set<std::string> none;
     std::vector<JudgeFile> files;
     for (size_t k = 0; k < o.data.size(); ++k) {
-        MF_ASSIGN_OR_RETURN(JudgeFile f, read_judge_file(o.data[k], o.images_dir,
-                                                         o.labels.empty() ? "" : o.labels[k]));
+        MF_ASSIGN_OR_RETURN(
+            JudgeFile f,
+            read_judge_file(o.data[k], o.images_dir, o.labels.empty() ? "" : o.labels[k], &none));
         for (size_t j = 0; j < files.size(); ++j)
             if (files[j].label == f.label)
                 return Status::invalid_argument(fmt::format(
                     "{} and {} both have the method label '{}'; give each file its own with "
                     "--label (one per --data, in order)",
                     files[j].path.string(), f.path.string(), f.label));
-        for (auto& [id, it] : f.items)
-            it.label = f.label;
         files.push_back(std::move(f));
     }
     std::vector<std::string> ids = sample_common_ids(files, o.sample, o.seed);
@@ -667,6 +714,16 @@ Result<JudgeRun> run_judge(const JudgeOptions& o, llm::LlmClient* judge1, llm::L
         return Status::invalid_argument(
             "no sample id is present in every --data file: " + counts +
             ". The files must hold the same samples (matched by \"sample_id\", else \"id\")");
+    }
+    {
+        const std::unordered_set<std::string> keep(ids.begin(), ids.end());
+        for (auto& f : files) {
+            MF_ASSIGN_OR_RETURN(JudgeFile full,
+                                read_judge_file(f.path, o.images_dir, f.label, &keep));
+            f.items = std::move(full.items);
+            for (auto& [id, it] : f.items)
+                it.label = f.label;
+        }
     }
     if (o.sample > ids.size())
         log::warn("judge: --sample {} but only {} sample ids are shared by every file; scoring all",

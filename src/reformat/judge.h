@@ -31,6 +31,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -62,19 +63,24 @@ struct JudgeItem {
 struct JudgeFile {
     fs::path path;
     std::string label;
-    std::vector<std::string> ids;
-    std::map<std::string, JudgeItem> items;  // caption/mentions not filled
+    std::vector<std::string> ids;            // every record's id, in file order
+    std::unordered_set<std::string> id_set;  // the same ids
+    std::map<std::string, JudgeItem> items;  // the kept ones; caption/mentions not filled
 };
 
 // Reads a PubMedVision/LLaVA JSON array or a JSONL file (detected from the first non-blank
-// character). Each record needs "conversations" with a human and a gpt turn (the last gpt turn is
-// the answer); the match key is "sample_id" when present, else "id" without a trailing
+// character). JSONL and arrays with one record per line (the reformat writer's layout) are
+// streamed; other array layouts are parsed as one document. `keep` (when given) limits the
+// items stored to those ids (all ids are still listed and checked for duplicates). Each record
+// needs "conversations" with a human and a gpt turn (the last gpt turn is the answer); the match
+// key is "sample_id" when present, else "id" without a trailing
 // "#alignment"/"#instruction". Image paths ("image": a string or a list) are resolved against
 // images_dir, then the file's directory (absolute paths as they are). The label is `label` when
 // non-empty, else the records' common "method" field, else the file name without extension.
 // Errors name file:line (JSON: the line of the parse error or of the record).
 Result<JudgeFile> read_judge_file(const fs::path& path, const fs::path& images_dir,
-                                  const std::string& label = "");
+                                  const std::string& label = "",
+                                  const std::unordered_set<std::string>* keep = nullptr);
 
 // The ids shared by every file, sorted, then a seeded shuffle, the first n of them (n == 0 or
 // more than there are: all). Deterministic across platforms (own Fisher-Yates on splitmix64).

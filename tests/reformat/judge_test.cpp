@@ -443,10 +443,35 @@ TEST(JudgeTest, BadInput) {
     }
     // Malformed JSON array: the error names the line.
     {
-        test::write_text(fx.dir / "bad.json", "[\n{\"id\": \"a\"},\n{\"id\": \"b\",,}\n]\n");
+        test::write_text(fx.dir / "bad.json", "[\n" + vqa_record(fx.samples[0], 0, "x").dump() +
+                                                  ",\n{\"id\": \"b\",,}\n]\n");
         auto ob = options(fx, fx.dir / "out", 0, 1);
         ob.data = {fx.dir / "bad.json"};
         expect_error(ob, (fx.dir / "bad.json").string() + ":3:");
+        // A record that parses but lacks a field: its line.
+        test::write_text(fx.dir / "bad2.json", "[\n" + vqa_record(fx.samples[0], 0, "x").dump() +
+                                                   ",\n{\"id\": \"b\"}\n]\n");
+        ob.data = {fx.dir / "bad2.json"};
+        expect_error(ob, (fx.dir / "bad2.json").string() + ":3: missing \"conversations\"");
+    }
+    // Other array layouts (pretty-printed, one line) are read as a whole document.
+    {
+        json pretty = json::array(), one = json::array();
+        for (size_t i = 0; i < 4; ++i) {
+            pretty.push_back(vqa_record(fx.samples[i], 2, answer_text(2, i)));
+            one.push_back(vqa_record(fx.samples[i], 3, answer_text(3, i)));
+        }
+        test::write_text(fx.dir / "pretty.json", pretty.dump(2));
+        test::write_text(fx.dir / "one.json", one.dump());
+        auto ob = options(fx, fx.dir / "layouts", 0, 1);
+        ob.data = {fx.dir / "pretty.json", fx.dir / "one.json"};
+        auto r = run_judge(ob, client.get());
+        ASSERT_TRUE(r.ok()) << r.status().to_string();
+        EXPECT_EQ(r->report["methods"], json({"mllm-image-only", "mllm-unblinded"}));
+        EXPECT_EQ(r->report["judges"][0]["methods"]["mllm-unblinded"]["scored"], 4);
+        test::write_text(fx.dir / "pretty_bad.json", pretty.dump(2).substr(0, 200));
+        ob.data = {fx.dir / "pretty_bad.json"};
+        expect_error(ob, (fx.dir / "pretty_bad.json").string() + ":");
     }
     // A record without an answer.
     {
@@ -530,8 +555,8 @@ TEST(JudgeTest, ReadsReformatOutputs) {
     test::TempDir dir;
     auto samples = testing::make_samples(5);
     testing::write_samples(dir / "in.jsonl", samples);
-    for (auto [method, sub] : {std::pair{Method::kNativeCaption, "nc"},
-                               std::pair{Method::kMllmUnblinded, "mu"}}) {
+    for (auto [method, sub] :
+         {std::pair{Method::kNativeCaption, "nc"}, std::pair{Method::kMllmUnblinded, "mu"}}) {
         ReformatOptions ro;
         ro.input = dir / "in.jsonl";
         ro.out_dir = dir / sub;
