@@ -39,6 +39,7 @@ int run_reformat(int argc, char** argv);
 int run_eval(int argc, char** argv);
 int run_decontam(int argc, char** argv);
 int run_chat(int argc, char** argv);
+int run_judge(int argc, char** argv);
 
 namespace {
 // Keep in pipeline order; `medforge help` prints it as is.
@@ -60,6 +61,9 @@ constexpr std::array kCommands = {
     Command{"eval",
             "score a model on medical VQA benchmarks (VQA-RAD, SLAKE, PathVQA, PMC-VQA, ...)",
             run_eval},
+    Command{"judge",
+            "score VQA data of several construction methods with an MLLM judge (1-5, 4 criteria)",
+            run_judge},
     Command{"chat", "chat with a local model (LLaVA / HuatuoGPT-Vision / Qwen2 / LLaMA), with images",
             run_chat},
     Command{"merge", "join the outputs of a stage run as --shard i/N into one output", run_merge},
