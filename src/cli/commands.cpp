@@ -38,6 +38,7 @@ int run_card(int argc, char** argv);
 int run_reformat(int argc, char** argv);
 int run_eval(int argc, char** argv);
 int run_decontam(int argc, char** argv);
+int run_model(int argc, char** argv);
 
 namespace {
 // Keep in pipeline order; `medforge help` prints it as is.
@@ -59,6 +60,7 @@ constexpr std::array kCommands = {
     Command{"eval",
             "score a model on medical VQA benchmarks (VQA-RAD, SLAKE, PathVQA, PMC-VQA, ...)",
             run_eval},
+    Command{"model", "checkpoint tools: convert (llama2.c -> Hugging Face LLaMA)", run_model},
     Command{"merge", "join the outputs of a stage run as --shard i/N into one output", run_merge},
     Command{"card", "write the data card (funnel of every stage) for a pipeline output", run_card},
     Command{"lexicon", "build or inspect a medical lexicon (word lists, MeSH, UMLS SPECIALIST)",
