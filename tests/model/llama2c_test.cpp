@@ -409,6 +409,74 @@ TEST_F(Llama2c, ConvertedHfForwardMatchesLlama2cLogitsAtEveryPosition) {
     EXPECT_GT(off, 0.1);
 }
 
+// A random llama2.c file with grouped-query attention (4 heads, 2 kv heads) and an unshared
+// classifier (negative vocab_size, wcls after freq_cis): covers k_proj's permutation with
+// n_kv_heads and lm_head.weight, which the real model (MHA, tied) does not.
+TEST(Llama2cSynthetic, GqaAndUnsharedClassifierParity) {
+    mf::test::TempDir tmp;
+    const int32_t dim = 32, hidden = 48, layers = 2, heads = 4, kv_heads = 2, vocab = 512,
+                  seq_len = 16;
+    const int32_t hs = dim / heads, kv_dim = hs * kv_heads;
+    std::string b;
+    for (int32_t v : {dim, hidden, layers, heads, kv_heads, -vocab, seq_len})
+        b.append(reinterpret_cast<const char*>(&v), 4);
+    uint64_t state = 12345;
+    auto rnd = [&]() {  // uniform in [-1, 1)
+        state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+        return static_cast<float>((state >> 40) & 0xFFFFFF) / 8388608.0f - 1.0f;
+    };
+    auto put = [&](int64_t n, float scale, float offset) {
+        for (int64_t i = 0; i < n; ++i) {
+            float v = offset + scale * rnd();
+            b.append(reinterpret_cast<const char*>(&v), 4);
+        }
+    };
+    put(int64_t{vocab} * dim, 0.5f, 0);            // token_embedding
+    put(int64_t{layers} * dim, 0.2f, 1);           // rms_att
+    put(int64_t{layers} * dim * dim, 0.3f, 0);     // wq
+    put(int64_t{layers} * kv_dim * dim, 0.3f, 0);  // wk
+    put(int64_t{layers} * kv_dim * dim, 0.3f, 0);  // wv
+    put(int64_t{layers} * dim * dim, 0.3f, 0);     // wo
+    put(int64_t{layers} * dim, 0.2f, 1);           // rms_ffn
+    put(int64_t{layers} * hidden * dim, 0.3f, 0);  // w1
+    put(int64_t{layers} * dim * hidden, 0.3f, 0);  // w2
+    put(int64_t{layers} * hidden * dim, 0.3f, 0);  // w3
+    put(dim, 0.2f, 1);                             // rms_final
+    put(int64_t{seq_len} * hs, 1.0f, 0);           // freq_cis (ignored)
+    put(int64_t{vocab} * dim, 0.5f, 0);            // wcls
+    write_bytes(tmp / "gqa.bin", b);
+
+    auto m = load_model(tmp / "gqa.bin");
+    ASSERT_TRUE(m.ok()) << m.status().to_string();
+    EXPECT_FALSE(m->config.shared_classifier);
+    ASSERT_TRUE(convert_to_hf(tmp / "gqa.bin", tok_bin(), tmp / "hf").ok());
+    auto cfg = load_model_config(tmp / "hf");
+    ASSERT_TRUE(cfg.ok()) << cfg.status().to_string();
+    EXPECT_FALSE(cfg->text.tie_word_embeddings);
+    EXPECT_EQ(cfg->text.num_key_value_heads, 2);
+    auto set = io::SafetensorsSet::open(tmp / "hf");
+    ASSERT_TRUE(set.ok()) << set.status().to_string();
+    ASSERT_NE(set->find("lm_head.weight"), nullptr);
+    EXPECT_EQ(set->find("model.layers.1.self_attn.k_proj.weight")->shape,
+              (std::vector<int64_t>{kv_dim, dim}));
+
+    std::vector<int32_t> seq;
+    for (int32_t i = 0; i < seq_len; ++i) seq.push_back((i * 37 + 1) % vocab);
+    Runner r(*m);
+    HfForward hf{*set, *cfg, {}, {}};
+    auto got = hf.run(seq);
+    double worst = 0;
+    for (int32_t p = 0; p < seq_len; ++p) {
+        std::vector<float> want = r.forward(seq[p], p);
+        for (int32_t i = 0; i < vocab; ++i) {
+            worst = std::max(worst, static_cast<double>(std::fabs(got[p][i] - want[i])));
+            ASSERT_NEAR(got[p][i], want[i], 1e-4 * std::max(1.0f, std::fabs(want[i])))
+                << "position " << p << " token " << i;
+        }
+    }
+    std::printf("GQA/unshared: max |logit diff| %.3g\n", worst);
+}
+
 // ---- tokenizer.json vs transformers.js -----------------------------------------------------------
 
 TEST_F(Llama2c, TokenizerJsonEncodesLikeLlama2cGolden) {
