@@ -29,13 +29,12 @@ int model_convert(int argc, char** argv) {
         argv[0]};
     std::string from, input, tokenizer, out;
     bool force = false;
-    app.add_option("--from", from, "source format")
-        ->required()
-        ->check(CLI::IsMember({"llama2c"}));
+    app.add_option("--from", from, "source format")->required()->check(CLI::IsMember({"llama2c"}));
     app.add_option("--input", input, "source checkpoint file (llama2c: model .bin)")->required();
     app.add_option("--tokenizer", tokenizer, "source tokenizer file (llama2c: tokenizer .bin)");
     app.add_option("-o,--out", out, "output folder (created)")->required();
-    app.add_flag("--force", force, "replace the checkpoint files in an output folder that has them");
+    app.add_flag("--force", force,
+                 "replace the checkpoint files in an output folder that has them");
     CommonOptions common;
     add_common_options(app, common, false);
     if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
@@ -61,7 +60,8 @@ int model_convert(int argc, char** argv) {
         c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, c.seq_len,
         c.shared_classifier ? "tied" : "separate", rep.n_tensors, rep.n_params, rep.n_merges);
     std::string files;
-    for (const auto& f : rep.files) files += (files.empty() ? "" : ", ") + f;
+    for (const auto& f : rep.files)
+        files += (files.empty() ? "" : ", ") + f;
     log::info("wrote {}: {}", out, files);
     return kExitOk;
 }
@@ -81,7 +81,8 @@ void print_model_help(std::FILE* to) {
     std::string o =
         "Checkpoint tools.\n\nusage: medforge model <subcommand> [options]   (medforge model "
         "<subcommand> --help)\n\nsubcommands:\n";
-    for (const auto& s : kSubcommands) o += fmt::format("  {:<10} {}\n", s.name, s.summary);
+    for (const auto& s : kSubcommands)
+        o += fmt::format("  {:<10} {}\n", s.name, s.summary);
     o += "\ndocs: docs/model.md\n";
     std::fputs(o.c_str(), to);
 }

@@ -41,8 +41,8 @@ struct Layout {
 };
 
 Layout layout_of(const Config& c) {
-    const int64_t L = c.n_layers, D = c.dim, H = c.hidden_dim, V = c.vocab_size,
-                  KV = c.kv_dim(), hs = c.head_size();
+    const int64_t L = c.n_layers, D = c.dim, H = c.hidden_dim, V = c.vocab_size, KV = c.kv_dim(),
+                  hs = c.head_size();
     Layout l{};
     l.embedding = V * D;
     l.rms_att = L * D;
@@ -62,7 +62,8 @@ Layout layout_of(const Config& c) {
 
 std::string header_str(const Config& c) {
     return fmt::format(
-        "dim {}, hidden_dim {}, n_layers {}, n_heads {}, n_kv_heads {}, vocab_size {}{}, seq_len {}",
+        "dim {}, hidden_dim {}, n_layers {}, n_heads {}, n_kv_heads {}, vocab_size {}{}, seq_len "
+        "{}",
         c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size,
         c.shared_classifier ? "" : " (unshared classifier)", c.seq_len);
 }
@@ -85,7 +86,8 @@ bool is_byte_piece(const std::string& p, int* byte = nullptr) {
 // continuation bytes (10xxxxxx) that follow it, at most 4 in all.
 size_t utf8_group(std::string_view s, size_t i) {
     size_t j = i + 1;
-    while (j < s.size() && (static_cast<uint8_t>(s[j]) & 0xC0) == 0x80 && j - i < 4) ++j;
+    while (j < s.size() && (static_cast<uint8_t>(s[j]) & 0xC0) == 0x80 && j - i < 4)
+        ++j;
     return j - i;
 }
 
@@ -104,10 +106,12 @@ bool valid_utf8(std::string_view s) {
 
 void rmsnorm(float* o, const float* x, const float* w, int n) {
     float ss = 0.0f;
-    for (int j = 0; j < n; ++j) ss += x[j] * x[j];
+    for (int j = 0; j < n; ++j)
+        ss += x[j] * x[j];
     ss = ss / static_cast<float>(n) + 1e-5f;
     ss = 1.0f / std::sqrt(ss);
-    for (int j = 0; j < n; ++j) o[j] = w[j] * (ss * x[j]);
+    for (int j = 0; j < n; ++j)
+        o[j] = w[j] * (ss * x[j]);
 }
 
 // out[d] = W[d, n] @ x[n]
@@ -115,20 +119,23 @@ void matmul(float* out, const float* x, const float* w, int n, int d) {
     for (int i = 0; i < d; ++i) {
         float v = 0.0f;
         const float* row = w + static_cast<int64_t>(i) * n;
-        for (int j = 0; j < n; ++j) v += row[j] * x[j];
+        for (int j = 0; j < n; ++j)
+            v += row[j] * x[j];
         out[i] = v;
     }
 }
 
 void softmax(float* x, int n) {
     float mx = x[0];
-    for (int i = 1; i < n; ++i) mx = std::max(mx, x[i]);
+    for (int i = 1; i < n; ++i)
+        mx = std::max(mx, x[i]);
     float sum = 0.0f;
     for (int i = 0; i < n; ++i) {
         x[i] = std::exp(x[i] - mx);
         sum += x[i];
     }
-    for (int i = 0; i < n; ++i) x[i] /= sum;
+    for (int i = 0; i < n; ++i)
+        x[i] /= sum;
 }
 
 std::string hf_piece(const std::string& p) {
@@ -155,13 +162,14 @@ std::string dump(const ojson& j) {
 
 }  // namespace
 
-// ---- model ---------------------------------------------------------------------------------------
+// ---- model
+// ---------------------------------------------------------------------------------------
 
 Result<Config> parse_header(std::span<const uint8_t> bytes, std::string_view origin) {
     if (bytes.size() < 28)
-        return Status::corruption(fmt::format(
-            "{}: {} bytes, shorter than the 28-byte llama2.c header (7 x int32)", origin,
-            bytes.size()));
+        return Status::corruption(
+            fmt::format("{}: {} bytes, shorter than the 28-byte llama2.c header (7 x int32)",
+                        origin, bytes.size()));
     uint32_t magic;
     std::memcpy(&magic, bytes.data(), 4);
     if (magic == kMagicV1)
@@ -185,8 +193,8 @@ Result<Config> parse_header(std::span<const uint8_t> bytes, std::string_view ori
                                               "expected 7 positive int32 sizes"));
     };
     const std::pair<const char*, int32_t> fields[] = {
-        {"dim", c.dim},           {"hidden_dim", c.hidden_dim}, {"n_layers", c.n_layers},
-        {"n_heads", c.n_heads},   {"n_kv_heads", c.n_kv_heads}, {"vocab_size", c.vocab_size},
+        {"dim", c.dim},         {"hidden_dim", c.hidden_dim}, {"n_layers", c.n_layers},
+        {"n_heads", c.n_heads}, {"n_kv_heads", c.n_kv_heads}, {"vocab_size", c.vocab_size},
         {"seq_len", c.seq_len}};
     for (const auto& [name, v] : fields) {
         if (v <= 0 || v > kMaxDim)
@@ -195,8 +203,8 @@ Result<Config> parse_header(std::span<const uint8_t> bytes, std::string_view ori
     if (c.dim % c.n_heads != 0)
         return bad(fmt::format("dim {} is not a multiple of n_heads {}", c.dim, c.n_heads));
     if (c.n_heads % c.n_kv_heads != 0)
-        return bad(fmt::format("n_heads {} is not a multiple of n_kv_heads {}", c.n_heads,
-                               c.n_kv_heads));
+        return bad(
+            fmt::format("n_heads {} is not a multiple of n_kv_heads {}", c.n_heads, c.n_kv_heads));
     if (c.head_size() % 2 != 0)
         return bad(fmt::format("head size {} is odd (RoPE rotates pairs)", c.head_size()));
     return c;
@@ -223,8 +231,8 @@ Result<Model> load_model(const fs::path& path) {
     std::memcpy(m.data.data(), p + 28, m.data.size() * 4);
     for (size_t i = 0; i < m.data.size(); ++i) {
         if (!std::isfinite(m.data[i]))
-            return Status::corruption(fmt::format("{}: weight #{} (byte offset {}) is {}", origin, i,
-                                                  28 + 4 * i, m.data[i]));
+            return Status::corruption(fmt::format("{}: weight #{} (byte offset {}) is {}", origin,
+                                                  i, 28 + 4 * i, m.data[i]));
     }
     const float* base = m.data.data();
     int64_t off = 0;
@@ -249,7 +257,8 @@ Result<Model> load_model(const fs::path& path) {
     return m;
 }
 
-// ---- tokenizer -----------------------------------------------------------------------------------
+// ---- tokenizer
+// -----------------------------------------------------------------------------------
 
 Result<Tokenizer> Tokenizer::load(const fs::path& path, int32_t vocab_size) {
     MF_ASSIGN_OR_RETURN(std::string bytes, io::read_file(path));
@@ -303,7 +312,8 @@ Result<Tokenizer> Tokenizer::load(const fs::path& path, int32_t vocab_size) {
                 origin, kFirstByte + b, t.pieces_[kFirstByte + b], b));
     }
     t.sorted_.resize(t.pieces_.size());
-    for (size_t i = 0; i < t.sorted_.size(); ++i) t.sorted_[i] = static_cast<int32_t>(i);
+    for (size_t i = 0; i < t.sorted_.size(); ++i)
+        t.sorted_[i] = static_cast<int32_t>(i);
     std::stable_sort(t.sorted_.begin(), t.sorted_.end(),
                      [&](int32_t a, int32_t b) { return t.pieces_[a] < t.pieces_[b]; });
     return t;
@@ -377,7 +387,8 @@ std::string Tokenizer::decode(std::span<const int32_t> ids) const {
     return out;
 }
 
-// ---- forward -------------------------------------------------------------------------------------
+// ---- forward
+// -------------------------------------------------------------------------------------
 
 Runner::Runner(const Model& m) : m_(m) {
     const auto& c = m.config;
@@ -424,7 +435,8 @@ std::vector<float> Runner::forward(int32_t token, int32_t pos) {
             for (int t = 0; t <= pos; ++t) {
                 const float* kt = key_cache_.data() + loff + int64_t{t} * kv_dim + kvh * hs;
                 float s = 0.0f;
-                for (int i = 0; i < hs; ++i) s += qh[i] * kt[i];
+                for (int i = 0; i < hs; ++i)
+                    s += qh[i] * kt[i];
                 att[t] = s / std::sqrt(static_cast<float>(hs));
             }
             softmax(att.data(), pos + 1);
@@ -432,11 +444,13 @@ std::vector<float> Runner::forward(int32_t token, int32_t pos) {
             std::fill(out, out + hs, 0.0f);
             for (int t = 0; t <= pos; ++t) {
                 const float* vt = value_cache_.data() + loff + int64_t{t} * kv_dim + kvh * hs;
-                for (int i = 0; i < hs; ++i) out[i] += att[t] * vt[i];
+                for (int i = 0; i < hs; ++i)
+                    out[i] += att[t] * vt[i];
             }
         }
         matmul(xb2.data(), xb.data(), m_.wo.data() + int64_t{l} * dim * dim, dim, dim);
-        for (int i = 0; i < dim; ++i) x[i] += xb2[i];
+        for (int i = 0; i < dim; ++i)
+            x[i] += xb2[i];
         // SwiGLU FFN: w2(silu(w1 x) * w3 x)
         rmsnorm(xb.data(), x.data(), m_.rms_ffn.data() + int64_t{l} * dim, dim);
         matmul(hb.data(), xb.data(), m_.w1.data() + int64_t{l} * hidden * dim, dim, hidden);
@@ -447,7 +461,8 @@ std::vector<float> Runner::forward(int32_t token, int32_t pos) {
             hb[i] = a * hb2[i];
         }
         matmul(xb.data(), hb.data(), m_.w2.data() + int64_t{l} * dim * hidden, hidden, dim);
-        for (int i = 0; i < dim; ++i) x[i] += xb[i];
+        for (int i = 0; i < dim; ++i)
+            x[i] += xb[i];
     }
     rmsnorm(x.data(), x.data(), m_.rms_final.data(), dim);
     std::vector<float> logits(c.vocab_size);
@@ -478,7 +493,8 @@ std::vector<int32_t> generate_greedy(const Model& m, std::span<const int32_t> pr
     return out;
 }
 
-// ---- conversion ----------------------------------------------------------------------------------
+// ---- conversion
+// ----------------------------------------------------------------------------------
 
 std::vector<float> permute_rope_rows(std::span<const float> w, int32_t n_heads, int32_t head_size,
                                      int32_t cols) {
@@ -546,7 +562,8 @@ Result<std::string> hf_tokenizer_json(const Tokenizer& tok) {
         return a.left < b.left;
     });
     ojson merge_list = ojson::array();
-    for (const auto& m : merges) merge_list.push_back(names[m.left] + " " + names[m.right]);
+    for (const auto& m : merges)
+        merge_list.push_back(names[m.left] + " " + names[m.right]);
 
     ojson added = ojson::array();
     for (int32_t id = 0; id < Tokenizer::kFirstByte; ++id) {
@@ -566,11 +583,10 @@ Result<std::string> hf_tokenizer_json(const Tokenizer& tok) {
     j["added_tokens"] = added;
     j["normalizer"] = {
         {"type", "Sequence"},
-        {"normalizers",
-         ojson::array({ojson{{"type", "Prepend"}, {"prepend", "\xE2\x96\x81"}},
-                       ojson{{"type", "Replace"},
-                             {"pattern", {{"String", " "}}},
-                             {"content", "\xE2\x96\x81"}}})}};
+        {"normalizers", ojson::array({ojson{{"type", "Prepend"}, {"prepend", "\xE2\x96\x81"}},
+                                      ojson{{"type", "Replace"},
+                                            {"pattern", {{"String", " "}}},
+                                            {"content", "\xE2\x96\x81"}}})}};
     j["pre_tokenizer"] = nullptr;
     auto special = [](const std::string& id, int type_id) {
         return ojson{{"SpecialToken", {{"id", id}, {"type_id", type_id}}}};
@@ -582,16 +598,15 @@ Result<std::string> hf_tokenizer_json(const Tokenizer& tok) {
         {"type", "TemplateProcessing"},
         {"single", ojson::array({special(bos, 0), seq("A", 0)})},
         {"pair", ojson::array({special(bos, 0), seq("A", 0), special(bos, 1), seq("B", 1)})},
-        {"special_tokens",
-         {{bos, {{"id", bos}, {"ids", {Tokenizer::kBos}}, {"tokens", {bos}}}}}}};
+        {"special_tokens", {{bos, {{"id", bos}, {"ids", {Tokenizer::kBos}}, {"tokens", {bos}}}}}}};
     j["decoder"] = {
         {"type", "Sequence"},
         {"decoders",
-         ojson::array({ojson{{"type", "Replace"},
-                             {"pattern", {{"String", "\xE2\x96\x81"}}},
-                             {"content", " "}},
-                       ojson{{"type", "ByteFallback"}}, ojson{{"type", "Fuse"}},
-                       ojson{{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}})}};
+         ojson::array(
+             {ojson{
+                  {"type", "Replace"}, {"pattern", {{"String", "\xE2\x96\x81"}}}, {"content", " "}},
+              ojson{{"type", "ByteFallback"}}, ojson{{"type", "Fuse"}},
+              ojson{{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}})}};
     j["model"] = {{"type", "BPE"},
                   {"dropout", nullptr},
                   {"unk_token", names[Tokenizer::kUnk]},
@@ -620,9 +635,8 @@ std::string hf_tokenizer_config_json(const Config& c) {
     ojson j;
     j["add_bos_token"] = true;
     j["add_eos_token"] = false;
-    j["added_tokens_decoder"] = {{"0", added_token("<unk>")},
-                                 {"1", added_token("<s>")},
-                                 {"2", added_token("</s>")}};
+    j["added_tokens_decoder"] = {
+        {"0", added_token("<unk>")}, {"1", added_token("<s>")}, {"2", added_token("</s>")}};
     j["bos_token"] = "<s>";
     j["clean_up_tokenization_spaces"] = false;
     j["eos_token"] = "</s>";
@@ -704,7 +718,8 @@ Status convert_to_hf(const fs::path& model_path, const fs::path& tokenizer_path,
     std::vector<io::TensorToWrite> tensors;
     auto add = [&](std::string name, std::span<const float> data, std::vector<int64_t> shape) {
         int64_t numel = 1;
-        for (int64_t s : shape) numel *= s;
+        for (int64_t s : shape)
+            numel *= s;
         MF_CHECK(numel == static_cast<int64_t>(data.size()), "%s: shape/size mismatch",
                  name.c_str());
         io::TensorToWrite t;
@@ -753,13 +768,13 @@ Status convert_to_hf(const fs::path& model_path, const fs::path& tokenizer_path,
         report->config = c;
         report->n_tensors = static_cast<int64_t>(tensors.size());
         report->n_params = 0;
-        for (const auto& t : tensors) report->n_params += static_cast<int64_t>(t.bytes.size() / 4);
+        for (const auto& t : tensors)
+            report->n_params += static_cast<int64_t>(t.bytes.size() / 4);
         report->n_merges = 0;
         auto j = nlohmann::json::parse(*tj);
         report->n_merges = static_cast<int64_t>(j["model"]["merges"].size());
-        report->files = {"config.json",           "generation_config.json", "model.safetensors",
-                         "tokenizer.json",        "tokenizer_config.json",
-                         "special_tokens_map.json"};
+        report->files = {"config.json",    "generation_config.json", "model.safetensors",
+                         "tokenizer.json", "tokenizer_config.json",  "special_tokens_map.json"};
     }
     return Status::ok_status();
 }

@@ -131,13 +131,14 @@ TEST_F(Llama2c, GreedyFromBosGivesTheKnownText) {
     std::vector<float> last;
     for (int32_t pos = 0; pos < 30; ++pos) {
         last = r.forward(seq[pos], pos);
-        argmax.push_back(static_cast<int32_t>(std::max_element(last.begin(), last.end()) -
-                                              last.begin()));
+        argmax.push_back(
+            static_cast<int32_t>(std::max_element(last.begin(), last.end()) - last.begin()));
     }
     g["check_sequence"] = seq;
     g["check_argmax"] = argmax;
     json lj = json::array();
-    for (float v : last) lj.push_back(std::round(static_cast<double>(v) * 1e5) / 1e5);
+    for (float v : last)
+        lj.push_back(std::round(static_cast<double>(v) * 1e5) / 1e5);
     g["check_last_logits"] = lj;
 
     const fs::path golden = golden_dir() / "greedy_from_bos.json";
@@ -204,10 +205,9 @@ TEST_F(Llama2c, WritesTheHfLayout) {
     ASSERT_TRUE(set.ok()) << set.status().to_string();
     std::vector<std::string> want = {"model.embed_tokens.weight", "model.norm.weight"};
     for (int l = 0; l < 4; ++l) {
-        for (const char* s :
-             {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-              "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj", "input_layernorm",
-              "post_attention_layernorm"})
+        for (const char* s : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                              "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj",
+                              "input_layernorm", "post_attention_layernorm"})
             want.push_back(fmt::format("model.layers.{}.{}.weight", l, s));
     }
     std::sort(want.begin(), want.end());
@@ -228,7 +228,9 @@ TEST_F(Llama2c, WritesTheHfLayout) {
     EXPECT_EQ(tj["model"]["vocab"].size(), 512u);
     EXPECT_EQ(tj["model"]["vocab"]["<s>"], 1);
     EXPECT_EQ(tj["model"]["vocab"]["<0x0A>"], 13);
-    EXPECT_EQ(tj["model"]["vocab"]["\xE2\x96\x81" "the"], 312);
+    EXPECT_EQ(tj["model"]["vocab"]["\xE2\x96\x81"
+                                   "the"],
+              312);
     EXPECT_EQ(tj["model"]["merges"][0], "i n");  // 'in' (id 259) has the best score
     EXPECT_EQ(static_cast<int64_t>(tj["model"]["merges"].size()), report_.n_merges);
 }
@@ -253,18 +255,21 @@ struct HfForward {
     static void rmsnorm(std::vector<float>& o, const std::vector<float>& x, const float* w,
                         double eps) {
         float var = 0;
-        for (float v : x) var += v * v;
+        for (float v : x)
+            var += v * v;
         var /= static_cast<float>(x.size());
         float inv = 1.0f / std::sqrt(var + static_cast<float>(eps));
         o.resize(x.size());
-        for (size_t i = 0; i < x.size(); ++i) o[i] = w[i] * (x[i] * inv);
+        for (size_t i = 0; i < x.size(); ++i)
+            o[i] = w[i] * (x[i] * inv);
     }
     static std::vector<float> linear(const float* w, const std::vector<float>& x, int64_t out) {
         std::vector<float> y(static_cast<size_t>(out));
         const int64_t in = static_cast<int64_t>(x.size());
         for (int64_t o = 0; o < out; ++o) {
             float s = 0;
-            for (int64_t i = 0; i < in; ++i) s += w[o * in + i] * x[i];
+            for (int64_t i = 0; i < in; ++i)
+                s += w[o * in + i] * x[i];
             y[o] = s;
         }
         return y;
@@ -278,7 +283,8 @@ struct HfForward {
         const int64_t T = static_cast<int64_t>(ids.size());
         const float* emb = get("model.embed_tokens.weight", {V, D});
         std::vector<std::vector<float>> x(T);
-        for (int64_t p = 0; p < T; ++p) x[p].assign(emb + ids[p] * D, emb + (ids[p] + 1) * D);
+        for (int64_t p = 0; p < T; ++p)
+            x[p].assign(emb + ids[p] * D, emb + (ids[p] + 1) * D);
         // inv_freq[i] = 1 / theta^(2i / hd); cos/sin of p * inv_freq, shared by both halves.
         std::vector<float> inv_freq(hd / 2);
         for (int64_t i = 0; i < hd / 2; ++i)
@@ -299,12 +305,10 @@ struct HfForward {
         };
         for (int64_t l = 0; l < t.num_hidden_layers; ++l) {
             const std::string p = fmt::format("model.layers.{}.", l);
-            const float* wq = q_override.empty()
-                                  ? get(p + "self_attn.q_proj.weight", {H * hd, D})
-                                  : q_override.data() + l * H * hd * D;
-            const float* wk = k_override.empty()
-                                  ? get(p + "self_attn.k_proj.weight", {KVH * hd, D})
-                                  : k_override.data() + l * KVH * hd * D;
+            const float* wq = q_override.empty() ? get(p + "self_attn.q_proj.weight", {H * hd, D})
+                                                 : q_override.data() + l * H * hd * D;
+            const float* wk = k_override.empty() ? get(p + "self_attn.k_proj.weight", {KVH * hd, D})
+                                                 : k_override.data() + l * KVH * hd * D;
             const float* wv = get(p + "self_attn.v_proj.weight", {KVH * hd, D});
             const float* wo = get(p + "self_attn.o_proj.weight", {D, H * hd});
             const float* ln1 = get(p + "input_layernorm.weight", {D});
@@ -336,18 +340,22 @@ struct HfForward {
                         mx = std::max(mx, sc[s]);
                     }
                     float sum = 0;
-                    for (auto& e : sc) sum += (e = std::exp(e - mx));
+                    for (auto& e : sc)
+                        sum += (e = std::exp(e - mx));
                     for (int64_t s = 0; s <= pos; ++s)
                         for (int64_t i = 0; i < hd; ++i)
                             attn[hh * hd + i] += sc[s] / sum * v[s][kh * hd + i];
                 }
                 std::vector<float> o = linear(wo, attn, D);
-                for (int64_t i = 0; i < D; ++i) x[pos][i] += o[i];
+                for (int64_t i = 0; i < D; ++i)
+                    x[pos][i] += o[i];
                 rmsnorm(h, x[pos], ln2, t.rms_norm_eps);
                 std::vector<float> g = linear(wg, h, I), u = linear(wu, h, I);
-                for (int64_t i = 0; i < I; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+                for (int64_t i = 0; i < I; ++i)
+                    g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
                 std::vector<float> dn = linear(wd, g, D);
-                for (int64_t i = 0; i < D; ++i) x[pos][i] += dn[i];
+                for (int64_t i = 0; i < D; ++i)
+                    x[pos][i] += dn[i];
             }
         }
         const float* norm = get("model.norm.weight", {D});
@@ -375,10 +383,12 @@ std::vector<int32_t> sequence30(const Tokenizer& tok) {
 TEST_F(Llama2c, ConvertedHfForwardMatchesLlama2cLogitsAtEveryPosition) {
     std::vector<int32_t> seq = sequence30(*tok_);
     ASSERT_EQ(seq.size(), 30u);
-    for (int32_t t : seq) ASSERT_GT(t, 0);  // the text is long enough: no padding zeros
+    for (int32_t t : seq)
+        ASSERT_GT(t, 0);  // the text is long enough: no padding zeros
     Runner r(*model_);
     std::vector<std::vector<float>> want;
-    for (int32_t pos = 0; pos < 30; ++pos) want.push_back(r.forward(seq[pos], pos));
+    for (int32_t pos = 0; pos < 30; ++pos)
+        want.push_back(r.forward(seq[pos], pos));
 
     auto cfg = load_model_config(hf_dir());
     ASSERT_TRUE(cfg.ok()) << cfg.status().to_string();
@@ -461,7 +471,8 @@ TEST(Llama2cSynthetic, GqaAndUnsharedClassifierParity) {
               (std::vector<int64_t>{kv_dim, dim}));
 
     std::vector<int32_t> seq;
-    for (int32_t i = 0; i < seq_len; ++i) seq.push_back((i * 37 + 1) % vocab);
+    for (int32_t i = 0; i < seq_len; ++i)
+        seq.push_back((i * 37 + 1) % vocab);
     Runner r(*m);
     HfForward hf{*set, *cfg, {}, {}};
     auto got = hf.run(seq);
@@ -477,7 +488,8 @@ TEST(Llama2cSynthetic, GqaAndUnsharedClassifierParity) {
     std::printf("GQA/unshared: max |logit diff| %.3g\n", worst);
 }
 
-// ---- tokenizer.json vs transformers.js -----------------------------------------------------------
+// ---- tokenizer.json vs transformers.js
+// -----------------------------------------------------------
 
 TEST_F(Llama2c, TokenizerJsonEncodesLikeLlama2cGolden) {
     // Golden ids from @lenml/tokenizers (scripts/make_golden_llama2c_tokenizer.mjs) loading the
@@ -487,7 +499,8 @@ TEST_F(Llama2c, TokenizerJsonEncodesLikeLlama2cGolden) {
     json meta = json::parse(lines[0]);
     std::string tj = read_bytes(hf_dir() / "tokenizer.json");
     ASSERT_EQ(meta["meta"]["tokenizer_json_sha256"], sha256_hex(tj))
-        << "the converter's tokenizer.json changed: rerun scripts/make_golden_llama2c_tokenizer.mjs";
+        << "the converter's tokenizer.json changed: rerun "
+           "scripts/make_golden_llama2c_tokenizer.mjs";
     size_t n = 0, with_bytes = 0;
     for (size_t i = 1; i < lines.size(); ++i) {
         if (lines[i].empty()) continue;
@@ -508,7 +521,8 @@ TEST_F(Llama2c, TokenizerJsonEncodesLikeLlama2cGolden) {
     EXPECT_GT(with_bytes, 100u);  // byte fallback is exercised
 }
 
-// ---- bad inputs ----------------------------------------------------------------------------------
+// ---- bad inputs
+// ----------------------------------------------------------------------------------
 
 TEST(Llama2cBadInput, MissingFileNamesIt) {
     auto m = load_model("/nonexistent/model.bin");
@@ -541,9 +555,9 @@ TEST(Llama2cBadInput, WrongHeader) {
         int32_t value;
         const char* expect;
     } cases[] = {
-        {3, 0, "n_heads = 0"},                  // zero heads
-        {3, 5, "not a multiple of n_heads"},    // 64 % 5
-        {4, 3, "not a multiple of n_kv_heads"}, // 4 % 3
+        {3, 0, "n_heads = 0"},                   // zero heads
+        {3, 5, "not a multiple of n_heads"},     // 64 % 5
+        {4, 3, "not a multiple of n_kv_heads"},  // 4 % 3
         {0, -64, "dim = -64"},
         {6, 1 << 30, "seq_len"},
         {1, 173, "implies"},  // plausible header, wrong size
@@ -606,7 +620,8 @@ TEST(Llama2cBadInput, BadTokenizer) {
     EXPECT_NE(st.to_string().find(p.string()), std::string::npos) << st.to_string();
 }
 
-// ---- CLI -----------------------------------------------------------------------------------------
+// ---- CLI
+// -----------------------------------------------------------------------------------------
 
 TEST(Llama2cCli, ModelConvertWritesACheckpoint) {
     mf::test::TempDir tmp;
