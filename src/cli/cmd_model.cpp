@@ -40,11 +40,12 @@ int model_convert(int argc, char** argv) {
     if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
     apply_common_options(common);
 
-    if (tokenizer.empty())
-        return fail(Status::invalid_argument(
-                        "--from llama2c needs --tokenizer (the tokenizer .bin of the model, e.g. "
-                        "tokenizer.bin or tok512.bin from llama2.c)"),
-                    "model convert");
+    if (tokenizer.empty()) {
+        fail(Status::invalid_argument("--from llama2c needs --tokenizer (the tokenizer .bin of the "
+                                      "model, e.g. tokenizer.bin or tok512.bin from llama2.c)"),
+             "model convert");
+        return kExitUsage;
+    }
     if (!force && (fs::exists(fs::path(out) / "config.json") ||
                    fs::exists(fs::path(out) / "model.safetensors")))
         return fail(Status::failed_precondition(fmt::format(

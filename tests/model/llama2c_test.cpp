@@ -641,6 +641,9 @@ TEST(Llama2cCli, ModelConvertWritesACheckpoint) {
 
     auto usage = mf::test::run_medforge("model convert --from gguf --input a --out b");
     EXPECT_EQ(usage.exit_code, 2) << usage.output;
+    auto no_tok = mf::test::run_medforge("model convert --from llama2c --input a --out b");
+    EXPECT_EQ(no_tok.exit_code, 2) << no_tok.output;
+    EXPECT_NE(no_tok.output.find("--tokenizer"), std::string::npos) << no_tok.output;
     auto help = mf::test::run_medforge("model --help");
     EXPECT_EQ(help.exit_code, 0);
     EXPECT_NE(help.output.find("convert"), std::string::npos) << help.output;
