@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "cli/commands.h"
+#include "cli/local_client.h"
 #include "core/log.h"
 #include "eval/runner.h"
 #include "io/file.h"
@@ -52,7 +53,8 @@ int run_eval(int argc, char** argv) {
         return run_compare(argc - 1, argv + 1);
     }
     CLI::App app{
-        "Evaluate a model on a medical VQA benchmark through an OpenAI-compatible endpoint,\n"
+        "Evaluate a model on a medical VQA benchmark through an OpenAI-compatible endpoint (or a\n"
+        "local checkpoint with --model-dir),\n"
         "with the paper's protocol (lettered options, 'Answer with the option's letter from the\n"
         "given choices directly.'). Responses are cached in OUT/cache.sqlite: a re-run sends only\n"
         "missing items. Writes results.json, results.md and report.html.\n"
@@ -73,8 +75,13 @@ int run_eval(int argc, char** argv) {
         ->required();
     app.add_option("--images", images, "image directory (default: the data file's directory)");
     app.add_flag("--no-images", p.no_images, "send text only (recorded in the protocol card)");
-    app.add_option("--endpoint", p.endpoint, "base URL, e.g. http://127.0.0.1:8000/v1")->required();
-    app.add_option("--model", p.model, "model name sent to the endpoint")->required();
+    std::string model_dir, dtype_s;
+    auto* ep_opt = app.add_option("--endpoint", p.endpoint, "base URL, e.g. http://127.0.0.1:8000/v1");
+    app.add_option("--model", p.model, "model name sent to the endpoint");
+    auto* md_opt = app.add_option("--model-dir", model_dir,
+                                  "run a local checkpoint in this process instead of an endpoint");
+    ep_opt->excludes(md_opt);
+    app.add_option("--dtype", dtype_s, "--model-dir: compute dtype f32 or bf16 (default: the checkpoint's)");
     app.add_option("--out", out, "output directory")->required();
     app.add_option("--extractor", extractor, "robust (default) | official (match_choice3)");
     app.add_option("--limit", p.limit, "evaluate only the first N items");
@@ -117,17 +124,39 @@ int run_eval(int argc, char** argv) {
     if (!sh.ok()) return fail(sh.status());
     p.shard = *sh;
 
+    std::unique_ptr<llm::LlmClient> local;
+    if (!model_dir.empty()) {
+        model::EngineOptions eo;
+        if (!dtype_s.empty()) {
+            auto d = model::parse_compute_dtype(dtype_s);
+            if (!d.ok()) return fail(d.status(), "eval");
+            eo.dtype = *d;
+        }
+        auto lc = LocalModelClient::open(model_dir, eo);
+        if (!lc.ok()) return fail(lc.status(), "eval");
+        // The cache key and the protocol card name the model: the folder, unless --model says.
+        if (p.model.empty()) p.model = (*lc)->model_id();
+        p.endpoint = "local:" + io::absolute_normal(model_dir).string();
+        local = std::move(lc).value();
+    } else if (p.endpoint.empty() || p.model.empty()) {
+        log::error("eval: give --endpoint URL and --model NAME, or --model-dir DIR");
+        return kExitUsage;
+    }
     llm::ClientOptions co;
     co.base_url = p.endpoint;
     if (const char* key = std::getenv(api_key_env.c_str())) co.api_key = key;
     co.max_concurrency = concurrency;
     co.max_retries = max_retries;
     co.timeout_s = timeout_s;
-    auto client = llm::make_http_client(co);
-    if (!client.ok()) return fail(client.status(), "eval");
+    std::unique_ptr<llm::LlmClient> http;
+    if (!local) {
+        auto client = llm::make_http_client(co);
+        if (!client.ok()) return fail(client.status(), "eval");
+        http = std::move(client).value();
+    }
     // Ctrl-C: requests in flight are cancelled; finished responses are already in the cache,
     // so the same command resumes.
-    auto res = eval::run_eval(p, **client, install_cancel_handler());
+    auto res = eval::run_eval(p, local ? *local : *http, install_cancel_handler());
     std::signal(SIGINT, SIG_DFL);
     if (!res.ok()) return fail(res.status(), "eval");
     const auto& r = res->results;

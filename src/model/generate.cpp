@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "core/text.h"
+
 namespace mf::model {
 
 namespace {
@@ -68,7 +70,9 @@ GenerationResult generate(MultimodalLM& m, const GenerateRequest& req, const Dec
         }
         r.tokens.push_back(next);
         history.push_back(next);
-        std::string text = decode(r.tokens);
+        // Byte-level tokens can end inside a character or form invalid UTF-8: show U+FFFD like
+        // HF's decode(errors="replace"); a trailing partial character is held back below.
+        std::string text = text::sanitize_utf8(decode(r.tokens));
         // stop strings: cut at the earliest occurrence
         size_t cut = std::string::npos;
         for (const auto& s : sp.stop) {
