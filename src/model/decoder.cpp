@@ -3,6 +3,8 @@
 #include <cmath>
 #include <limits>
 
+#include "model/kernels.h"
+
 namespace mf::model {
 
 namespace F = torch::nn::functional;
@@ -29,6 +31,11 @@ std::pair<torch::Tensor, torch::Tensor> rope_tables(const torch::Tensor& positio
 }
 
 namespace {
+// A Linear module's product through the dispatching kernel (model/kernels.h).
+torch::Tensor lin(const torch::nn::Linear& l, const torch::Tensor& x) {
+    return mf::model::linear(x, l->weight, l->bias);
+}
+
 torch::Tensor rotate_half(const torch::Tensor& x) {
     int64_t h = x.size(-1) / 2;
     return torch::cat({-x.narrow(-1, h, h), x.narrow(-1, 0, h)}, -1);
@@ -126,9 +133,9 @@ torch::Tensor DecoderAttentionImpl::forward(const torch::Tensor& x, const torch:
                                             const torch::Tensor& sin, KVCache* cache, int64_t layer,
                                             const torch::Tensor& pad_mask) {
     const int64_t B = x.size(0), T = x.size(1);
-    auto q = q_proj(x).view({B, T, n_heads, head_dim}).transpose(1, 2);  // [B, nH, T, D]
-    auto k = k_proj(x).view({B, T, n_kv, head_dim}).transpose(1, 2);     // [B, kvH, T, D]
-    auto v = v_proj(x).view({B, T, n_kv, head_dim}).transpose(1, 2);     // [B, kvH, T, D]
+    auto q = lin(q_proj, x).view({B, T, n_heads, head_dim}).transpose(1, 2);  // [B, nH, T, D]
+    auto k = lin(k_proj, x).view({B, T, n_kv, head_dim}).transpose(1, 2);     // [B, kvH, T, D]
+    auto v = lin(v_proj, x).view({B, T, n_kv, head_dim}).transpose(1, 2);     // [B, kvH, T, D]
     q = apply_rope(q, cos, sin);
     k = apply_rope(k, cos, sin);
     int64_t offset = 0;
@@ -140,7 +147,7 @@ torch::Tensor DecoderAttentionImpl::forward(const torch::Tensor& x, const torch:
         v = cache->v[layer].narrow(2, 0, offset + T);
     }
     auto o = attention(q.contiguous(), k, v, offset, pad_mask);  // [B, nH, T, D]
-    return o_proj(o.transpose(1, 2).reshape({B, T, n_heads * head_dim}));
+    return lin(o_proj, o.transpose(1, 2).reshape({B, T, n_heads * head_dim}));
 }
 
 DecoderMlpImpl::DecoderMlpImpl(const TextConfig& c) {
@@ -153,7 +160,7 @@ DecoderMlpImpl::DecoderMlpImpl(const TextConfig& c) {
 }
 
 torch::Tensor DecoderMlpImpl::forward(const torch::Tensor& x) {
-    return down_proj(F::silu(gate_proj(x)) * up_proj(x));
+    return lin(down_proj, F::silu(lin(gate_proj, x)) * lin(up_proj, x));
 }
 
 DecoderLayerImpl::DecoderLayerImpl(const TextConfig& c) {
@@ -209,7 +216,7 @@ torch::Tensor CausalLMImpl::forward_hidden(const torch::Tensor& embeds, KVCache*
 
 torch::Tensor CausalLMImpl::logits(const torch::Tensor& hidden) {
     torch::Tensor w = lm_head ? lm_head->weight : model->embed_tokens->weight;
-    return torch::matmul(hidden, w.t()).to(torch::kFloat32);
+    return mf::model::linear(hidden, w, {}, /*float_out=*/true);
 }
 
 }  // namespace mf::model

@@ -9,6 +9,7 @@
 #include "io/file.h"
 #include "model/generate.h"
 #include "model/init.h"
+#include "model/kernels.h"
 #include "model/llava.h"
 #include "model/model_test_util.h"
 #include "test_util.h"
@@ -210,6 +211,44 @@ TEST(Engine, ParsesPublishedLlavaHfConfig) {
     EXPECT_EQ(checkpoint_name(Arch::kLlavaQwen2, "projector.linear_2.bias"), "model.mm_projector.2.bias");
     EXPECT_EQ(checkpoint_name(Arch::kLlavaQwen2, "vision.vision_model.post_layernorm.weight"),
               "model.vision_tower.vision_tower.vision_model.post_layernorm.weight");
+}
+
+}  // namespace
+}  // namespace mf::model
+
+namespace mf::model {
+namespace {
+
+// The AVX512-BF16 kernel against a float64 product of the same bf16 values, for row counts 1..8,
+// K with and without a 32-multiple tail, odd O, with and without bias; and the dispatcher.
+TEST(Kernels, Bf16SmallLinearMatchesReference) {
+    if (!bf16_gemv_available()) GTEST_SKIP() << "CPU without AVX512-BF16";
+    torch::manual_seed(5);
+    for (int64_t M : {1, 2, 3, 5, 8})
+        for (int64_t K : {32, 64, 100, 896})
+            for (int64_t O : {1, 7, 130}) {
+                auto x = torch::randn({M, K}).to(torch::kBFloat16);
+                auto w = torch::randn({O, K}).to(torch::kBFloat16);
+                auto b = torch::randn({O}).to(torch::kBFloat16);
+                auto ref = torch::matmul(x.to(torch::kFloat64), w.to(torch::kFloat64).t()) +
+                           b.to(torch::kFloat64);
+                auto got = linear_bf16_small(x, w, b, /*float_out=*/true);
+                double err = (got.to(torch::kFloat64) - ref).abs().max().item<double>();
+                EXPECT_LT(err, 1e-3 * std::sqrt(double(K))) << M << " " << K << " " << O;
+                auto gb = linear_bf16_small(x, w, {}, false);
+                EXPECT_EQ(gb.scalar_type(), torch::kBFloat16);
+            }
+    // dispatcher: kernel for small bf16 batches without grad, torch otherwise; same answers
+    torch::NoGradGuard ng;
+    auto x = torch::randn({2, 3, 64}).to(torch::kBFloat16);
+    auto w = torch::randn({40, 64}).to(torch::kBFloat16);
+    set_custom_kernels(true);
+    auto a = mf::model::linear(x, w);
+    set_custom_kernels(false);
+    auto c = mf::model::linear(x, w);
+    set_custom_kernels(true);
+    EXPECT_EQ(a.sizes(), c.sizes());
+    EXPECT_LT((a.to(torch::kFloat32) - c.to(torch::kFloat32)).abs().max().item<float>(), 0.1f);
 }
 
 }  // namespace

@@ -1,0 +1,130 @@
+// Model engine benchmark (issue 4): a Qwen2-0.5B-shaped decoder (random weights) and CLIP
+// ViT-L/14-336, on this machine, with the memory-bandwidth bound measured in the same run.
+//
+//   build/bin/bench_model [--dtype bf16|f32] [--prefill 512] [--decode 64] [--no-vision] [--quick]
+//
+// Reports: read bandwidth (GB/s, 2 threads over a 2 GiB array), prefill tokens/s, batch-1 decode
+// tokens/s against the bound (weight bytes / bandwidth), the same decode through libtorch's own
+// linear (the baseline: what a libtorch program gets), and image encode seconds.
+#include <fmt/core.h>
+
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "model/decoder.h"
+#include "model/init.h"
+#include "model/kernels.h"
+#include "model/llava.h"
+
+using namespace mf::model;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double secs(Clock::time_point a) { return std::chrono::duration<double>(Clock::now() - a).count(); }
+
+// Sum of a large array on all threads: the machine's read bandwidth.
+double read_bandwidth_gbs() {
+    const size_t n = size_t{2} << 30;  // bytes
+    auto t = torch::ones({static_cast<int64_t>(n / 4)}, torch::kFloat32);
+    double best = 0;
+    for (int r = 0; r < 5; ++r) {
+        auto t0 = Clock::now();
+        volatile float s = t.sum().item<float>();
+        (void)s;
+        best = std::max(best, n / secs(t0) / 1e9);
+    }
+    return best;
+}
+
+void random_init(torch::nn::Module& m) {
+    torch::NoGradGuard ng;
+    for (auto& p : m.parameters()) p.normal_(0.0, 0.02);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string dtype_s = "bf16";
+    int prefill = 512, decode = 64;
+    bool vision = true, quick = false;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "--dtype" && i + 1 < argc) dtype_s = argv[++i];
+        else if (a == "--prefill" && i + 1 < argc) prefill = std::atoi(argv[++i]);
+        else if (a == "--decode" && i + 1 < argc) decode = std::atoi(argv[++i]);
+        else if (a == "--no-vision") vision = false;
+        else if (a == "--quick") quick = true;
+    }
+    if (quick) {
+        prefill = 64;
+        decode = 8;
+    }
+    init_torch_threads();
+    torch::Dtype dt = dtype_s == "f32" ? torch::kFloat32 : torch::kBFloat16;
+    fmt::print("threads {}, dtype {}, bf16 kernel available: {}\n", torch::get_num_threads(), dtype_s,
+               bf16_gemv_available() ? "yes" : "no");
+    double bw = read_bandwidth_gbs();
+    fmt::print("read bandwidth: {:.1f} GB/s\n", bw);
+
+    auto cfg = init_config("qwen2", "0.5b").value();
+    cfg.text.vocab_size = 151936;
+    CausalLM lm(cfg.text);
+    random_init(*lm);
+    lm->to(dt);
+    lm->eval();
+    double bytes = 0;
+    for (auto& p : lm->parameters()) bytes += p.numel() * p.element_size();
+    // tied embeddings: the embedding matrix is read once per token by the LM head
+    fmt::print("decoder: Qwen2-0.5B shape, {:.0f} M parameters, {:.0f} MB of weights\n",
+               bytes / (dt == torch::kFloat32 ? 4 : 2) / 1e6, bytes / 1e6);
+    torch::NoGradGuard ng;
+    auto ids = torch::randint(0, 150000, {1, prefill}, torch::kInt64);
+    for (int mode = 0; mode < 2; ++mode) {
+        set_custom_kernels(mode == 0);
+        const char* name = mode == 0 ? "medforge" : "libtorch linear (baseline)";
+        KVCache cache = KVCache::create(cfg.text, 1, prefill + decode + 1, dt);
+        auto t0 = Clock::now();
+        auto h = lm->forward_hidden(lm->embed(ids), &cache);
+        auto logits = lm->logits(h.select(1, prefill - 1));
+        double tp = secs(t0);
+        int64_t next = logits.argmax(-1).item<int64_t>();
+        // warm-up step, then timed steps
+        auto step = [&](int64_t tok) {
+            auto hh = lm->forward_hidden(lm->embed(torch::tensor({{tok}}, torch::kInt64)), &cache);
+            return lm->logits(hh.select(1, 0)).argmax(-1).item<int64_t>();
+        };
+        next = step(next);
+        auto t1 = Clock::now();
+        for (int i = 0; i < decode; ++i) next = step(next);
+        double td = secs(t1);
+        double tps = decode / td;
+        double bound = bw * 1e9 / bytes;
+        fmt::print("{:<28} prefill {} tokens: {:.1f} tok/s | decode batch 1: {:.1f} tok/s = {:.0f}% of "
+                   "the bandwidth bound ({:.1f} tok/s)\n",
+                   name, prefill, prefill / tp, tps, 100 * tps / bound, bound);
+    }
+    set_custom_kernels(true);
+    if (vision) {
+        auto vc = init_config("llava-qwen2", "0.5b").value();  // CLIP ViT-L/14-336 tower
+        vc.text.vocab_size = 1024;
+        ClipVision tower(vc.vision);
+        random_init(*tower);
+        tower->to(dt);
+        tower->eval();
+        auto px = torch::randn({1, 3, 336, 336}).to(dt);
+        tower->hidden_state(px, vc.vision.num_hidden_layers - 1);  // warm-up
+        int reps = quick ? 1 : 3;
+        double best = 1e9;
+        for (int r = 0; r < reps; ++r) {
+            auto t0 = Clock::now();
+            tower->hidden_state(px, vc.vision.num_hidden_layers - 1);
+            best = std::min(best, secs(t0));
+        }
+        fmt::print("CLIP ViT-L/14-336 image encode (23 of 24 layers, as LLaVA uses it): {:.2f} s\n", best);
+    }
+    return 0;
+}

@@ -1,0 +1,30 @@
+// CPU kernels where libtorch is slow: the matrix-vector products of batch-1 (and small-batch)
+// decoding. libtorch 1.13's bf16 GEMV reads weights at ~16 GB/s on this machine (Zen 4), a third of
+// the memory bandwidth; decode speed is bounded by weight bytes / bandwidth, so a dedicated
+// AVX512-BF16 kernel (vdpbf16ps, fp32 accumulation) streams the weights instead.
+//
+// linear() dispatches: the kernel for bf16 inputs with at most kMaxKernelRows rows, without
+// autograd, on CPUs with AVX512-BF16; torch::linear otherwise (training, prefill, f32, other CPUs).
+#pragma once
+
+#include <torch/torch.h>
+
+namespace mf::model {
+
+constexpr int64_t kMaxKernelRows = 8;
+
+bool bf16_gemv_available();        // compiled in and the CPU has avx512_bf16
+void set_custom_kernels(bool on);  // process-wide switch (benchmarks compare both paths)
+bool custom_kernels_enabled();
+
+// y = x W^T (+ b); x [..., K], W [O, K], b [O] or undefined. Output dtype = x's, or float32 when
+// `float_out` (logits).
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b = {},
+                     bool float_out = false);
+
+// The kernel itself (no dispatch): x [M, K] bf16 contiguous with M <= kMaxKernelRows, W [O, K] bf16
+// contiguous. Returns [M, O] (bf16, or float32 when float_out).
+torch::Tensor linear_bf16_small(const torch::Tensor& x, const torch::Tensor& w,
+                                const torch::Tensor& b, bool float_out);
+
+}  // namespace mf::model
