@@ -3,6 +3,7 @@
 #include <cstring>
 #include <string>
 
+#include "cli/clip_probe.h"
 #include "cli/commands.h"
 
 int main(int argc, char** argv) {
@@ -24,6 +25,8 @@ int main(int argc, char** argv) {
         std::puts("medforge 0.1.0");
         return kExitOk;
     }
+    // Classifier formats that need the model engine (curate only knows the interface).
+    register_clip_probe_format();
     const Command* cmd = find_command(argv[1]);
     if (cmd == nullptr) {
         std::fprintf(stderr, "medforge: unknown command '%s'; run `medforge help` for the list\n",

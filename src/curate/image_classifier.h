@@ -3,7 +3,11 @@
 // feature classifier of the paper plugs in from the model library through the same interface.
 #pragma once
 
+#include <filesystem>
+#include <functional>
+#include <memory>
 #include <string>
+#include <string_view>
 
 #include "core/status.h"
 #include "io/image.h"
@@ -19,5 +23,14 @@ class ImageClassifier {
     // Thread-safe (const).
     virtual Result<float> medical_probability(const io::Image& image) const = 0;
 };
+
+// Classifier files are JSON with a "format" field. "medforge-image-classifier" (the statistics
+// model) is built in; other formats (e.g. "medforge-clip-probe", whose loader lives with the model
+// engine) are registered by the program at start-up.
+using ClassifierLoader =
+    std::function<Result<std::unique_ptr<ImageClassifier>>(const std::filesystem::path& path)>;
+void register_classifier_format(const std::string& format, ClassifierLoader loader);
+// Loads any registered format; an unknown one is an error naming the format and the file.
+Result<std::unique_ptr<ImageClassifier>> load_image_classifier(const std::filesystem::path& path);
 
 }  // namespace mf::curate

@@ -77,9 +77,9 @@ Result<std::unique_ptr<FilterSet>> FilterSet::create(const FilterConfig& config)
                                         ? default_classifier_path()
                                         : Result<fs::path>(fs::path(config.classifier));
             if (!path.ok()) return path.status().with_context("image classifier");
-            auto cls = StatsClassifier::load(*path);
+            auto cls = load_image_classifier(*path);
             if (!cls.ok()) return cls.status().with_context("image classifier " + path->string());
-            set->classifier_ = std::make_unique<StatsClassifier>(std::move(cls).value());
+            set->classifier_ = std::move(cls).value();
             set->classifier_path_ = path->string();
             p.classifier = set->classifier_.get();
         }

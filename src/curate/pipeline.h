@@ -59,7 +59,7 @@ class FilterSet {
   private:
     FilterConfig config_;
     std::unique_ptr<TextFilter> text_;
-    std::unique_ptr<StatsClassifier> classifier_;
+    std::unique_ptr<ImageClassifier> classifier_;
     std::unique_ptr<ImageFilter> image_;
     std::string classifier_path_;
 };
