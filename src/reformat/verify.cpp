@@ -263,7 +263,7 @@ const Lexicon& lexicon() {
         add(l, C::kFinding, "hernia", {"hernia", "herniation"});
         add(l, C::kFinding, "obstruction", {"obstruction"});
         add(l, C::kFinding, "dilatation", {"dilatation", "dilation", "dilated"});
-        add(l, C::kFinding, "enhancement", {"enhancement"});
+        add(l, C::kFinding, "enhancement", {"enhancement", "enhancing"});
         add(l, C::kFinding, "necrosis", {"necrosis", "necrotic"});
         add(l, C::kFinding, "infiltrate", {"infiltrate", "infiltration"});
         add(l, C::kFinding, "opacity", {"opacity", "opacities", "opacification"});
@@ -393,10 +393,6 @@ const Lexicon& lexicon() {
         return l;
     }();
     return lx;
-}
-
-std::string modality_family(const std::string& m) {
-    return m;
 }
 
 bool modalities_compatible(const std::string& a, const std::string& b) {
@@ -1037,6 +1033,16 @@ void find_quantities(Analysis& a) {
             i = end - 1;
             continue;
         }
+        // A distance, not a size: "15 cm from the anal verge", "2 cm below the carina".
+        static const std::unordered_set<std::string> where = {
+            "from",     "away",     "proximal", "distal",    "above",    "below",
+            "beyond",   "inferior", "superior", "lateral",   "medial",   "anterior",
+            "posterior", "deep",    "beneath",  "under",     "caudal",   "cranial",
+            "into",     "along",    "past",     "upstream", "downstream"};
+        if (unit->cls == QClass::kLength && end < n && where.count(a.toks[end].w)) {
+            i = end - 1;
+            continue;
+        }
         std::string entity =
             unit->cls == QClass::kAge ? "" : attach_entity(a, i, end);
         for (size_t k : nums) {
@@ -1354,12 +1360,14 @@ void check_modality(const Analysis& src, const Analysis& ans, std::vector<Contra
     std::vector<Named> a = modalities(ans, true);
     for (const Named& q : sequences(ans, true))
         a.push_back({"MRI", q.t0, q.t1});
+    // An answer that also names a modality of the source describes a multi-panel or
+    // multi-study figure: its other modalities are not checked.
+    for (const Named& m : a)
+        for (const Named& x : s)
+            if (modalities_compatible(m.name, x.name)) return;
     std::set<std::string> reported;
     for (const Named& m : a) {
-        bool ok = false;
-        for (const Named& x : s)
-            if (modalities_compatible(m.name, x.name)) ok = true;
-        if (ok || !reported.insert(m.name).second) continue;
+        if (!reported.insert(m.name).second) continue;
         Contradiction c;
         c.kind = ContradictionKind::kModality;
         c.source = span(src, s.front().t0, s.front().t1);

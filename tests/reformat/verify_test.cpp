@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <map>
 #include <set>
 
 #include "test_util.h"
@@ -239,6 +240,105 @@ const std::vector<Case>& cases() {
 }
 // END CASES
 
+// Held out: written in one go before the verifier was first run on them, and not tuned on
+// (except "enhancing" added to the lexicon afterwards; docs/verify.md gives the figures from
+// before that). Only aggregate floors are asserted here: the known misses stay in the table.
+const std::vector<Case>& held_out_cases() {
+    static const std::vector<Case> k = {
+        {"Sagittal ultrasound of the left testis showing a hypoechoic mass.",
+         "The ultrasound image shows a hypoechoic mass within the right testis.",
+         {"laterality"}},
+        {"Axial CT demonstrating a right adrenal adenoma measuring 2.1 cm.",
+         "A 21 mm adenoma is visible in the right adrenal gland on this axial CT image.",
+         {}},
+        {"Non-contrast head CT shows no acute intracranial hemorrhage or mass effect.",
+         "The non-contrast CT of the head reveals an acute intracranial hemorrhage with mass effect.",
+         {"negation"}},
+        {"Posteroanterior chest radiograph of a 34-year-old woman showing a normal cardiac silhouette and clear lungs.",
+         "This PA chest X-ray from a 34-year-old female demonstrates clear lung fields and a normal heart size, with no pleural effusion or pneumothorax.",
+         {}},
+        {"Endoscopic image showing a 10-mm sessile polyp in the sigmoid colon.",
+         "Colonoscopy reveals a sessile polyp of approximately 3 cm in the sigmoid colon.",
+         {"number_unit"}},
+        {"Coronal contrast-enhanced MRI of the pituitary showing a macroadenoma.",
+         "The coronal CT image of the sella shows a pituitary macroadenoma.",
+         {"modality"}},
+        {"Photomicrograph of the biopsy specimen (H&E stain, original magnification x200) showing noncaseating granulomas.",
+         "The histological section stained with hematoxylin and eosin shows non-caseating granulomas at 200x magnification.",
+         {}},
+        {"Axial T1-weighted post-gadolinium image showing a ring-enhancing lesion in the right frontal lobe.",
+         "This axial T2-weighted image shows a ring-enhancing lesion in the right frontal lobe.",
+         {"sequence"}},
+        {"MRI of the right knee: sagittal proton density image shows a tear of the medial meniscus.",
+         "The sagittal MRI of the right knee shows a medial meniscal tear.",
+         {}},
+        {"Frontal radiograph shows a displaced fracture of the right clavicle.",
+         "The X-ray demonstrates a displaced fracture of the left clavicle.",
+         {"laterality"}},
+        {"CT pulmonary angiography demonstrating bilateral pulmonary emboli.",
+         "The CTPA shows filling defects in both the right and left pulmonary arteries, consistent with pulmonary embolism.",
+         {}},
+        {"Abdominal ultrasound: the gallbladder contains multiple stones; there is no gallbladder wall thickening.",
+         "Ultrasound shows gallstones with marked gallbladder wall thickening.",
+         {"negation"}},
+        {"Transverse ultrasound image of the thyroid showing a 1.8 cm nodule in the left lobe.",
+         "There is an 18-mm nodule in the left thyroid lobe on this transverse sonogram.",
+         {}},
+        {"Axial CT of the brain shows a hypodense infarct in the left MCA territory.",
+         "The CT image of the abdomen shows a hypodense infarct in the spleen.",
+         {"anatomy"}},
+        {"Lateral radiograph of the cervical spine showing anterior subluxation of C5 on C6.",
+         "The lateral X-ray of the neck shows anterior displacement of the C5 vertebral body relative to C6.",
+         {}},
+        {"A 72-year-old man with a 6.5 cm abdominal aortic aneurysm.",
+         "CT of a 72-year-old man shows an abdominal aortic aneurysm measuring 4 cm.",
+         {"number_unit"}},
+        {"Two-dimensional echocardiogram showing a large pericardial effusion with right ventricular collapse.",
+         "The echocardiographic image shows a large pericardial effusion causing collapse of the right ventricle.",
+         {}},
+        {"Figure 3. (A) Axial CT and (B) coronal MRI showing the tumor in the right kidney.",
+         "The axial CT and the coronal MR image show a tumor in the right kidney.",
+         {}},
+        {"Plain abdominal radiograph showing dilated small bowel loops.",
+         "The ultrasound image shows dilated loops of small bowel.",
+         {"modality"}},
+        {"Chest CT shows ground-glass opacities in both lungs, without pleural effusion.",
+         "Bilateral ground-glass opacities are seen in the lungs; there is no pleural effusion.",
+         {}},
+        {"MRI shows an acoustic neuroma in the left cerebellopontine angle.",
+         "The MRI demonstrates a mass in the right cerebellopontine angle.",
+         {"laterality"}},
+        {"The patient is a 5-year-old boy with a supracondylar fracture of the right humerus.",
+         "This radiograph of a young child shows a supracondylar fracture of the right humerus.",
+         {}},
+        {"Brain MRI shows restricted diffusion in the left thalamus, without enhancement.",
+         "There is an enhancing lesion in the left thalamus.",
+         {"negation"}},
+        {"Mammography showing a 12 mm spiculated mass in the upper outer quadrant of the left breast.",
+         "The mammogram reveals a spiculated 1.2 cm mass in the left upper outer quadrant.",
+         {}},
+        {"Three liver metastases are seen on contrast-enhanced CT.",
+         "Contrast-enhanced CT shows five metastases in the liver.",
+         {"number_unit"}},
+        {"PET-CT shows intense FDG uptake in a right hilar lymph node.",
+         "The fused PET/CT image shows a hypermetabolic right hilar lymph node.",
+         {}},
+        {"Endoscopy revealed a large ulcer in the gastric antrum with no active bleeding.",
+         "The endoscopic image shows a large ulcer in the antrum of the stomach; no active bleeding is seen.",
+         {}},
+        {"Axial FLAIR MRI shows periventricular white matter hyperintensities.",
+         "Axial T1-weighted MRI shows periventricular white matter hyperintensities.",
+         {"sequence"}},
+        {"Ultrasound of the right upper quadrant demonstrating a distended gallbladder with pericholecystic fluid.",
+         "This sonographic image shows a distended gallbladder with pericholecystic fluid, findings that may suggest acute cholecystitis; a HIDA scan could be used to confirm.",
+         {}},
+        {"Knee radiograph shows joint space narrowing and osteophytes.",
+         "The X-ray of the knee shows narrowing of the joint space with osteophyte formation, typical of osteoarthritis, which commonly affects patients over 50 years old.",
+         {}},
+    };
+    return k;
+}
+
 std::set<std::string> kinds_of(const std::vector<Contradiction>& cs) {
     std::set<std::string> out;
     for (const auto& c : cs)
@@ -246,52 +346,83 @@ std::set<std::string> kinds_of(const std::vector<Contradiction>& cs) {
     return out;
 }
 
-TEST(Verify, HandLabelledTablePrecisionAndRecall) {
-    const auto& table = cases();
-    ASSERT_GE(table.size(), 60u);
-    const std::vector<std::string> names = {"laterality", "negation", "sequence",
-                                            "number_unit", "modality", "anatomy"};
+struct Score {
     std::map<std::string, int> tp, fp, fn;
     int consistent = 0, consistent_flagged = 0;
+    int all(const std::map<std::string, int>& m) const {
+        int n = 0;
+        for (const auto& [k, v] : m)
+            n += v;
+        return n;
+    }
+};
+
+const std::vector<std::string>& kind_names() {
+    static const std::vector<std::string> k = {"laterality",  "negation", "sequence",
+                                               "number_unit", "modality", "anatomy"};
+    return k;
+}
+
+// Scores the verifier on a table; with `each_case`, every disagreement is a test failure.
+Score score(const std::vector<Case>& table, const char* name, bool each_case) {
+    Score s;
     for (const Case& c : table) {
         auto got = kinds_of(verify_answer(c.source, c.answer));
         if (c.kinds.empty()) {
-            ++consistent;
-            if (!got.empty()) ++consistent_flagged;
+            ++s.consistent;
+            if (!got.empty()) ++s.consistent_flagged;
         }
-        for (const auto& k : names) {
+        for (const auto& k : kind_names()) {
             bool want = c.kinds.count(k) > 0, have = got.count(k) > 0;
-            if (want && have) ++tp[k];
-            if (!want && have) ++fp[k];
-            if (want && !have) ++fn[k];
-            if (want != have)
+            if (want && have) ++s.tp[k];
+            if (!want && have) ++s.fp[k];
+            if (want && !have) ++s.fn[k];
+            if (want != have && each_case)
                 ADD_FAILURE() << (have ? "false positive " : "missed ") << k << "\n  source: "
                               << c.source << "\n  answer: " << c.answer << "\n  got: "
                               << describe_contradictions(verify_answer(c.source, c.answer));
         }
     }
-    int all_tp = 0, all_fp = 0, all_fn = 0;
-    std::printf("verify table: %zu cases, %d consistent (%d flagged)\n", table.size(), consistent,
-                consistent_flagged);
+    std::printf("%s: %zu cases, %d consistent (%d flagged)\n", name, table.size(), s.consistent,
+                s.consistent_flagged);
     std::printf("%-12s %4s %4s %4s %9s %7s\n", "kind", "tp", "fp", "fn", "precision", "recall");
-    for (const auto& k : names) {
-        int p = tp[k] + fp[k], r = tp[k] + fn[k];
-        std::printf("%-12s %4d %4d %4d %9.3f %7.3f\n", k.c_str(), tp[k], fp[k], fn[k],
-                    p ? double(tp[k]) / p : 1.0, r ? double(tp[k]) / r : 1.0);
-        all_tp += tp[k];
-        all_fp += fp[k];
-        all_fn += fn[k];
-        // Every kind has labelled positives, and each must be found at least 3 times in 4
-        // with at most one false alarm in 10 flags.
-        EXPECT_GE(r, 3) << k;
-        EXPECT_GE(double(tp[k]) / std::max(r, 1), 0.75) << k;
-        EXPECT_GE(double(tp[k]) / std::max(p, 1), 0.9) << k;
+    for (const auto& k : kind_names()) {
+        int p = s.tp[k] + s.fp[k], r = s.tp[k] + s.fn[k];
+        std::printf("%-12s %4d %4d %4d %9.3f %7.3f\n", k.c_str(), s.tp[k], s.fp[k], s.fn[k],
+                    p ? double(s.tp[k]) / p : 1.0, r ? double(s.tp[k]) / r : 1.0);
     }
-    std::printf("%-12s %4d %4d %4d %9.3f %7.3f\n", "all", all_tp, all_fp, all_fn,
-                double(all_tp) / std::max(all_tp + all_fp, 1),
-                double(all_tp) / std::max(all_tp + all_fn, 1));
-    // The consistent cases (half the table) are what the re-asks cost: at most 1 in 20 flagged.
-    EXPECT_LE(consistent_flagged * 20, consistent);
+    int tp = s.all(s.tp), fp = s.all(s.fp), fn = s.all(s.fn);
+    std::printf("%-12s %4d %4d %4d %9.3f %7.3f\n", "all", tp, fp, fn,
+                double(tp) / std::max(tp + fp, 1), double(tp) / std::max(tp + fn, 1));
+    return s;
+}
+
+TEST(Verify, HandLabelledTablePrecisionAndRecall) {
+    const auto& table = cases();
+    ASSERT_GE(table.size(), 60u);
+    Score s = score(table, "verify table", true);
+    for (const auto& k : kind_names()) {
+        int p = s.tp[k] + s.fp[k], r = s.tp[k] + s.fn[k];
+        // Every kind has labelled positives; each must be found at least 3 times in 4, with at
+        // most one false alarm in 10 flags.
+        EXPECT_GE(r, 3) << k;
+        EXPECT_GE(double(s.tp[k]) / std::max(r, 1), 0.75) << k;
+        EXPECT_GE(double(s.tp[k]) / std::max(p, 1), 0.9) << k;
+    }
+    // The consistent cases (over half the table) are what the re-asks cost: at most 1 in 20
+    // flagged.
+    EXPECT_LE(s.consistent_flagged * 20, s.consistent);
+}
+
+TEST(Verify, HeldOutTable) {
+    const auto& table = held_out_cases();
+    ASSERT_GE(table.size(), 30u);
+    Score s = score(table, "held-out table", false);
+    int tp = s.all(s.tp), fp = s.all(s.fp), fn = s.all(s.fn);
+    // A flag costs a paid re-ask and can reject a good sample: precision is the priority.
+    EXPECT_GE(double(tp) / std::max(tp + fp, 1), 0.9);
+    EXPECT_GE(double(tp) / std::max(tp + fn, 1), 0.75);
+    EXPECT_EQ(s.consistent_flagged, 0);
 }
 
 TEST(Verify, EvidenceSpansPointIntoBothTexts) {
