@@ -351,6 +351,8 @@ const Lexicon& lexicon() {
                                     "ankle", "foot", "toe", "leg", "thigh", "calf", "patella"},
             kLowerLimb);
         add(l, C::kAnatomy, "lobe", {"lobe", "lobar"});
+        add(l, C::kAnatomy, "atrium", {"atrium", "atria", "atrial"}, kChest);
+        add(l, C::kAnatomy, "ventricle", {"ventricle", "ventricular"});  // heart or brain
         // Modalities (canonical = family).
         add(l, C::kModality, "CT",
             {"ct", "cta", "cect", "ncct", "hrct", "mdct", "cbct", "computed tomography",
@@ -627,7 +629,8 @@ void find_scopes(Analysis& a) {
     static const std::unordered_set<std::string> post_verbs = {
         "seen",     "identified", "visualized", "visualised",  "detected", "present",
         "observed", "appreciated", "demonstrated", "evident", "visible",  "noted",
-        "found",    "shown",       "apparent"};
+        "found",    "shown",       "apparent", "included",   "imaged",   "assessed",
+        "evaluated", "depicted",   "captured"};
     static const std::unordered_set<std::string> hedge_pre = {
         "possible",  "possibly",   "probable",    "probably",   "likely",    "unlikely",
         "suspected", "suspicious", "suspicion",   "suggest",    "suggests",  "suggestive",
@@ -687,6 +690,10 @@ void find_scopes(Analysis& a) {
             // "not seen", "not identified": a post trigger; otherwise a pre trigger.
             size_t j = i + 1;
             if (j < n && (a.toks[j].w == "be" || a.toks[j].w == "been")) ++j;
+            static const std::unordered_set<std::string> adverbs = {
+                "well",    "clearly", "definitely", "fully",      "readily",      "easily",
+                "adequately", "convincingly", "definitively", "entirely", "completely"};
+            if (j < n && adverbs.count(a.toks[j].w)) ++j;
             if (j < n && post_verbs.count(a.toks[j].w)) {
                 mark_backward(a, i, 6, a.negated);
                 continue;
