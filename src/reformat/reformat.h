@@ -60,8 +60,8 @@ struct ReformatOptions {
     PromptOptions prompt;  // model, temperature, max_tokens, json_mode, seed
     int max_reasks = 2;    // invalid replies asked again at most this many times
     ValidationParams validation;
-    bool verify = true;        // the answer verifier (verify.h); --no-verify turns it off
-    int verify_reasks = 1;     // replies flagged by the verifier asked again at most this often
+    bool verify = true;     // the answer verifier (verify.h); --no-verify turns it off
+    int verify_reasks = 1;  // replies flagged by the verifier asked again at most this often
     VerifyOptions verify_kinds;
     bool image_tokens = false;  // "<image>\n" per image at the start of the human turn
     ImageMode image_mode = ImageMode::kCopy;

@@ -20,7 +20,7 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 
 struct Tok {
-    std::string w;   // lower-case word, number text, or one punctuation character
+    std::string w;  // lower-case word, number text, or one punctuation character
     size_t b = 0, e = 0;
     bool word = false;  // letters/digits
     bool num = false;   // a number (digits, optional decimal part)
@@ -113,8 +113,10 @@ std::vector<Tok> tokenize(std::string_view s) {
                     continue;
                 }
                 // A decimal point between digits; & inside a word (H&E).
-                bool next_digit = i + 1 < s.size() && is_digit(static_cast<unsigned char>(s[i + 1]));
-                bool next_alpha = i + 1 < s.size() && is_alpha(static_cast<unsigned char>(s[i + 1]));
+                bool next_digit =
+                    i + 1 < s.size() && is_digit(static_cast<unsigned char>(s[i + 1]));
+                bool next_alpha =
+                    i + 1 < s.size() && is_alpha(static_cast<unsigned char>(s[i + 1]));
                 if ((d == '.' && !w.empty() && is_digit(w.back()) && next_digit) ||
                     (d == '&' && !w.empty() && next_alpha)) {
                     w += static_cast<char>(d);
@@ -131,12 +133,15 @@ std::vector<Tok> tokenize(std::string_view s) {
             while (k < w.size()) {
                 size_t k0 = k;
                 if (is_digit(w[k])) {
-                    while (k < w.size() && (is_digit(w[k]) || w[k] == '.')) ++k;
+                    while (k < w.size() && (is_digit(w[k]) || w[k] == '.'))
+                        ++k;
                 } else {
-                    while (k < w.size() && !is_digit(w[k])) ++k;
+                    while (k < w.size() && !is_digit(w[k]))
+                        ++k;
                     bool lone_x = k - k0 == 1 && w[k0] == 'x' && k0 > 0;
                     if (!lone_x)
-                        while (k < w.size() && is_digit(w[k])) ++k;
+                        while (k < w.size() && is_digit(w[k]))
+                            ++k;
                 }
                 Tok t;
                 t.w = w.substr(k0, k - k0);
@@ -198,7 +203,7 @@ enum Region {
 };
 
 const char* region_name(int r) {
-    static const char* k[] = {"",      "head",  "neck",      "chest",    "abdomen",
+    static const char* k[] = {"",       "head",  "neck",       "chest",     "abdomen",
                               "pelvis", "spine", "upper limb", "lower limb"};
     return k[r];
 }
@@ -206,9 +211,9 @@ const char* region_name(int r) {
 bool regions_compatible(int a, int b) {
     if (a == b) return true;
     static const std::set<std::pair<int, int>> adj = {
-        {kHead, kNeck},       {kNeck, kChest},  {kNeck, kSpine},      {kChest, kAbdomen},
-        {kChest, kSpine},     {kChest, kUpperLimb}, {kAbdomen, kPelvis}, {kAbdomen, kSpine},
-        {kPelvis, kSpine},    {kPelvis, kLowerLimb}};
+        {kHead, kNeck},    {kNeck, kChest},      {kNeck, kSpine},     {kChest, kAbdomen},
+        {kChest, kSpine},  {kChest, kUpperLimb}, {kAbdomen, kPelvis}, {kAbdomen, kSpine},
+        {kPelvis, kSpine}, {kPelvis, kLowerLimb}};
     return adj.count({std::min(a, b), std::max(a, b)}) > 0;
 }
 
@@ -250,7 +255,8 @@ const Lexicon& lexicon() {
         add(l, C::kFinding, "cardiomegaly", {"cardiomegaly"});
         add(l, C::kFinding, "stenosis", {"stenosis", "stenoses", "stricture"});
         add(l, C::kFinding, "occlusion", {"occlusion", "occluded"});
-        add(l, C::kFinding, "thrombus", {"thrombus", "thrombi", "thrombosis", "embolism", "emboli"});
+        add(l, C::kFinding, "thrombus",
+            {"thrombus", "thrombi", "thrombosis", "embolism", "emboli"});
         add(l, C::kFinding, "aneurysm", {"aneurysm"});
         add(l, C::kFinding, "dissection", {"dissection"});
         add(l, C::kFinding, "infarct", {"infarct", "infarction"});
@@ -295,24 +301,22 @@ const Lexicon& lexicon() {
         add(l, C::kAnatomy, "frontal lobe", {"frontal lobe", "frontal sinus"}, kHead);
         add(l, C::kAnatomy, "orbit", {"orbit", "orbital"}, kHead);
         add(l, C::kAnatomy, "eye", {"eye", "ocular", "retina", "retinal", "globe"}, kHead);
-        add(l, C::kAnatomy, "face", {"face", "facial", "mandible", "mandibular", "maxilla",
-                                     "maxillary", "jaw", "tooth", "teeth", "dental"},
+        add(l, C::kAnatomy, "face",
+            {"face", "facial", "mandible", "mandibular", "maxilla", "maxillary", "jaw", "tooth",
+             "teeth", "dental"},
             kHead);
         add(l, C::kAnatomy, "thyroid", {"thyroid"}, kNeck);
-        add(l, C::kAnatomy, "neck", {"neck", "larynx", "laryngeal", "pharynx", "pharyngeal",
-                                     "parotid", "carotid"},
-            kNeck);
-        add(l, C::kAnatomy, "lung", {"lung", "pulmonary", "bronchus", "bronchi", "bronchial",
-                                     "hilum", "hilar", "alveolar"},
+        add(l, C::kAnatomy, "neck",
+            {"neck", "larynx", "laryngeal", "pharynx", "pharyngeal", "parotid", "carotid"}, kNeck);
+        add(l, C::kAnatomy, "lung",
+            {"lung", "pulmonary", "bronchus", "bronchi", "bronchial", "hilum", "hilar", "alveolar"},
             kChest);
         add(l, C::kAnatomy, "pleura", {"pleura", "pleural"}, kChest);
         add(l, C::kAnatomy, "hemithorax", {"hemithorax"}, kChest);
-        add(l, C::kAnatomy, "chest", {"chest", "thorax", "thoracic", "mediastinum", "mediastinal",
-                                      "rib"},
-            kChest);
-        add(l, C::kAnatomy, "heart", {"heart", "cardiac", "myocardium", "myocardial",
-                                      "pericardium", "pericardial"},
-            kChest);
+        add(l, C::kAnatomy, "chest",
+            {"chest", "thorax", "thoracic", "mediastinum", "mediastinal", "rib"}, kChest);
+        add(l, C::kAnatomy, "heart",
+            {"heart", "cardiac", "myocardium", "myocardial", "pericardium", "pericardial"}, kChest);
         add(l, C::kAnatomy, "breast", {"breast", "mammary"}, kChest);
         add(l, C::kAnatomy, "liver", {"liver", "hepatic"}, kAbdomen);
         add(l, C::kAnatomy, "spleen", {"spleen", "splenic"}, kAbdomen);
@@ -321,12 +325,14 @@ const Lexicon& lexicon() {
         add(l, C::kAnatomy, "adrenal", {"adrenal"}, kAbdomen);
         add(l, C::kAnatomy, "stomach", {"stomach", "gastric"}, kAbdomen);
         add(l, C::kAnatomy, "gallbladder", {"gallbladder", "biliary", "bile duct"}, kAbdomen);
-        add(l, C::kAnatomy, "bowel", {"bowel", "intestine", "intestinal", "duodenum", "duodenal",
-                                      "jejunum", "ileum", "ileal", "appendix"},
+        add(l, C::kAnatomy, "bowel",
+            {"bowel", "intestine", "intestinal", "duodenum", "duodenal", "jejunum", "ileum",
+             "ileal", "appendix"},
             kAbdomen);
         add(l, C::kAnatomy, "colon", {"colon", "colonic", "sigmoid", "cecum", "caecum"}, kAbdomen);
-        add(l, C::kAnatomy, "abdomen", {"abdomen", "abdominal", "peritoneum", "peritoneal",
-                                        "mesentery", "mesenteric", "retroperitoneum"},
+        add(l, C::kAnatomy, "abdomen",
+            {"abdomen", "abdominal", "peritoneum", "peritoneal", "mesentery", "mesenteric",
+             "retroperitoneum"},
             kAbdomen);
         add(l, C::kAnatomy, "pelvis", {"pelvis", "pelvic"}, kPelvis);
         add(l, C::kAnatomy, "bladder", {"urinary bladder", "bladder"}, kPelvis);
@@ -334,21 +340,20 @@ const Lexicon& lexicon() {
         add(l, C::kAnatomy, "ovary", {"ovary", "ovarian", "adnexa", "adnexal"}, kPelvis);
         add(l, C::kAnatomy, "prostate", {"prostate", "prostatic"}, kPelvis);
         add(l, C::kAnatomy, "rectum", {"rectum", "rectal"}, kPelvis);
-        add(l, C::kAnatomy, "testis", {"testis", "testes", "testicle", "testicular", "scrotum",
-                                       "scrotal"},
-            kPelvis);
+        add(l, C::kAnatomy, "testis",
+            {"testis", "testes", "testicle", "testicular", "scrotum", "scrotal"}, kPelvis);
         add(l, C::kAnatomy, "spine",
-            {"spine", "spinal", "vertebra", "vertebrae", "vertebral", "lumbar", "sacrum",
-             "sacral", "cervical spine", "thoracic spine", "lumbar spine", "spinal cord"},
+            {"spine", "spinal", "vertebra", "vertebrae", "vertebral", "lumbar", "sacrum", "sacral",
+             "cervical spine", "thoracic spine", "lumbar spine", "spinal cord"},
             kSpine);
         add(l, C::kAnatomy, "shoulder", {"shoulder", "humerus", "humeral", "scapula", "clavicle"},
             kUpperLimb);
-        add(l, C::kAnatomy, "arm", {"elbow", "forearm", "ulna", "wrist", "hand", "finger",
-                                    "thumb", "arm"},
-            kUpperLimb);
+        add(l, C::kAnatomy, "arm",
+            {"elbow", "forearm", "ulna", "wrist", "hand", "finger", "thumb", "arm"}, kUpperLimb);
         add(l, C::kAnatomy, "hip", {"hip", "acetabulum", "acetabular", "femoral neck"}, kLowerLimb);
-        add(l, C::kAnatomy, "leg", {"femur", "femoral", "knee", "tibia", "tibial", "fibula",
-                                    "ankle", "foot", "toe", "leg", "thigh", "calf", "patella"},
+        add(l, C::kAnatomy, "leg",
+            {"femur", "femoral", "knee", "tibia", "tibial", "fibula", "ankle", "foot", "toe", "leg",
+             "thigh", "calf", "patella"},
             kLowerLimb);
         add(l, C::kAnatomy, "lobe", {"lobe", "lobar"});
         add(l, C::kAnatomy, "atrium", {"atrium", "atria", "atrial"}, kChest);
@@ -362,10 +367,26 @@ const Lexicon& lexicon() {
             {"mri", "mr imaging", "mr image", "mr angiography", "mra", "mrcp", "fmri",
              "magnetic resonance", "nmr"});
         add(l, C::kModality, "X-ray",
-            {"x ray", "xray", "radiograph", "radiography", "radiographic", "cxr", "plain film",
-             "chest film", "roentgenogram", "mammogram", "mammography", "mammographic",
-             "fluoroscopy", "fluoroscopic", "barium", "urogram", "dsa", "hysterosalpingography",
-             "orthopantomogram", "panoramic radiograph"});
+            {"x ray",
+             "xray",
+             "radiograph",
+             "radiography",
+             "radiographic",
+             "cxr",
+             "plain film",
+             "chest film",
+             "roentgenogram",
+             "mammogram",
+             "mammography",
+             "mammographic",
+             "fluoroscopy",
+             "fluoroscopic",
+             "barium",
+             "urogram",
+             "dsa",
+             "hysterosalpingography",
+             "orthopantomogram",
+             "panoramic radiograph"});
         add(l, C::kModality, "angiography", {"angiography", "angiogram", "angiographic"});
         add(l, C::kModality, "ultrasound",
             {"ultrasound", "ultrasonography", "ultrasonographic", "sonography", "sonographic",
@@ -439,7 +460,7 @@ struct SideAttach {
     std::string entity;
     Side side;
     size_t side_tok;  // the side word
-    size_t t0, t1;  // tokens of the phrase (side word .. entity)
+    size_t t0, t1;    // tokens of the phrase (side word .. entity)
 };
 
 enum class QClass { kLength, kVolume, kMass, kAge, kPercent, kHu, kCount };
@@ -550,14 +571,14 @@ void find_mentions(Analysis& a) {
 // Words that end a negation or hedge scope (NegEx termination terms).
 bool is_terminator(const std::string& w) {
     static const std::unordered_set<std::string> k = {
-        "but",   "however", "although", "though", "which",  "who",   "whereas", "while",
-        "except", "apart",  "aside",    "yet",    "because", "since", "whom",    "otherwise"};
+        "but",    "however", "although", "though", "which",   "who",   "whereas", "while",
+        "except", "apart",   "aside",    "yet",    "because", "since", "whom",    "otherwise"};
     return k.count(w) > 0;
 }
 bool starts_new_np(const std::string& w) {
     static const std::unordered_set<std::string> k = {
-        "a",    "an",  "the", "there", "this", "these", "it",  "its", "is",  "are",
-        "was",  "were", "he", "she",   "they", "that",  "which", "she", "we", "his", "her"};
+        "a",    "an", "the", "there", "this", "these", "it",  "its", "is",  "are", "was",
+        "were", "he", "she", "they",  "that", "which", "she", "we",  "his", "her"};
     return k.count(w) > 0;
 }
 
@@ -608,7 +629,8 @@ void mark_backward(Analysis& a, size_t from, int n, std::vector<char>& mark) {
 bool seq_at(const Analysis& a, size_t i, std::initializer_list<const char*> words) {
     size_t k = i;
     for (const char* w : words) {
-        while (k < a.toks.size() && !a.toks[k].word) return false;
+        while (k < a.toks.size() && !a.toks[k].word)
+            return false;
         if (k >= a.toks.size() || a.toks[k].w != w) return false;
         ++k;
     }
@@ -627,31 +649,36 @@ void find_scopes(Analysis& a) {
         if (t.w == "?") question[t.sent] = 1;
 
     static const std::unordered_set<std::string> post_verbs = {
-        "seen",     "identified", "visualized", "visualised",  "detected", "present",
-        "observed", "appreciated", "demonstrated", "evident", "visible",  "noted",
-        "found",    "shown",       "apparent", "included",   "imaged",   "assessed",
-        "evaluated", "depicted",   "captured"};
+        "seen",      "identified",  "visualized",   "visualised", "detected", "present",
+        "observed",  "appreciated", "demonstrated", "evident",    "visible",  "noted",
+        "found",     "shown",       "apparent",     "included",   "imaged",   "assessed",
+        "evaluated", "depicted",    "captured"};
     static const std::unordered_set<std::string> hedge_pre = {
-        "possible",  "possibly",   "probable",    "probably",   "likely",    "unlikely",
-        "suspected", "suspicious", "suspicion",   "suggest",    "suggests",  "suggestive",
-        "suggesting", "may",       "might",       "could",      "can",       "cannot",
-        "would",     "should",     "if",          "whether",    "questionable", "concern",
-        "concerning", "differential", "potential", "potentially", "risk",    "prevent",
-        "consider",  "considered", "evaluate",    "assess",     "exclude",   "excluding",
-        "rule",      "perhaps",    "presumed",    "presumably", "uncertain", "versus",
-        "vs",        "either",     "typical",     "typically",  "often",     "usually",
-        "sometimes", "commonly",   "common",      "include",    "includes",  "including",
-        "such",      "cause",      "causes",      "signs",      "symptoms"};
+        "possible",   "possibly",     "probable",  "probably",    "likely",       "unlikely",
+        "suspected",  "suspicious",   "suspicion", "suggest",     "suggests",     "suggestive",
+        "suggesting", "may",          "might",     "could",       "can",          "cannot",
+        "would",      "should",       "if",        "whether",     "questionable", "concern",
+        "concerning", "differential", "potential", "potentially", "risk",         "prevent",
+        "consider",   "considered",   "evaluate",  "assess",      "exclude",      "excluding",
+        "rule",       "perhaps",      "presumed",  "presumably",  "uncertain",    "versus",
+        "vs",         "either",       "typical",   "typically",   "often",        "usually",
+        "sometimes",  "commonly",     "common",    "include",     "includes",     "including",
+        "such",       "cause",        "causes",    "signs",       "symptoms"};
     static const std::unordered_set<std::string> rec_words = {
-        "further",  "additional", "recommend", "recommended", "recommends", "consider",
-        "may",      "might",      "could",     "would",       "should",     "follow",
-        "unlike",   "compared",   "comparison", "rather",     "instead",    "alternative",
-        "alternatively", "future", "perform",  "performed",   "obtain",     "obtained",
-        "order",    "previous",   "prior",     "earlier",     "if",         "such",
-        "helpful",  "useful",     "confirm",   "confirmation", "correlation", "versus",
-        "vs",       "than",       "whereas",   "later",       "subsequent", "subsequently",
-        "initial",  "initially",  "needed",    "necessary",   "required",   "often",
-        "typically", "usually",   "commonly",  "can",         "other"};
+        "further",    "additional",   "recommend",     "recommended",
+        "recommends", "consider",     "may",           "might",
+        "could",      "would",        "should",        "follow",
+        "unlike",     "compared",     "comparison",    "rather",
+        "instead",    "alternative",  "alternatively", "future",
+        "perform",    "performed",    "obtain",        "obtained",
+        "order",      "previous",     "prior",         "earlier",
+        "if",         "such",         "helpful",       "useful",
+        "confirm",    "confirmation", "correlation",   "versus",
+        "vs",         "than",         "whereas",       "later",
+        "subsequent", "subsequently", "initial",       "initially",
+        "needed",     "necessary",    "required",      "often",
+        "typically",  "usually",      "commonly",      "can",
+        "other"};
 
     for (size_t i = 0; i < n; ++i) {
         const Tok& t = a.toks[i];
@@ -680,9 +707,9 @@ void find_scopes(Analysis& a) {
         // Pre-negation triggers.
         size_t scope_from = 0;
         bool pre = false;
-        if (t.w == "no" || t.w == "without" || t.w == "never" || t.w == "nor" ||
-            t.w == "neither" || t.w == "denies" || t.w == "denied" || t.w == "lacks" ||
-            t.w == "lacking" || t.w == "none") {
+        if (t.w == "no" || t.w == "without" || t.w == "never" || t.w == "nor" || t.w == "neither" ||
+            t.w == "denies" || t.w == "denied" || t.w == "lacks" || t.w == "lacking" ||
+            t.w == "none") {
             pre = true;
             scope_from = i + 1;
         } else if (t.w == "not" || t.w == "cannot" ||
@@ -691,7 +718,7 @@ void find_scopes(Analysis& a) {
             size_t j = i + 1;
             if (j < n && (a.toks[j].w == "be" || a.toks[j].w == "been")) ++j;
             static const std::unordered_set<std::string> adverbs = {
-                "well",    "clearly", "definitely", "fully",      "readily",      "easily",
+                "well",       "clearly",      "definitely",   "fully",    "readily",   "easily",
                 "adequately", "convincingly", "definitively", "entirely", "completely"};
             if (j < n && adverbs.count(a.toks[j].w)) ++j;
             if (j < n && post_verbs.count(a.toks[j].w)) {
@@ -700,7 +727,8 @@ void find_scopes(Analysis& a) {
             }
             pre = t.w != "cannot";
             scope_from = i + 1;
-        } else if ((t.w == "absence" || t.w == "lack" || t.w == "free") && is_word(a, i + 1, "of")) {
+        } else if ((t.w == "absence" || t.w == "lack" || t.w == "free") &&
+                   is_word(a, i + 1, "of")) {
             pre = true;
             scope_from = i + 2;
         } else if (t.w == "negative" && is_word(a, i + 1, "for")) {
@@ -743,13 +771,17 @@ void find_scopes(Analysis& a) {
 // verbs and negation triggers.
 void find_qualifiers(Analysis& a) {
     static const std::unordered_set<std::string> stop = {
-        "a",     "an",   "the",  "any",  "this", "that", "these", "those", "its",  "their",
-        "of",    "in",   "on",   "at",   "with", "to",   "for",   "from",  "by",   "and",
-        "or",    "but",  "is",   "are",  "was",  "were", "be",    "been",  "shows", "show",
-        "showed", "shown", "reveals", "revealed", "demonstrates", "demonstrated", "seen",
-        "noted", "no",   "not",  "without", "absence", "negative", "free", "there", "evidence",
-        "has",   "have", "had",  "also", "as", "which", "nor", "neither", "lack", "again"};
-    static const std::unordered_set<std::string> neutral = {"sided", "side", "signs", "sign",
+        "a",        "an",    "the",     "any",      "this",         "that",
+        "these",    "those", "its",     "their",    "of",           "in",
+        "on",       "at",    "with",    "to",       "for",          "from",
+        "by",       "and",   "or",      "but",      "is",           "are",
+        "was",      "were",  "be",      "been",     "shows",        "show",
+        "showed",   "shown", "reveals", "revealed", "demonstrates", "demonstrated",
+        "seen",     "noted", "no",      "not",      "without",      "absence",
+        "negative", "free",  "there",   "evidence", "has",          "have",
+        "had",      "also",  "as",      "which",    "nor",          "neither",
+        "lack",     "again"};
+    static const std::unordered_set<std::string> neutral = {"sided",    "side",  "signs", "sign",
                                                             "definite", "frank", "focal"};
     for (auto& m : a.mentions) {
         if (m.cat != Cat::kFinding) continue;
@@ -761,9 +793,8 @@ void find_qualifiers(Analysis& a) {
             if (!neutral.count(t.w)) {
                 // An anatomy adjective counts by its canonical name ("renal" = "kidney").
                 int mi = a.mention_at[j];
-                m.qual.insert(mi >= 0 && a.mentions[mi].cat == Cat::kAnatomy
-                                  ? a.mentions[mi].canon
-                                  : t.w);
+                m.qual.insert(mi >= 0 && a.mentions[mi].cat == Cat::kAnatomy ? a.mentions[mi].canon
+                                                                             : t.w);
             }
             ++words;
         }
@@ -779,9 +810,9 @@ std::optional<Side> side_of(const std::string& w) {
 
 bool normal_clause(const Analysis& a, size_t tok) {
     static const std::unordered_set<std::string> k = {
-        "normal", "unremarkable", "intact", "preserved", "clear", "spared", "compared",
-        "than",   "relative",     "versus", "vs",       "contralateral", "comparison",
-        "unaffected", "healthy", "symmetric", "symmetrical"};
+        "normal",     "unremarkable", "intact",   "preserved", "clear",      "spared",
+        "compared",   "than",         "relative", "versus",    "vs",         "contralateral",
+        "comparison", "unaffected",   "healthy",  "symmetric", "symmetrical"};
     int c = a.toks[tok].clause;
     for (size_t j = tok; j-- > 0 && a.toks[j].clause == c;)
         if (k.count(a.toks[j].w)) return true;
@@ -793,8 +824,8 @@ bool normal_clause(const Analysis& a, size_t tok) {
 void find_sides(Analysis& a) {
     const size_t n = a.toks.size();
     static const std::unordered_set<std::string> np_stop = {
-        "and", "or", "with", "to", "but", "of", "in", "on", "at", "from", "is", "was", "are",
-        "were", "which", "than", "into", "by", "for", "as", "that"};
+        "and", "or",  "with", "to",    "but",  "of",   "in", "on",  "at", "from", "is",
+        "was", "are", "were", "which", "than", "into", "by", "for", "as", "that"};
     for (size_t i = 0; i < n; ++i) {
         auto side = side_of(a.toks[i].w);
         if (!side) continue;
@@ -814,17 +845,18 @@ void find_sides(Analysis& a) {
         for (size_t k = j; k < n && words < 4; ++k) {
             const Tok& t = a.toks[k];
             if (!t.word || t.sent != a.toks[i].sent) break;
-            if (t.w == "of" && k > j && (a.toks[k - 1].w == "side" || a.toks[k - 1].w == "half" ||
-                                         a.toks[k - 1].w == "aspect" || a.toks[k - 1].w == "part" ||
-                                         a.toks[k - 1].w == "portion")) {
+            if (t.w == "of" && k > j &&
+                (a.toks[k - 1].w == "side" || a.toks[k - 1].w == "half" ||
+                 a.toks[k - 1].w == "aspect" || a.toks[k - 1].w == "part" ||
+                 a.toks[k - 1].w == "portion")) {
                 ++words;
                 continue;
             }
             if (t.w == "the" && k > j && a.toks[k - 1].w == "of") continue;
             if (np_stop.count(t.w) || side_of(t.w)) break;
             int mi = a.mention_at[k];
-            if (mi >= 0 && (a.mentions[mi].cat == Cat::kAnatomy ||
-                            a.mentions[mi].cat == Cat::kFinding)) {
+            if (mi >= 0 &&
+                (a.mentions[mi].cat == Cat::kAnatomy || a.mentions[mi].cat == Cat::kFinding)) {
                 ents.push_back(static_cast<size_t>(mi));
                 k = a.mentions[mi].t1 - 1;
             }
@@ -871,19 +903,32 @@ struct Unit {
 };
 std::optional<Unit> unit_of(const std::string& w) {
     static const std::unordered_map<std::string, Unit> k = {
-        {"mm", {QClass::kLength, 1}},         {"millimeter", {QClass::kLength, 1}},
-        {"millimetre", {QClass::kLength, 1}}, {"millimeters", {QClass::kLength, 1}},
-        {"millimetres", {QClass::kLength, 1}}, {"cm", {QClass::kLength, 10}},
-        {"centimeter", {QClass::kLength, 10}}, {"centimetre", {QClass::kLength, 10}},
-        {"centimeters", {QClass::kLength, 10}}, {"centimetres", {QClass::kLength, 10}},
-        {"um", {QClass::kLength, 0.001}},     {"micron", {QClass::kLength, 0.001}},
-        {"microns", {QClass::kLength, 0.001}}, {"micrometers", {QClass::kLength, 0.001}},
-        {"ml", {QClass::kVolume, 1}},         {"cc", {QClass::kVolume, 1}},
-        {"milliliters", {QClass::kVolume, 1}}, {"millilitres", {QClass::kVolume, 1}},
-        {"l", {QClass::kVolume, 1000}},       {"liters", {QClass::kVolume, 1000}},
-        {"litres", {QClass::kVolume, 1000}},  {"kg", {QClass::kMass, 1000}},
-        {"g", {QClass::kMass, 1}},            {"grams", {QClass::kMass, 1}},
-        {"mg", {QClass::kMass, 0.001}},       {"hu", {QClass::kHu, 1}},
+        {"mm", {QClass::kLength, 1}},
+        {"millimeter", {QClass::kLength, 1}},
+        {"millimetre", {QClass::kLength, 1}},
+        {"millimeters", {QClass::kLength, 1}},
+        {"millimetres", {QClass::kLength, 1}},
+        {"cm", {QClass::kLength, 10}},
+        {"centimeter", {QClass::kLength, 10}},
+        {"centimetre", {QClass::kLength, 10}},
+        {"centimeters", {QClass::kLength, 10}},
+        {"centimetres", {QClass::kLength, 10}},
+        {"um", {QClass::kLength, 0.001}},
+        {"micron", {QClass::kLength, 0.001}},
+        {"microns", {QClass::kLength, 0.001}},
+        {"micrometers", {QClass::kLength, 0.001}},
+        {"ml", {QClass::kVolume, 1}},
+        {"cc", {QClass::kVolume, 1}},
+        {"milliliters", {QClass::kVolume, 1}},
+        {"millilitres", {QClass::kVolume, 1}},
+        {"l", {QClass::kVolume, 1000}},
+        {"liters", {QClass::kVolume, 1000}},
+        {"litres", {QClass::kVolume, 1000}},
+        {"kg", {QClass::kMass, 1000}},
+        {"g", {QClass::kMass, 1}},
+        {"grams", {QClass::kMass, 1}},
+        {"mg", {QClass::kMass, 0.001}},
+        {"hu", {QClass::kHu, 1}},
     };
     auto it = k.find(w);
     if (it == k.end()) return std::nullopt;
@@ -892,9 +937,9 @@ std::optional<Unit> unit_of(const std::string& w) {
 
 std::optional<double> number_word(const std::string& w) {
     static const std::unordered_map<std::string, double> k = {
-        {"one", 1},   {"two", 2},   {"three", 3}, {"four", 4},  {"five", 5},   {"six", 6},
-        {"seven", 7}, {"eight", 8}, {"nine", 9},  {"ten", 10},  {"eleven", 11}, {"twelve", 12},
-        {"single", 1}, {"solitary", 1}};
+        {"one", 1},     {"two", 2},     {"three", 3},  {"four", 4},    {"five", 5},
+        {"six", 6},     {"seven", 7},   {"eight", 8},  {"nine", 9},    {"ten", 10},
+        {"eleven", 11}, {"twelve", 12}, {"single", 1}, {"solitary", 1}};
     auto it = k.find(w);
     if (it == k.end()) return std::nullopt;
     return it->second;
@@ -902,11 +947,11 @@ std::optional<double> number_word(const std::string& w) {
 
 bool reference_value(const Analysis& a, size_t i) {
     static const std::unordered_set<std::string> k = {
-        "<",       ">",        "less",     "greater",   "more",   "up",    "normal",
-        "normally", "typically", "usually", "average",  "range",  "than",  "exceeding",
-        "over",    "under",    "exceeds",  "exceed",    "threshold", "cutoff", "above",
-        "below",   "within",   "least",    "most",      "maximum", "minimum", "upper",
-        "lower",   "limit",    "every",    "per",       "each",   "often", "generally"};
+        "<",        ">",         "less",    "greater", "more",      "up",      "normal",
+        "normally", "typically", "usually", "average", "range",     "than",    "exceeding",
+        "over",     "under",     "exceeds", "exceed",  "threshold", "cutoff",  "above",
+        "below",    "within",    "least",   "most",    "maximum",   "minimum", "upper",
+        "lower",    "limit",     "every",   "per",     "each",      "often",   "generally"};
     int words = 0;
     for (size_t j = i; j-- > 0 && words < 3;) {
         if (a.toks[j].sent != a.toks[i].sent) break;
@@ -922,15 +967,19 @@ bool reference_value(const Analysis& a, size_t i) {
 // a finding over an organ. "" when neither.
 std::string attach_entity(const Analysis& a, size_t t0, size_t t1) {
     static const std::unordered_set<std::string> fwd_stop = {
-        "from", "of", "in", "on", "at", "with", "to", "and", "or", "below", "above", "into",
-        "is", "was", "are", "were", "by", "for", "x", "than", "within", "along", "near", "per"};
+        "from", "of",    "in",    "on",   "at",     "with",  "to",   "and",
+        "or",   "below", "above", "into", "is",     "was",   "are",  "were",
+        "by",   "for",   "x",     "than", "within", "along", "near", "per"};
     static const std::unordered_set<std::string> back_ok = {
-        "measuring", "measures", "measured", "measure", "measurement", "of", "about",
-        "approximately", "approx", "roughly", "nearly", "around", "is", "was", "were", "are",
-        "a", "an", "the", "size", "sized", "diameter", "maximal", "maximum", "largest",
-        "greatest", "dimension", "dimensions", "length", "width", "thickness", "has", "had",
-        "have", "with", "attenuation", "density", "volume", "up", "to", "estimated", "total",
-        "its", "axial", "long", "short", "axis", "transverse", "craniocaudal", "mean"};
+        "measuring",    "measures",      "measured",  "measure",    "measurement", "of",
+        "about",        "approximately", "approx",    "roughly",    "nearly",      "around",
+        "is",           "was",           "were",      "are",        "a",           "an",
+        "the",          "size",          "sized",     "diameter",   "maximal",     "maximum",
+        "largest",      "greatest",      "dimension", "dimensions", "length",      "width",
+        "thickness",    "has",           "had",       "have",       "with",        "attenuation",
+        "density",      "volume",        "up",        "to",         "estimated",   "total",
+        "its",          "axial",         "long",      "short",      "axis",        "transverse",
+        "craniocaudal", "mean"};
     auto entity_at = [&](size_t k) -> const Mention* {
         int mi = a.mention_at[k];
         if (mi < 0) return nullptr;
@@ -1018,8 +1067,8 @@ void find_quantities(Analysis& a) {
             if (f > 0 && is_word(a, after + 1, "old")) {
                 unit = Unit{QClass::kAge, f};
                 end = after + 2;
-            } else if (w == "yo" || (w == "y" && is_word(a, after + 1, "/") &&
-                                     is_word(a, after + 2, "o"))) {
+            } else if (w == "yo" ||
+                       (w == "y" && is_word(a, after + 1, "/") && is_word(a, after + 2, "o"))) {
                 unit = Unit{QClass::kAge, 1};
                 end = w == "yo" ? after + 1 : after + 3;
             }
@@ -1042,16 +1091,15 @@ void find_quantities(Analysis& a) {
         }
         // A distance, not a size: "15 cm from the anal verge", "2 cm below the carina".
         static const std::unordered_set<std::string> where = {
-            "from",     "away",     "proximal", "distal",    "above",    "below",
-            "beyond",   "inferior", "superior", "lateral",   "medial",   "anterior",
-            "posterior", "deep",    "beneath",  "under",     "caudal",   "cranial",
-            "into",     "along",    "past",     "upstream", "downstream"};
+            "from",      "away",     "proximal", "distal",   "above",     "below",
+            "beyond",    "inferior", "superior", "lateral",  "medial",    "anterior",
+            "posterior", "deep",     "beneath",  "under",    "caudal",    "cranial",
+            "into",      "along",    "past",     "upstream", "downstream"};
         if (unit->cls == QClass::kLength && end < n && where.count(a.toks[end].w)) {
             i = end - 1;
             continue;
         }
-        std::string entity =
-            unit->cls == QClass::kAge ? "" : attach_entity(a, i, end);
+        std::string entity = unit->cls == QClass::kAge ? "" : attach_entity(a, i, end);
         for (size_t k : nums) {
             Quantity q;
             q.cls = unit->cls;
@@ -1071,27 +1119,25 @@ void find_quantities(Analysis& a) {
         if (t.num && t.decimals == 0 && t.val >= 1 && t.val <= 20) v = t.val;
         if (!v) v = number_word(t.w);
         if (!v) continue;
-        if (is_word(a, i + 1, "of") || (i > 0 && (a.toks[i - 1].w == "figure" ||
-                                                  a.toks[i - 1].w == "fig" ||
-                                                  a.toks[i - 1].w == "day" ||
-                                                  a.toks[i - 1].w == "grade" ||
-                                                  a.toks[i - 1].w == "stage" ||
-                                                  a.toks[i - 1].w == "type" ||
-                                                  a.toks[i - 1].w == "number")))
+        if (is_word(a, i + 1, "of") ||
+            (i > 0 &&
+             (a.toks[i - 1].w == "figure" || a.toks[i - 1].w == "fig" || a.toks[i - 1].w == "day" ||
+              a.toks[i - 1].w == "grade" || a.toks[i - 1].w == "stage" ||
+              a.toks[i - 1].w == "type" || a.toks[i - 1].w == "number")))
             continue;
         if (a.hedged[i] || a.negated[i] || reference_value(a, i)) continue;
         // Up to 2 modifier words, then a finding.
         for (size_t k = i + 1; k < n && k <= i + 3; ++k) {
             const Tok& u = a.toks[k];
-            if (!u.word || u.num || unit_of(u.w) || u.w == "x" || u.w == "year" ||
-                u.w == "years" || u.w == "month" || u.w == "months")
+            if (!u.word || u.num || unit_of(u.w) || u.w == "x" || u.w == "year" || u.w == "years" ||
+                u.w == "month" || u.w == "months")
                 break;
             int mi = a.mention_at[k];
             if (mi >= 0 && a.mentions[mi].cat == Cat::kFinding) {
                 const Mention& m = a.mentions[mi];
                 const std::string& last = a.toks[m.t1 - 1].w;
-                bool plural = singular(last) != last || last == "metastases" ||
-                              last == "thrombi" || last == "emboli" || last == "opacities";
+                bool plural = singular(last) != last || last == "metastases" || last == "thrombi" ||
+                              last == "emboli" || last == "opacities";
                 if ((*v == 1) != plural) {
                     Quantity q;
                     q.cls = QClass::kCount;
@@ -1138,7 +1184,8 @@ Evidence span(const Analysis& a, size_t t0, size_t t1) {
 // The sentence around token t (for evidence of a negation).
 Evidence sentence_span(const Analysis& a, size_t t) {
     size_t b = t, e = t;
-    while (b > 0 && a.toks[b - 1].sent == a.toks[t].sent) --b;
+    while (b > 0 && a.toks[b - 1].sent == a.toks[t].sent)
+        --b;
     while (e + 1 < a.toks.size() && a.toks[e + 1].sent == a.toks[t].sent &&
            a.toks[e + 1].w != "." && a.toks[e + 1].w != "?" && a.toks[e + 1].w != "!" &&
            a.toks[e + 1].w != "\n")
@@ -1188,10 +1235,10 @@ void check_laterality(const Analysis& src, const Analysis& ans, std::vector<Cont
         c.kind = ContradictionKind::kLaterality;
         c.source = span(src, x->t0, x->t1);
         c.answer = span(ans, s->t0, s->t1);
-        c.detail = fmt::format("the answer puts the {} on the {} side ('{}') but the source "
-                               "says {} ('{}')",
-                               s->entity, side_name(s->side), c.answer.text, side_name(x->side),
-                               c.source.text);
+        c.detail = fmt::format(
+            "the answer puts the {} on the {} side ('{}') but the source "
+            "says {} ('{}')",
+            s->entity, side_name(s->side), c.answer.text, side_name(x->side), c.source.text);
         out->push_back(std::move(c));
     }
 }
@@ -1223,15 +1270,17 @@ void check_negation(const Analysis& src, const Analysis& ans, std::vector<Contra
         if (!m.negated && src_neg && !any_aff) {
             c.source = sentence_span(src, src_neg->t0);
             c.answer = sentence_span(ans, m.t0);
-            c.detail = fmt::format("the answer states {} is present ('{}') but the source "
-                                   "negates it ('{}')",
-                                   m.canon, c.answer.text, c.source.text);
+            c.detail = fmt::format(
+                "the answer states {} is present ('{}') but the source "
+                "negates it ('{}')",
+                m.canon, c.answer.text, c.source.text);
         } else if (m.negated && src_aff && !any_neg) {
             c.source = sentence_span(src, src_aff->t0);
             c.answer = sentence_span(ans, m.t0);
-            c.detail = fmt::format("the answer says there is no {} ('{}') but the source "
-                                   "reports it ('{}')",
-                                   m.canon, c.answer.text, c.source.text);
+            c.detail = fmt::format(
+                "the answer says there is no {} ('{}') but the source "
+                "reports it ('{}')",
+                m.canon, c.answer.text, c.source.text);
         } else {
             continue;
         }
@@ -1241,8 +1290,8 @@ void check_negation(const Analysis& src, const Analysis& ans, std::vector<Contra
 }
 
 bool same_value(const Quantity& a, const Quantity& b) {
-    double tol = std::max({0.05 * std::max(std::fabs(a.value), std::fabs(b.value)), a.precision,
-                           b.precision, 1e-9});
+    double tol = std::max(
+        {0.05 * std::max(std::fabs(a.value), std::fabs(b.value)), a.precision, b.precision, 1e-9});
     return std::fabs(a.value - b.value) <= tol;
 }
 
@@ -1303,13 +1352,13 @@ void check_numbers(const Analysis& src, const Analysis& ans, std::vector<Contrad
         c.kind = ContradictionKind::kNumberUnit;
         c.source = span(src, s->t0, s->t1);
         c.answer = span(ans, q.t0, q.t1);
-        std::string what = q.entity.empty() ? std::string(qclass_name(q.cls))
-                                            : fmt::format("{} of the {}", qclass_name(q.cls),
-                                                          q.entity);
-        c.detail = fmt::format("the answer gives the {} as '{}' ({}) but the source says '{}' "
-                               "({})",
-                               what, c.answer.text, format_value(q), c.source.text,
-                               format_value(*s));
+        std::string what = q.entity.empty()
+                               ? std::string(qclass_name(q.cls))
+                               : fmt::format("{} of the {}", qclass_name(q.cls), q.entity);
+        c.detail = fmt::format(
+            "the answer gives the {} as '{}' ({}) but the source says '{}' "
+            "({})",
+            what, c.answer.text, format_value(q), c.source.text, format_value(*s));
         out->push_back(std::move(c));
     }
 }
@@ -1335,14 +1384,37 @@ std::vector<Named> modalities(const Analysis& a, bool strict) {
 // MR sequences, only where the context shows it is one ("T2-weighted", "on T1", "T2 signal"),
 // not a vertebra (T12) or a tumour stage (T2N0).
 std::vector<Named> sequences(const Analysis& a, bool strict) {
-    static const std::unordered_set<std::string> after = {
-        "w",      "wi",     "weighted", "image",      "images",      "imaging", "sequence",
-        "sequences", "signal", "flair",  "mri",        "mr",          "fat",     "post",
-        "pre",    "hyperintense", "hypointense", "isointense", "hyperintensity",
-        "hypointensity", "intensity", "fs", "fse", "tse", "map", "scan", "scans", "gd"};
+    static const std::unordered_set<std::string> after = {"w",
+                                                          "wi",
+                                                          "weighted",
+                                                          "image",
+                                                          "images",
+                                                          "imaging",
+                                                          "sequence",
+                                                          "sequences",
+                                                          "signal",
+                                                          "flair",
+                                                          "mri",
+                                                          "mr",
+                                                          "fat",
+                                                          "post",
+                                                          "pre",
+                                                          "hyperintense",
+                                                          "hypointense",
+                                                          "isointense",
+                                                          "hyperintensity",
+                                                          "hypointensity",
+                                                          "intensity",
+                                                          "fs",
+                                                          "fse",
+                                                          "tse",
+                                                          "map",
+                                                          "scan",
+                                                          "scans",
+                                                          "gd"};
     static const std::unordered_set<std::string> before = {
-        "on", "axial", "sagittal", "coronal", "hyperintense", "hypointense", "isointense",
-        "and", "contrast", "enhanced", "gadolinium", "both", "in"};
+        "on",  "axial",    "sagittal", "coronal",    "hyperintense", "hypointense", "isointense",
+        "and", "contrast", "enhanced", "gadolinium", "both",         "in"};
     std::vector<Named> out;
     for (const Mention& m : a.mentions) {
         if (m.cat != Cat::kSequence) continue;
@@ -1383,9 +1455,10 @@ void check_modality(const Analysis& src, const Analysis& ans, std::vector<Contra
         std::set<std::string> seen;
         for (const Named& x : s)
             if (seen.insert(x.name).second) names += (names.empty() ? "" : ", ") + x.name;
-        c.detail = fmt::format("the answer calls the image {} ('{}') but the source names {} "
-                               "('{}')",
-                               m.name, c.answer.text, names, c.source.text);
+        c.detail = fmt::format(
+            "the answer calls the image {} ('{}') but the source names {} "
+            "('{}')",
+            m.name, c.answer.text, names, c.source.text);
         out->push_back(std::move(c));
     }
 }
@@ -1403,9 +1476,10 @@ void check_sequence(const Analysis& src, const Analysis& ans, std::vector<Contra
         c.kind = ContradictionKind::kSequence;
         c.source = span(src, s.front().t0, s.front().t1);
         c.answer = span(ans, m.t0, m.t1);
-        c.detail = fmt::format("the answer names a {} sequence ('{}') but the source shows {} "
-                               "('{}')",
-                               m.name, c.answer.text, s.front().name, c.source.text);
+        c.detail = fmt::format(
+            "the answer names a {} sequence ('{}') but the source shows {} "
+            "('{}')",
+            m.name, c.answer.text, s.front().name, c.source.text);
         out->push_back(std::move(c));
     }
 }
@@ -1470,10 +1544,10 @@ void check_anatomy(const Analysis& src, const Analysis& ans, std::vector<Contrad
         c.kind = ContradictionKind::kAnatomy;
         c.source = span(src, s_org.front()->t0, s_org.front()->t1);
         c.answer = span(ans, a.t0, a.t1);
-        c.detail = fmt::format("the answer describes an image of the {} ('{}') but the source is "
-                               "about the {} ('{}')",
-                               a.name, c.answer.text, region_name(s_org.front()->region),
-                               c.source.text);
+        c.detail = fmt::format(
+            "the answer describes an image of the {} ('{}') but the source is "
+            "about the {} ('{}')",
+            a.name, c.answer.text, region_name(s_org.front()->region), c.source.text);
         out->push_back(std::move(c));
         return;
     }
@@ -1495,10 +1569,11 @@ void check_anatomy(const Analysis& src, const Analysis& ans, std::vector<Contrad
     c.kind = ContradictionKind::kAnatomy;
     c.source = span(src, s_org.front()->t0, s_org.front()->t1);
     c.answer = span(ans, first->t0, first->t1);
-    c.detail = fmt::format("the answer is about the {} ('{}') but the source is about the {} "
-                           "('{}')",
-                           region_name(first->region), c.answer.text,
-                           region_name(s_org.front()->region), c.source.text);
+    c.detail = fmt::format(
+        "the answer is about the {} ('{}') but the source is about the {} "
+        "('{}')",
+        region_name(first->region), c.answer.text, region_name(s_org.front()->region),
+        c.source.text);
     out->push_back(std::move(c));
 }
 

@@ -39,7 +39,14 @@
 
 namespace mf::reformat {
 
-enum class ContradictionKind { kLaterality, kNegation, kNumberUnit, kModality, kSequence, kAnatomy };
+enum class ContradictionKind {
+    kLaterality,
+    kNegation,
+    kNumberUnit,
+    kModality,
+    kSequence,
+    kAnatomy
+};
 inline constexpr int kContradictionKinds = 6;
 
 // "laterality", "negation", "number_unit", "modality", "sequence", "anatomy".

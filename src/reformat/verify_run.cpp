@@ -28,9 +28,8 @@ Status for_each_record(const fs::path& path, Fn&& fn) {
         MF_ASSIGN_OR_RETURN(std::string body, io::read_file(path));
         json j = json::parse(body, nullptr, false);
         if (j.is_discarded())
-            return Status::invalid_argument(
-                fmt::format("{}: not valid JSON (give a .json array or a .jsonl file)",
-                            path.string()));
+            return Status::invalid_argument(fmt::format(
+                "{}: not valid JSON (give a .json array or a .jsonl file)", path.string()));
         if (j.is_object()) {
             MF_RETURN_IF_ERROR(fn(j, int64_t{1}));
             return {};
@@ -50,9 +49,9 @@ Status for_each_record(const fs::path& path, Fn&& fn) {
         if (text::trim(line).empty()) continue;
         json r = json::parse(line.begin(), line.end(), nullptr, false);
         if (r.is_discarded() || !r.is_object())
-            return Status::invalid_argument(fmt::format(
-                "{}:{}: not a JSON object (one record per line expected)", path.string(),
-                lines.line_no()));
+            return Status::invalid_argument(
+                fmt::format("{}:{}: not a JSON object (one record per line expected)",
+                            path.string(), lines.line_no()));
         MF_RETURN_IF_ERROR(fn(r, static_cast<int64_t>(lines.line_no())));
     }
     return lines.status();
@@ -95,8 +94,8 @@ ojson evidence_json(const Evidence& e) {
     return ojson{{"begin", e.begin}, {"end", e.end}, {"text", e.text}};
 }
 
-Result<std::unordered_map<std::string, std::string>> load_samples(const fs::path& path) {
-    std::unordered_map<std::string, std::string> out;
+// The source text of every sample of a Sample JSONL, by id.
+Status load_samples(const fs::path& path, std::unordered_map<std::string, std::string>* out) {
     io::LineReader lines;
     MF_RETURN_IF_ERROR(lines.open(path));
     std::string_view line;
@@ -105,10 +104,9 @@ Result<std::unordered_map<std::string, std::string>> load_samples(const fs::path
         auto s = curate::sample_from_json(line);
         if (!s.ok())
             return s.status().with_context(fmt::format("{}:{}", path.string(), lines.line_no()));
-        out[s->id] = verify_source_text(*s);
+        (*out)[s->id] = verify_source_text(*s);
     }
-    MF_RETURN_IF_ERROR(lines.status());
-    return out;
+    return lines.status();
 }
 
 }  // namespace
@@ -180,14 +178,14 @@ Result<VerifyRunStats> run_verify(const VerifyRunOptions& o) {
         if (samples.empty() && fs::exists(o.input.parent_path() / "samples.jsonl"))
             samples = o.input.parent_path() / "samples.jsonl";
     } else {
-        return Status::not_found(fmt::format("--in {}: no such file or directory",
-                                             o.input.string()));
+        return Status::not_found(
+            fmt::format("--in {}: no such file or directory", o.input.string()));
     }
     std::unordered_map<std::string, std::string> by_id;
     if (!samples.empty()) {
         if (!fs::exists(samples))
             return Status::not_found(fmt::format("--samples {}: no such file", samples.string()));
-        MF_ASSIGN_OR_RETURN(by_id, load_samples(samples));
+        MF_RETURN_IF_ERROR(load_samples(samples, &by_id));
     }
 
     MF_RETURN_IF_ERROR(io::ensure_dir(o.out_dir));
@@ -242,10 +240,17 @@ Result<VerifyRunStats> run_verify(const VerifyRunOptions& o) {
             }
             if (text::trim(source).empty() || answers.empty()) {
                 ++st.no_source;
-                if (st.no_source <= 3)
-                    log::warn("verify: {}:{}: record '{}' has no source text to check against "
-                              "(no caption/mentions and no sample with id '{}'; give --samples)",
-                              file.string(), line, id, sample_id);
+                if (st.no_source > 3) return {};
+                if (!has_conv && r.contains("caption"))
+                    log::debug(
+                        "verify: {}:{}: sample '{}' has no mentions to check its caption "
+                        "against",
+                        file.string(), line, id);
+                else
+                    log::warn(
+                        "verify: {}:{}: record '{}' has no source text to check against "
+                        "(no caption/mentions and no sample with id '{}'; give --samples)",
+                        file.string(), line, id, sample_id);
                 return {};
             }
             ojson flags = ojson::array();
@@ -294,10 +299,8 @@ Result<VerifyRunStats> run_verify(const VerifyRunOptions& o) {
     ojson j = st.to_json();
     for (auto it = j.begin(); it != j.end(); ++it)
         stats[it.key()] = it.value();
-    stats["seconds"] =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    MF_RETURN_IF_ERROR(
-        io::write_file_atomic(o.out_dir / "stats.json", stats.dump(2) + "\n"));
+    stats["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    MF_RETURN_IF_ERROR(io::write_file_atomic(o.out_dir / "stats.json", stats.dump(2) + "\n"));
     return st;
 }
 

@@ -40,9 +40,9 @@ struct VerifyRunOptions {
 };
 
 struct VerifyRunStats {
-    int64_t records = 0;           // records read
-    int64_t no_source = 0;         // records whose source text could not be found (not checked)
-    int64_t answers = 0;           // turns checked
+    int64_t records = 0;    // records read
+    int64_t no_source = 0;  // records whose source text could not be found (not checked)
+    int64_t answers = 0;    // turns checked
     int64_t records_flagged = 0;
     int64_t answers_flagged = 0;
     int64_t by_kind[kContradictionKinds] = {};  // answers with at least one flag of the kind

@@ -52,7 +52,7 @@ bool is_verifier_reask(const std::string& prompt) {
 
 struct Script {
     std::mutex mu;
-    std::map<int, int> calls;             // per caption number
+    std::map<int, int> calls;  // per caption number
     std::map<int, std::vector<std::string>> prompts;
     int next(int n, const std::string& prompt) {
         std::lock_guard lock(mu);
@@ -136,8 +136,8 @@ TEST(VerifyStage, ReasksOnceThenKeepsOrRejects) {
         std::vector<std::string> hashes;
         for (const auto& p : samples[n].images)
             hashes.push_back(sha256_hex(*io::read_file(p)));
-        std::string key = request_key(samples[n].id, "mllm-unblinded", "fake-4o", "unblinded-v1",
-                                      hashes);
+        std::string key =
+            request_key(samples[n].id, "mllm-unblinded", "fake-4o", "unblinded-v1", hashes);
         auto row = *l->get(key);
         ASSERT_TRUE(row.has_value());
         EXPECT_EQ(row->attempts, 2);
@@ -215,7 +215,9 @@ TEST(VerifyStage, OffByFlagAndForImageOnly) {
 }
 
 TEST(VerifyStage, BuildConfigKeys) {
-    json j = {{"endpoint", "http://127.0.0.1:1/v1"}, {"model", "m"}, {"verify", false},
+    json j = {{"endpoint", "http://127.0.0.1:1/v1"},
+              {"model", "m"},
+              {"verify", false},
               {"verify_reasks", 2}};
     auto b = parse_build_reformat(j);
     ASSERT_TRUE(b.ok()) << b.status().to_string();
@@ -272,8 +274,8 @@ TEST(VerifyCommand, ReformatOutputDirectoryJoinsSamples) {
     // A VQA file with no way to find its source: nothing checked, said so.
     test::write_text(dir / "lone.jsonl",
                      "{\"id\":\"x\",\"conversations\":[{\"from\":\"gpt\",\"value\":\"CT.\"}]}\n");
-    auto v4 = test::run_medforge("verify --in " + q(dir / "lone.jsonl") + " --out " +
-                                 q(dir / "v4"));
+    auto v4 =
+        test::run_medforge("verify --in " + q(dir / "lone.jsonl") + " --out " + q(dir / "v4"));
     ASSERT_EQ(v4.exit_code, 0) << v4.output;
     EXPECT_EQ(load(dir / "v4" / "stats.json")["records_without_source"], 1);
     EXPECT_NE(v4.output.find("no source text"), std::string::npos);
