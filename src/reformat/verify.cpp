@@ -105,7 +105,16 @@ std::vector<Tok> tokenize(std::string_view s) {
                 }
                 if (d == 0xC3 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0x97)
                     break;
-                if (d == 0xE2) break;
+                // En/em dash, ≤, ≥ end a word (the outer loop handles them); any other
+                // non-ASCII byte is part of it.
+                if (d == 0xE2 && i + 2 < s.size() &&
+                    ((static_cast<unsigned char>(s[i + 1]) == 0x80 &&
+                      (static_cast<unsigned char>(s[i + 2]) == 0x93 ||
+                       static_cast<unsigned char>(s[i + 2]) == 0x94)) ||
+                     (static_cast<unsigned char>(s[i + 1]) == 0x89 &&
+                      (static_cast<unsigned char>(s[i + 2]) == 0xA4 ||
+                       static_cast<unsigned char>(s[i + 2]) == 0xA5))))
+                    break;
                 if (is_alpha(d) || is_digit(d)) {
                     w += static_cast<char>(std::tolower(d));
                     pos.push_back(i);
@@ -125,6 +134,10 @@ std::vector<Tok> tokenize(std::string_view s) {
                     continue;
                 }
                 break;
+            }
+            if (w.empty()) {  // cannot happen (the first byte is a word byte); never loop
+                ++i;
+                continue;
             }
             const size_t run_end = i;
             // Split the run: a number; letters (with the digits right after them: t2, l4, and a

@@ -646,6 +646,46 @@ TEST(Verify, KindsCanBeSwitchedOffAndEmptyTextsPass) {
     EXPECT_EQ(c[0].kind, ContradictionKind::kNumberUnit);
 }
 
+// Random token soup (broken UTF-8, stray units, triggers at the ends): every call returns, and
+// every evidence span lies inside its text and matches it. A lone 0xE2 0x80 once looped forever.
+TEST(Verify, RandomTextTerminatesWithValidSpans) {
+    const std::vector<std::string> vocab = {
+        "left",         "right",    "bilateral", "no",      "not",      "without",   "absence",
+        "of",           "negative", "for",       "pleural", "effusion", "mass",      "2",
+        "1.5",          "3x4",      "cm",        "mm",      "\xc3\x97", "\xc2\xb5m", "\xe2\x80\x93",
+        "\xe2\x89\xa4", "year",     "old",       "-",       "aged",     "CT",        "MRI",
+        "T1",           "T2",       "-weighted", "x-ray",   "brain",    "liver",     "kidney",
+        "lung",         ".",        ",",         ";",       "?",        "(",         ")",
+        "the",          "a",        "is",        "seen",    "be",       "excluded",  "two",
+        "nodules",      "%",        "HU",        "ml",      "non-",     "enhancing", "lesion",
+        "on",           "side",     "and",       "or",      "\n",       "\xff",      "\xc3",
+        "\xe2\x80",     "y/o",      "months",    "15",      "from",     "T12",       "N0",
+        "FLAIR",        "PET/CT",   "H&E",       "may",     ""};
+    uint64_t state = 12345;
+    auto next = [&] {
+        state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+        return static_cast<size_t>(state >> 33);
+    };
+    size_t flags = 0;
+    for (int it = 0; it < 2000; ++it) {
+        std::string a, b;
+        for (size_t i = 0, n = next() % 40; i < n; ++i)
+            a += vocab[next() % vocab.size()] + (next() % 3 ? " " : "");
+        for (size_t i = 0, n = next() % 40; i < n; ++i)
+            b += vocab[next() % vocab.size()] + (next() % 3 ? " " : "");
+        for (const auto& c : verify_answer(a, b)) {
+            ++flags;
+            ASSERT_LE(c.source.begin, c.source.end);
+            ASSERT_LE(c.source.end, a.size());
+            ASSERT_LE(c.answer.end, b.size());
+            EXPECT_EQ(a.substr(c.source.begin, c.source.end - c.source.begin), c.source.text);
+            EXPECT_EQ(b.substr(c.answer.begin, c.answer.end - c.answer.begin), c.answer.text);
+        }
+    }
+    EXPECT_GT(flags, 0u);  // the soup does trip the rules
+    EXPECT_TRUE(verify_answer("\xe2\x80is a mass", "a \xe2\x80 mass").empty());
+}
+
 // Real text: LLaVA-Med's own instruction examples. Each gpt turn is checked against the figure's
 // caption + in-text mentions; these answers were written (by GPT-4, reviewed by the LLaVA-Med
 // authors) from those very captions, so they are mostly consistent: the verifier must stay
