@@ -57,6 +57,14 @@ int run_reformat(int argc, char** argv) {
     app.add_option("--max-reasks", o.max_reasks,
                    "invalid replies are asked again (with the error) at most this many times")
         ->capture_default_str();
+    bool no_verify = false;
+    app.add_flag("--no-verify", no_verify,
+                 "do not check replies against the caption + mentions (the answer verifier: "
+                 "laterality, negation, numbers, modality, MR sequence, anatomy)");
+    app.add_option("--verify-reasks", o.verify_reasks,
+                   "replies the verifier flags are asked again (with the contradictions named) "
+                   "at most this many times, then the sample is rejected as verifier:<kind>")
+        ->capture_default_str();
     app.add_option("--max-tokens", o.prompt.max_tokens, "max_tokens of each request")
         ->capture_default_str();
     app.add_option("--temperature", o.prompt.temperature)->capture_default_str();
@@ -92,6 +100,7 @@ int run_reformat(int argc, char** argv) {
     auto m = reformat::parse_method(method);
     if (!m.ok()) return fail(m.status(), "reformat");
     o.method = *m;
+    o.verify = !no_verify;
     o.input = in;
     o.out_dir = out;
     o.progress = !common.quiet;

@@ -41,6 +41,7 @@ int run_decontam(int argc, char** argv);
 int run_chat(int argc, char** argv);
 int run_judge(int argc, char** argv);
 int run_model(int argc, char** argv);
+int run_verify(int argc, char** argv);
 
 namespace {
 // Keep in pipeline order; `medforge help` prints it as is.
@@ -56,6 +57,10 @@ constexpr std::array kCommands = {
     Command{"reformat",
             "turn samples into Alignment + Instruction-Tuning VQA with an (M)LLM, exactly once",
             run_reformat},
+    Command{"verify",
+            "flag generated answers that contradict their caption (side, negation, numbers, "
+            "modality)",
+            run_verify},
     Command{"decontam",
             "drop samples whose images or text overlap eval benchmarks (pHash/dHash, n-grams)",
             run_decontam},

@@ -62,6 +62,8 @@ Result<BuildReformat> parse_build_reformat(const nlohmann::json& j, const std::s
     MF_RETURN_IF_ERROR(r.get("price_in", &o.price_in, 0, 1e9));
     MF_RETURN_IF_ERROR(r.get("price_out", &o.price_out, 0, 1e9));
     MF_RETURN_IF_ERROR(r.get("max_reasks", &o.max_reasks, 0, 100));
+    MF_RETURN_IF_ERROR(r.get("verify", &o.verify));
+    MF_RETURN_IF_ERROR(r.get("verify_reasks", &o.verify_reasks, 0, 10));
     MF_RETURN_IF_ERROR(r.get("image_max_side", &o.image_max_side, 16, 1 << 16));
     MF_RETURN_IF_ERROR(r.finish());
     auto m = parse_method(method);

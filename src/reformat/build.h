@@ -8,7 +8,8 @@
 //    "api_key_env": "OPENAI_API_KEY", "concurrency": 8, "rpm": 0, "tpm": 0, "max_tokens": 2048,
 //    "temperature": 0.7, "seed": 1, "image_tokens": false, "images": "copy"|"link"|"hardlink",
 //    "jsonl": false, "price_in": 0, "price_out": 0, "max_retries": 5, "max_reasks": 2,
-//    "timeout_s": 300, "image_max_side": 1024, "json_mode": false}
+//    "timeout_s": 300, "image_max_side": 1024, "json_mode": false, "verify": true,
+//    "verify_reasks": 1}
 // With no endpoint (or no "reformat" object at all) the stage says so and uses native-caption;
 // the outputs are labelled method "native-caption", model "none".
 #pragma once

@@ -252,7 +252,33 @@ std::string request_summary(const llm::ChatRequest& req, const LedgerRow& row, s
 struct RunCounters {
     int64_t http = 0;
     int64_t done = 0, reasked = 0, failed = 0;
+    int64_t verify_flagged = 0, verify_reasked = 0;
 };
+
+// The verifier's verdict on one generated reply.
+struct VerifyOutcome {
+    std::string reason;  // verifier:<kind of the first contradiction>, "" when clean
+    std::string detail;  // every contradiction, by field
+    bool flagged() const { return !reason.empty(); }
+};
+
+VerifyOutcome verify_generated(const curate::Sample& s, const Generated& g,
+                               const VerifyOptions& kinds) {
+    VerifyOutcome v;
+    const std::string source = verify_source_text(s);
+    const std::pair<const char*, const std::string*> fields[] = {
+        {"image_description", &g.description}, {"answer", &g.answer}};
+    for (const auto& [name, text] : fields) {
+        if (text->empty()) continue;
+        auto cs = verify_answer(source, *text, kinds);
+        if (cs.empty()) continue;
+        if (v.reason.empty())
+            v.reason = "verifier:" + std::string(contradiction_kind_name(cs.front().kind));
+        if (!v.detail.empty()) v.detail += "; ";
+        v.detail += fmt::format("\"{}\": {}", name, describe_contradictions(cs));
+    }
+    return v;
+}
 
 // Sends every pending request of the ledger, recording each reply. Returns Cancelled when asked
 // to stop.
@@ -287,6 +313,7 @@ Status request_phase(const ReformatOptions& o, Ledger& ledger, llm::LlmClient& c
         if (rows.empty()) break;
         std::vector<llm::ChatRequest> reqs;
         std::vector<const LedgerRow*> req_rows;
+        std::vector<const curate::Sample*> req_samples;
         std::vector<std::string> summaries, scenario_keys, keys;
         std::vector<curate::Sample> samples(rows.size());
         for (size_t i = 0; i < rows.size(); ++i) {
@@ -325,13 +352,24 @@ Status request_phase(const ReformatOptions& o, Ledger& ledger, llm::LlmClient& c
                 continue;
             }
             const size_t scenario = pick_scenario(sample->id, o.prompt.seed);
-            llm::ChatRequest req = build_request(*sample, o.method, o.prompt, urls,
-                                                 row.attempts > 0 ? row.last_error : "");
+            std::string reask = row.attempts > 0 ? row.last_error : "";
+            if (row.attempts > 0 && reask.empty()) {
+                // A re-ask whose request then failed in transport (and was reset for this run)
+                // lost its error from the row: take it from the last re-asked attempt.
+                MF_ASSIGN_OR_RETURN(auto tries, ledger.attempts(row.key));
+                for (const auto& t : tries) {
+                    if (t.outcome != "reask") continue;
+                    size_t colon = t.error.find(": ");
+                    reask = colon == std::string::npos ? t.error : t.error.substr(colon + 2);
+                }
+            }
+            llm::ChatRequest req = build_request(*sample, o.method, o.prompt, urls, reask);
             summaries.push_back(request_summary(req, row, scenario, *sample));
             scenario_keys.emplace_back(scenarios()[scenario].key);
             keys.push_back(row.key);
             reqs.push_back(std::move(req));
             req_rows.push_back(&row);
+            req_samples.push_back(sample);
         }
         if (reqs.empty()) continue;
         MF_RETURN_IF_ERROR(ledger.mark_in_flight(keys));
@@ -373,7 +411,41 @@ Status request_phase(const ReformatOptions& o, Ledger& ledger, llm::LlmClient& c
             vp.need_qa = method_has_instruction(o.method);
             Generated g;
             ValidationError err;
-            if (validate_reply(r.content, vp, &g, &err)) {
+            bool valid = validate_reply(r.content, vp, &g, &err);
+            if (valid && o.verify && method_verified(o.method)) {
+                VerifyOutcome v = verify_generated(*req_samples[i], g, o.verify_kinds);
+                if (v.flagged()) {
+                    ++counters->verify_flagged;
+                    // Verifier re-asks already spent on this row (only looked up when flagged).
+                    int spent = 0;
+                    auto prior = ledger.attempts(row.key);
+                    if (!prior.ok()) {
+                        cb_status = prior.status();
+                        return;
+                    }
+                    for (const auto& p : *prior)
+                        if (p.outcome == "reask" && p.error.rfind("verifier:", 0) == 0) ++spent;
+                    if (spent < o.verify_reasks) {
+                        st = ledger.record_reask(
+                            row.key, a, v.reason,
+                            fmt::format("it contradicts the reference: {}. Correct these points "
+                                        "and keep every statement consistent with the reference",
+                                        v.detail));
+                        ++counters->reasked;
+                        ++counters->verify_reasked;
+                    } else {
+                        st = ledger.record_failed(
+                            row.key, a, v.reason,
+                            fmt::format("{} (still contradicting after {} re-ask{})", v.detail,
+                                        spent, spent == 1 ? "" : "s"),
+                            true);
+                        ++counters->failed;
+                    }
+                    if (!st.ok()) cb_status = st;
+                    return;
+                }
+            }
+            if (valid) {
                 ojson out{{"description", g.description},
                           {"question", g.question},
                           {"answer", g.answer},
@@ -458,6 +530,7 @@ Result<curate::StageStats> write_outputs(const ReformatOptions& o, const std::ve
     int64_t replies = 0, http = 0, prompt_tokens = 0, completion_tokens = 0, images = 0;
     double cost = 0;
     std::map<std::string, uint64_t> failures;
+    int64_t verify_reasked = 0, verify_fixed = 0, verify_rejected = 0;
     for (size_t ord = 0; ord < items.size(); ++ord) {
         const Item& it = items[ord];
         if (it.rejected) {
@@ -477,6 +550,19 @@ Result<curate::StageStats> write_outputs(const ReformatOptions& o, const std::ve
             completion_tokens += row->completion_tokens;
             cost += row->cost;
             sample_json = row->sample_json;
+            if (row->attempts > 1) {
+                MF_ASSIGN_OR_RETURN(auto tries, ledger->attempts(row->key));
+                bool verifier_reask = false;
+                for (const auto& t : tries)
+                    if (t.outcome == "reask" && t.error.rfind("verifier:", 0) == 0)
+                        verifier_reask = true;
+                if (verifier_reask) {
+                    ++verify_reasked;
+                    if (row->state == RowState::kDone) ++verify_fixed;
+                }
+            }
+            if (row->state == RowState::kFailed && row->reason.rfind("verifier:", 0) == 0)
+                ++verify_rejected;
             if (row->state == RowState::kFailed) {
                 auto s = curate::sample_from_json(row->sample_json);
                 curate::Reject r = make_reject(s.ok() ? &*s : nullptr, row->reason, row->detail,
@@ -544,6 +630,12 @@ Result<curate::StageStats> write_outputs(const ReformatOptions& o, const std::ve
     st.extra["cost"] = cost;
     st.extra["price_per_million"] = {{"prompt", o.price_in}, {"completion", o.price_out}};
     st.extra["failures"] = failures;
+    st.extra["verify"] = {{"enabled", ledger != nullptr && o.verify && method_verified(o.method)},
+                          {"reasked", verify_reasked},
+                          {"fixed_by_reask", verify_fixed},
+                          {"rejected", verify_rejected},
+                          {"flagged_this_run", counters.verify_flagged},
+                          {"reasked_this_run", counters.verify_reasked}};
     MF_RETURN_IF_ERROR(writer.finish(st));
 
     // Move each finished file into place; stats.json last.
@@ -575,6 +667,19 @@ Result<curate::StageStats> write_outputs(const ReformatOptions& o, const std::ve
 }
 
 }  // namespace
+
+bool method_verified(Method m) {
+    return m == Method::kMllmUnblinded || m == Method::kLlmText;
+}
+
+std::string verify_source_text(const curate::Sample& s) {
+    std::string out(text::trim(s.caption));
+    for (const auto& m : s.mentions) {
+        out += '\n';
+        out += text::trim(m);
+    }
+    return out;
+}
 
 int64_t image_tokens_estimate(int width, int height, int max_side) {
     if (width <= 0 || height <= 0) return 765;

@@ -19,7 +19,17 @@
 // Reject reasons: bad_record, duplicate_id, no_images, image_missing, image_unreadable,
 // empty_caption, request_failed (the request failed after the client's retries), and the
 // validation codes of validate.h (no_json, bad_json, missing_field, empty_field, too_short,
-// too_long, mentions_reference) once the re-asks are used up.
+// too_long, mentions_reference) once the re-asks are used up, and verifier:<kind> (laterality,
+// negation, number_unit, modality, sequence, anatomy: the generated text contradicts the
+// sample's caption + mentions, see verify.h) once the verifier's re-ask is used up.
+//
+// The answer verifier (on by default, `verify`): a reply that validates is checked against the
+// sample's caption + mentions (description and answer). A flagged reply is recorded (it was
+// paid for) and asked again once (`verify_reasks`) with the contradictions named; a reply still
+// flagged after that rejects the sample. The re-ask goes through the ledger like a validation
+// re-ask (its own attempt row, outcome "reask", error "verifier:<kind>: ..."), so a resumed run
+// neither repeats nor re-pays it. Methods that do not give the model the caption
+// (mllm-image-only) and native-caption (the caption itself) are not verified.
 #pragma once
 
 #include <atomic>
@@ -32,6 +42,7 @@
 #include "llm/client.h"
 #include "reformat/prompts.h"
 #include "reformat/validate.h"
+#include "reformat/verify.h"
 
 namespace mf::reformat {
 
@@ -49,6 +60,9 @@ struct ReformatOptions {
     PromptOptions prompt;  // model, temperature, max_tokens, json_mode, seed
     int max_reasks = 2;    // invalid replies asked again at most this many times
     ValidationParams validation;
+    bool verify = true;     // the answer verifier (verify.h); --no-verify turns it off
+    int verify_reasks = 1;  // replies flagged by the verifier asked again at most this often
+    VerifyOptions verify_kinds;
     bool image_tokens = false;  // "<image>\n" per image at the start of the human turn
     ImageMode image_mode = ImageMode::kCopy;
     bool jsonl = false;         // also write alignment_vqa.jsonl / instruction_vqa.jsonl
@@ -67,6 +81,13 @@ struct ReformatResult {
     curate::StageStats stats;
     int64_t http_requests_this_run = 0;
 };
+
+// True when the method's replies are checked by the answer verifier (mllm-unblinded, llm-text).
+bool method_verified(Method m);
+
+// The source text the verifier checks a sample's generated text against: the caption, then
+// each mention on its own line.
+std::string verify_source_text(const curate::Sample& s);
 
 // Runs the stage. `client` may be null for native-caption. Returns Cancelled when `cancel` was
 // set (the ledger is consistent: nothing is in_flight; re-run to resume; no outputs written).
