@@ -28,7 +28,9 @@ Result<TextEncoderConfig> parse_text_encoder_config(std::string_view text,
     if (j.is_discarded() || !j.is_object())
         return Status::invalid_argument(fmt::format("{}: not a JSON object", origin));
     TextEncoderConfig c;
-    std::string mt = j.value("model_type", std::string());
+    std::string mt;
+    if (j.contains("model_type") && j["model_type"].is_string())
+        mt = j["model_type"].get<std::string>();
     std::string archs;
     if (j.contains("architectures") && j["architectures"].is_array() &&
         !j["architectures"].empty() && j["architectures"][0].is_string())
@@ -642,8 +644,12 @@ Status read_st_modules(const fs::path& dir, Pooling& pooling, bool& normalize) {
     normalize = false;
     bool seen_pool = false;
     for (size_t i = 0; i < m.size(); ++i) {
-        std::string type = m[i].value("type", std::string());
-        std::string path = m[i].value("path", std::string());
+        if (!m[i].is_object() || !m[i].contains("type") || !m[i]["type"].is_string())
+            return Status::invalid_argument(
+                fmt::format("{}: modules[{}]: no \"type\" string", mpath.string(), i));
+        std::string type = m[i]["type"].get<std::string>();
+        std::string path;
+        if (m[i].contains("path") && m[i]["path"].is_string()) path = m[i]["path"].get<std::string>();
         if (type.ends_with(".Transformer")) continue;
         if (type.ends_with(".Normalize")) {
             normalize = true;
@@ -654,7 +660,9 @@ Status read_st_modules(const fs::path& dir, Pooling& pooling, bool& normalize) {
             fs::path pc = dir / path / "config.json";
             MF_ASSIGN_OR_RETURN(json p, read_json(pc));
             int n = 0;
-            auto on = [&](const char* k) { return p.value(k, false); };
+            auto on = [&](const char* k) {
+                return p.is_object() && p.contains(k) && p[k].is_boolean() && p[k].get<bool>();
+            };
             if (on("pooling_mode_mean_tokens")) pooling = Pooling::kMean, ++n;
             if (on("pooling_mode_cls_token")) pooling = Pooling::kCls, ++n;
             if (on("pooling_mode_max_tokens")) pooling = Pooling::kMax, ++n;
@@ -799,8 +807,12 @@ Result<std::vector<float>> TextEncoder::embed_ids(std::span<const std::vector<in
     std::stable_sort(order.begin(), order.end(),
                      [&](size_t a, size_t b) { return ids[a].size() > ids[b].size(); });
     const size_t bs = static_cast<size_t>(opt_.batch_size);
-    for (size_t b0 = 0; b0 < n; b0 += bs) {
-        size_t b1 = std::min(n, b0 + bs);
+    for (size_t b0 = 0, b1 = 0; b0 < n; b0 = b1) {
+        b1 = std::min(n, b0 + bs);
+        if (opt_.same_length_batches) {
+            b1 = b0 + 1;
+            while (b1 < n && b1 - b0 < bs && ids[order[b1]].size() == ids[order[b0]].size()) ++b1;
+        }
         int64_t B = static_cast<int64_t>(b1 - b0);
         int64_t T = static_cast<int64_t>(ids[order[b0]].size());
         auto tid = torch::full({B, T}, static_cast<int64_t>(tok_->pad_id()), torch::kInt64);
@@ -935,8 +947,10 @@ json tokenizer_json(const std::vector<std::string>& vocab, Arch arch) {
         {"single", single},
         {"pair", pair},
         {"special_tokens",
-         {{cls, {{"id", cls}, {"ids", {id(cls)}}, {"tokens", {cls}}}},
-          {sep, {{"id", sep}, {"ids", {id(sep)}}, {"tokens", {sep}}}}}}};
+         json{{cls, json{{"id", cls}, {"ids", json::array({id(cls)})},
+                         {"tokens", json::array({cls})}}},
+              {sep, json{{"id", sep}, {"ids", json::array({id(sep)})},
+                         {"tokens", json::array({sep})}}}}}};
     j["decoder"] = {{"type", "WordPiece"}, {"prefix", "##"}, {"cleanup", true}};
     j["model"] = {{"type", "WordPiece"},
                   {"unk_token", unk},

@@ -141,6 +141,11 @@ struct TextEncoderOptions {
     torch::Dtype dtype = torch::kFloat32;
     torch::Device device = torch::kCPU;
     int64_t max_seq_length = 0;  // 0 = sentence_bert_config.json (else 384 mpnet / 256 bert)
+    // false: sort by length, cut into batches of batch_size, pad each to its longest (as
+    // sentence-transformers). true: a batch only holds texts of the same token count (no padding):
+    // a text's embedding then does not depend on which other texts were embedded with it (bit for
+    // bit on a given machine), which sharded dedup needs for shard/merge byte equality.
+    bool same_length_batches = false;
 };
 
 class TextEncoder {

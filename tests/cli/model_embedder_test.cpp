@@ -64,6 +64,23 @@ TEST(ModelEmbedder, DedupCliFindsRewordingsWithTheModel) {
     auto stats = nlohmann::json::parse(test::read_text(t / "out" / "stats.json"));
     EXPECT_NE(stats.dump().find("bert:model:32"), std::string::npos) << stats.dump();
 
+    // Two shard processes + merge decide the same as one process.
+    std::string common = " --embedder " + (t / "model").string() +
+                         " --no-caption-hash --no-minhash --no-image-hash "
+                         "--semantic-threshold 0.99999 --clusters 1 -j 1";
+    for (int i = 0; i < 2; ++i) {
+        auto rs = test::run_medforge("dedup --in " + (t / "in.jsonl").string() + " --out " +
+                                     (t / "sharded").string() + common + " --shard " +
+                                     std::to_string(i) + "/2");
+        ASSERT_EQ(rs.exit_code, 0) << rs.output;
+    }
+    auto m = test::run_medforge("merge " + (t / "sharded").string());
+    ASSERT_EQ(m.exit_code, 0) << m.output;
+    EXPECT_EQ(test::read_text(t / "out" / "samples.jsonl"),
+              test::read_text(t / "sharded" / "samples.jsonl"));
+    EXPECT_EQ(test::read_text(t / "out" / "rejects.jsonl"),
+              test::read_text(t / "sharded" / "rejects.jsonl"));
+
     // A folder that is not a model: the error names it.
     auto bad = test::run_medforge("dedup --in " + (t / "in.jsonl").string() + " --out " +
                                   (t / "o2").string() + " --embedder " + (t / "nope").string());
