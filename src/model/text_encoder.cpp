@@ -161,6 +161,15 @@ struct DenseLN : nn::Module {
     }
 };
 
+// x [B, T, in] -> [B, T, out]. per_sequence: one GEMM per sequence (bmm over B with M = T each)
+// instead of one folded [B*T, in] GEMM, so a row's result does not depend on B (BLAS picks its
+// kernels by the problem size).
+torch::Tensor linear(nn::Linear& l, const torch::Tensor& x, bool per_sequence) {
+    if (!per_sequence || x.dim() != 3) return l(x);
+    auto w = l->weight.t().unsqueeze(0).expand({x.size(0), l->weight.size(1), l->weight.size(0)});
+    return torch::bmm(x, w) + l->bias;
+}
+
 // [B, T, H] -> [B, heads, T, d]
 torch::Tensor split_heads(const torch::Tensor& x, int64_t heads) {
     auto B = x.size(0), T = x.size(1), H = x.size(2);
@@ -179,9 +188,9 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
     return torch::matmul(torch::softmax(scores, -1), v);
 }
 
-torch::Tensor feed_forward(Dense& inter, DenseLN& out, const torch::Tensor& x) {
-    auto h = torch::gelu(inter.dense(x));  // exact (erf) GELU
-    return out.ln(out.dense(h) + x);
+torch::Tensor feed_forward(Dense& inter, DenseLN& out, const torch::Tensor& x, bool ps) {
+    auto h = torch::gelu(linear(inter.dense, x, ps));  // exact (erf) GELU
+    return out.ln(linear(out.dense, h, ps) + x);
 }
 
 // [B, T] mask (1 token, 0 pad) -> additive [B, 1, 1, T]: 0 or the dtype's lowest value.
@@ -226,12 +235,14 @@ struct BertLayer : nn::Module {
         output = register_module(
             "output", std::make_shared<DenseLN>(c.intermediate_size, c.hidden_size, c.layer_norm_eps));
     }
-    torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bias) {
+    torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bias, bool ps) {
         auto& sa = *attention->self;
-        auto ctx = attend(split_heads(sa.query(x), heads), split_heads(sa.key(x), heads),
-                          split_heads(sa.value(x), heads), bias);
-        auto y = attention->output->ln(attention->output->dense(merge_heads(ctx)) + x);
-        return feed_forward(*intermediate, *output, y);
+        auto ctx = attend(split_heads(linear(sa.query, x, ps), heads),
+                          split_heads(linear(sa.key, x, ps), heads),
+                          split_heads(linear(sa.value, x, ps), heads), bias);
+        auto& ao = *attention->output;
+        auto y = ao.ln(linear(ao.dense, merge_heads(ctx), ps) + x);
+        return feed_forward(*intermediate, *output, y, ps);
     }
 };
 
@@ -280,12 +291,13 @@ struct MpnetLayer : nn::Module {
         output = register_module(
             "output", std::make_shared<DenseLN>(c.intermediate_size, c.hidden_size, c.layer_norm_eps));
     }
-    torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bias) {
+    torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bias, bool ps) {
         auto& sa = *attention->attn;
-        auto ctx = attend(split_heads(sa.q(x), heads), split_heads(sa.k(x), heads),
-                          split_heads(sa.v(x), heads), bias);
-        auto y = attention->ln(sa.o(merge_heads(ctx)) + x);
-        return feed_forward(*intermediate, *output, y);
+        auto ctx = attend(split_heads(linear(sa.q, x, ps), heads),
+                          split_heads(linear(sa.k, x, ps), heads),
+                          split_heads(linear(sa.v, x, ps), heads), bias);
+        auto y = attention->ln(linear(sa.o, merge_heads(ctx), ps) + x);
+        return feed_forward(*intermediate, *output, y, ps);
     }
 };
 
@@ -321,7 +333,7 @@ torch::Tensor BertEncoderImpl::forward(const torch::Tensor& ids, const torch::Te
     auto& e = *embeddings_;
     auto x = e.ln(e.word(ids) + e.token_type(tt) + e.position(pos).unsqueeze(0));
     auto bias = detail::extended_mask(mask, x.scalar_type());
-    for (auto& l : layers_) x = l->forward(x, bias);
+    for (auto& l : layers_) x = l->forward(x, bias, per_sequence_);
     return x;
 }
 
@@ -368,7 +380,7 @@ torch::Tensor MpnetEncoderImpl::forward(const torch::Tensor& ids, const torch::T
     auto bucket = mpnet_relative_position_bucket(mem - ctx, 32, 128);
     auto values = rel_bias_(bucket).permute({2, 0, 1}).unsqueeze(0);  // [1, heads, T, T]
     auto bias = values.to(x.scalar_type()) + detail::extended_mask(mask, x.scalar_type());
-    for (auto& l : layers_) x = l->forward(x, bias);
+    for (auto& l : layers_) x = l->forward(x, bias, per_sequence_);
     return x;
 }
 
@@ -721,10 +733,15 @@ Result<std::unique_ptr<TextEncoder>> TextEncoder::load(const fs::path& dir,
             "{}: the tokenizer has {} tokens but config.json vocab_size is {}", dir.string(),
             e->tok_->vocab_size(), c.vocab_size));
 
-    if (c.arch == Arch::kMpnet)
-        e->module_ = std::make_shared<MpnetEncoderImpl>(c);
-    else
-        e->module_ = std::make_shared<BertEncoderImpl>(c);
+    if (c.arch == Arch::kMpnet) {
+        auto m = std::make_shared<MpnetEncoderImpl>(c);
+        m->set_per_sequence(opt.same_length_batches);
+        e->module_ = m;
+    } else {
+        auto m = std::make_shared<BertEncoderImpl>(c);
+        m->set_per_sequence(opt.same_length_batches);
+        e->module_ = m;
+    }
     MF_ASSIGN_OR_RETURN(auto set, io::SafetensorsSet::open(dir));
     // Tensor names with or without the "bert." / "mpnet." prefix of the *ForMaskedLM layouts.
     std::string prefix;
@@ -766,24 +783,43 @@ torch::Tensor TextEncoder::forward_batch(const torch::Tensor& ids, const torch::
         h = static_cast<MpnetEncoderImpl&>(*module_).forward(dids, dmask);
     else
         h = static_cast<BertEncoderImpl&>(*module_).forward(dids, dmask);
-    h = h.to(torch::kFloat32);
-    auto m = dmask.to(torch::kFloat32).unsqueeze(-1);  // [B, T, 1]
-    torch::Tensor pooled;
-    switch (pooling_) {
-        case Pooling::kMean:
-            pooled = (h * m).sum(1) / m.sum(1).clamp_min(1e-9);
-            break;
-        case Pooling::kCls:
-            pooled = h.select(1, 0);
-            break;
-        case Pooling::kMax:
-            pooled = std::get<0>(h.masked_fill(m.eq(0), -1e9).max(1));
-            break;
+    // Pooling and normalisation in a fixed order (double sums over the real tokens), so a row
+    // does not depend on the padding or the batch.
+    h = h.to(torch::kCPU, torch::kFloat32).contiguous();
+    auto cm = mask.to(torch::kCPU, torch::kInt64).contiguous();
+    const int64_t B = h.size(0), T = h.size(1), H = h.size(2);
+    auto pooled = torch::empty({B, H}, torch::kFloat32);
+    const float* ph = h.data_ptr<float>();
+    const int64_t* pm = cm.data_ptr<int64_t>();
+    float* po = pooled.data_ptr<float>();
+    std::vector<double> acc(static_cast<size_t>(H));
+    for (int64_t b = 0; b < B; ++b) {
+        std::fill(acc.begin(), acc.end(), pooling_ == Pooling::kMax ? -1e300 : 0.0);
+        int64_t count = 0;
+        for (int64_t t = 0; t < T; ++t) {
+            if (pm[b * T + t] == 0) continue;
+            const float* row = ph + (b * T + t) * H;
+            if (pooling_ == Pooling::kCls && count > 0) break;
+            for (int64_t k = 0; k < H; ++k) {
+                if (pooling_ == Pooling::kMax)
+                    acc[static_cast<size_t>(k)] = std::max(acc[static_cast<size_t>(k)],
+                                                           static_cast<double>(row[k]));
+                else
+                    acc[static_cast<size_t>(k)] += row[k];
+            }
+            ++count;
+        }
+        double div = pooling_ == Pooling::kMean ? std::max<double>(1.0, static_cast<double>(count)) : 1.0;
+        double norm = 0;
+        for (int64_t k = 0; k < H; ++k) {
+            acc[static_cast<size_t>(k)] /= div;
+            norm += acc[static_cast<size_t>(k)] * acc[static_cast<size_t>(k)];
+        }
+        double inv = normalize_ ? 1.0 / std::max(std::sqrt(norm), 1e-12) : 1.0;
+        for (int64_t k = 0; k < H; ++k)
+            po[b * H + k] = static_cast<float>(acc[static_cast<size_t>(k)] * inv);
     }
-    if (normalize_)
-        pooled = torch::nn::functional::normalize(
-            pooled, torch::nn::functional::NormalizeFuncOptions().p(2).dim(1).eps(1e-12));
-    return pooled.to(torch::kCPU).contiguous();
+    return pooled;
 }
 
 Result<std::vector<float>> TextEncoder::embed_ids(std::span<const std::vector<int32_t>> ids) const {
@@ -1005,17 +1041,20 @@ Status init_text_encoder(Arch arch, std::string_view size, const fs::path& out, 
         m = std::make_shared<BertEncoderImpl>(c);
     {
         torch::NoGradGuard ng;
-        // BERT init: N(0, 0.02) weights, zero biases, LayerNorm 1/0; LayerNorm perturbed a little
-        // and biases small so that every tensor matters in parity tests.
+        // Weights N(0, 1/fan_in) (pre-activations and attention scores of order 1, so GELU's
+        // exact form, the softmax and every tensor matter in parity tests), embeddings N(0, 1),
+        // biases N(0, 0.1^2), LayerNorm weights 1 + N(0, 0.1^2).
         for (auto& p : m->named_parameters(true)) {
             const std::string& n = p.key();
             auto& t = p.value();
             if (n.find("LayerNorm.weight") != std::string::npos)
                 t.copy_(1.0 + 0.1 * torch::randn_like(t));
             else if (n.ends_with(".bias"))
-                t.copy_(0.02 * torch::randn_like(t));
+                t.copy_(0.1 * torch::randn_like(t));
+            else if (n.find("embeddings") != std::string::npos || t.dim() != 2)
+                t.copy_(torch::randn_like(t));
             else
-                t.copy_(0.02 * torch::randn_like(t));
+                t.copy_(torch::randn_like(t) / std::sqrt(static_cast<double>(t.size(1))));
         }
         if (mp) {
             // The relative position bias of a trained MPNet is O(1); make it visible.

@@ -75,9 +75,12 @@ class BertEncoderImpl : public torch::nn::Module {
     // ids, mask: [B, T] int64 (mask 1 = token, 0 = padding); returns the last hidden states
     // [B, T, H].
     torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& mask);
+    // One GEMM per sequence (rows independent of the batch; see TextEncoderOptions).
+    void set_per_sequence(bool on) { per_sequence_ = on; }
 
   private:
     TextEncoderConfig c_;
+    bool per_sequence_ = false;
     std::shared_ptr<detail::BertEmbeddings> embeddings_;
     std::vector<std::shared_ptr<detail::BertLayer>> layers_;
 };
@@ -89,9 +92,11 @@ class MpnetEncoderImpl : public torch::nn::Module {
   public:
     explicit MpnetEncoderImpl(const TextEncoderConfig& c);
     torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& mask);
+    void set_per_sequence(bool on) { per_sequence_ = on; }
 
   private:
     TextEncoderConfig c_;
+    bool per_sequence_ = false;
     std::shared_ptr<detail::MpnetEmbeddings> embeddings_;
     std::vector<std::shared_ptr<detail::MpnetLayer>> layers_;
     torch::nn::Embedding rel_bias_{nullptr};
