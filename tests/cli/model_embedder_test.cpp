@@ -14,10 +14,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string line(const std::string& id, const std::string& cap) {
+std::string line(const std::string& id, const std::string& cap,
+                 const std::vector<std::string>& images = {}) {
     nlohmann::json j;
     j["id"] = id;
-    j["images"] = nlohmann::json::array();
+    j["images"] = images;
     j["caption"] = cap;
     j["lineage"] = {{"source", "jsonl"}, {"article", "PMC1"}, {"figure", id}};
     return j.dump() + "\n";
@@ -95,8 +96,13 @@ TEST(ModelEmbedder, DedupCliFindsRewordingsWithTheModel) {
 TEST(ModelEmbedder, BuildConfigKeyLoadsTheModel) {
     test::TempDir t;
     ASSERT_TRUE(model::init_text_encoder(model::Arch::kBert, "tiny", t / "model").ok());
-    std::string in = line("s0", "CT scan of the chest shows a small nodule in the lung.") +
-                     line("s1", "ct scan of the chest SHOWS a small nodule in the LUNG.");
+    // Two different real images (ingest wants images); captions with the same tokens.
+    std::vector<std::string> imgs;
+    for (const auto& e : fs::directory_iterator(test::shared_data() / "vqa_rad" / "images"))
+        if (e.path().extension() == ".jpg" && imgs.size() < 2) imgs.push_back(e.path().string());
+    ASSERT_EQ(imgs.size(), 2u);
+    std::string in = line("s0", "CT scan of the chest shows a small nodule in the lung.", {imgs[0]}) +
+                     line("s1", "ct scan of the chest SHOWS a small nodule in the LUNG.", {imgs[1]});
     test::write_text(t / "in.jsonl", in);
     test::write_text(t / "lexicon.txt", "ct\nchest\nnodule\nlung\n");
     test::write_text(
@@ -110,6 +116,7 @@ TEST(ModelEmbedder, BuildConfigKeyLoadsTheModel) {
     ASSERT_EQ(r.exit_code, 0) << r.output;
     std::string rejects = test::read_text(t / "out" / "3-dedup" / "rejects.jsonl");
     EXPECT_NE(rejects.find("semantic_duplicate"), std::string::npos) << rejects;
+    EXPECT_EQ(test::read_lines(t / "out" / "3-dedup" / "samples.jsonl").size(), 1u) << r.output;
     // A missing model folder fails before any stage, naming the key.
     test::write_text(t / "bad.json",
                      R"({"sources": [{"format": "jsonl", "input": "in.jsonl"}],
