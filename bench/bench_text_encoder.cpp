@@ -26,12 +26,14 @@ namespace fs = std::filesystem;
 namespace {
 
 std::vector<std::string> captions(size_t n) {
-    const char* words[] = {"ct", "scan", "of", "the", "chest", "shows", "a", "small", "nodule",
-                           "in", "right", "upper", "lobe", "axial", "contrast", "enhanced", "mri",
-                           "lesion", "with", "biopsy", "histology", "malignant", "cells", "liver",
-                           "kidney", "arrow", "patient", "year", "old", "man", "pleural",
-                           "effusion", "consolidation", "hypoechoic", "thyroid", "mass", "12",
-                           "mm", "after", "follow-up", "metastases", "both", "lungs", "and"};
+    const char* words[] = {
+        "ct",        "scan",     "of",      "the",      "chest",         "shows",      "a",
+        "small",     "nodule",   "in",      "right",    "upper",         "lobe",       "axial",
+        "contrast",  "enhanced", "mri",     "lesion",   "with",          "biopsy",     "histology",
+        "malignant", "cells",    "liver",   "kidney",   "arrow",         "patient",    "year",
+        "old",       "man",      "pleural", "effusion", "consolidation", "hypoechoic", "thyroid",
+        "mass",      "12",       "mm",      "after",    "follow-up",     "metastases", "both",
+        "lungs",     "and"};
     std::mt19937_64 rng(42);
     std::uniform_int_distribution<int> len(8, 60);
     std::uniform_int_distribution<size_t> w(0, sizeof(words) / sizeof(words[0]) - 1);
@@ -60,17 +62,20 @@ int main(int argc, char** argv) {
     int64_t batch = 32;
     for (int i = 1; i + 1 < argc; i += 2) {
         std::string a = argv[i];
-        if (a == "--n") n = std::stoul(argv[i + 1]);
-        else if (a == "--threads") threads = std::stoi(argv[i + 1]);
-        else if (a == "--batch") batch = std::stol(argv[i + 1]);
+        if (a == "--n")
+            n = std::stoul(argv[i + 1]);
+        else if (a == "--threads")
+            threads = std::stoi(argv[i + 1]);
+        else if (a == "--batch")
+            batch = std::stol(argv[i + 1]);
     }
     int nt = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
     torch::set_num_threads(nt);
     auto texts = captions(n);
     fs::path tmp = fs::temp_directory_path() / fmt::format("mf_bench_text_encoder_{}", getpid());
     fmt::print("sentences: {}, torch threads: {}, batch: {}\n", n, nt, batch);
-    fmt::print("{:<34} {:>12} {:>13} {:>14} {:>7} {:>10}\n", "model", "padded s/s",
-               "same-len s/s", "one-by-one s/s", "ratio", "avg tokens");
+    fmt::print("{:<34} {:>12} {:>13} {:>14} {:>7} {:>10}\n", "model", "padded s/s", "same-len s/s",
+               "one-by-one s/s", "ratio", "avg tokens");
     struct Case {
         model::Arch arch;
         const char* size;
@@ -91,7 +96,8 @@ int main(int argc, char** argv) {
             return 1;
         }
         size_t tokens = 0;
-        for (const auto& t : texts) tokens += (*enc)->tokenize(t).size();
+        for (const auto& t : texts)
+            tokens += (*enc)->tokenize(t).size();
         // warm-up
         (void)(*enc)->embed(std::span<const std::string>(texts.data(), std::min<size_t>(8, n)));
         auto t0 = std::chrono::steady_clock::now();

@@ -39,10 +39,12 @@ Result<std::vector<float>> TransformerEmbedder::embed(std::span<const std::strin
         const float* src = emb.data() + r * H;
         float* dst = out.data() + where[r] * H;
         double norm = 0;
-        for (size_t k = 0; k < H; ++k) norm += static_cast<double>(src[k]) * src[k];
+        for (size_t k = 0; k < H; ++k)
+            norm += static_cast<double>(src[k]) * src[k];
         // The Embedder contract wants unit rows even when the model has no Normalize module.
         double inv = norm > 0 ? 1.0 / std::sqrt(norm) : 0.0;
-        for (size_t k = 0; k < H; ++k) dst[k] = static_cast<float>(src[k] * inv);
+        for (size_t k = 0; k < H; ++k)
+            dst[k] = static_cast<float>(src[k] * inv);
     }
     return out;
 }

@@ -22,7 +22,7 @@ using json = nlohmann::json;
 // ---- config -------------------------------------------------------------------------------------
 
 Result<TextEncoderConfig> parse_text_encoder_config(std::string_view text,
-                                                   std::string_view origin_sv) {
+                                                    std::string_view origin_sv) {
     std::string origin(origin_sv);
     json j = json::parse(text, nullptr, false);
     if (j.is_discarded() || !j.is_object())
@@ -75,14 +75,14 @@ Result<TextEncoderConfig> parse_text_encoder_config(std::string_view text,
         int_key("relative_attention_num_buckets", c.relative_attention_num_buckets, false, 1));
     if (j.contains("layer_norm_eps")) {
         if (!j["layer_norm_eps"].is_number())
-            return Status::invalid_argument(fmt::format("{}: layer_norm_eps: expected a number",
-                                                        origin));
+            return Status::invalid_argument(
+                fmt::format("{}: layer_norm_eps: expected a number", origin));
         c.layer_norm_eps = j["layer_norm_eps"].get<double>();
     }
     if (j.contains("hidden_act")) {
         if (!j["hidden_act"].is_string())
-            return Status::invalid_argument(fmt::format("{}: hidden_act: expected a string",
-                                                        origin));
+            return Status::invalid_argument(
+                fmt::format("{}: hidden_act: expected a string", origin));
         c.hidden_act = j["hidden_act"].get<std::string>();
     }
     if (c.hidden_act != "gelu")
@@ -94,17 +94,17 @@ Result<TextEncoderConfig> parse_text_encoder_config(std::string_view text,
             fmt::format("{}: hidden_size {} is not a multiple of num_attention_heads {}", origin,
                         c.hidden_size, c.num_attention_heads));
     if (c.pad_token_id >= c.vocab_size)
-        return Status::invalid_argument(fmt::format(
-            "{}: pad_token_id {} is outside the vocabulary ({})", origin, c.pad_token_id,
-            c.vocab_size));
+        return Status::invalid_argument(
+            fmt::format("{}: pad_token_id {} is outside the vocabulary ({})", origin,
+                        c.pad_token_id, c.vocab_size));
     if (c.arch == Arch::kMpnet && c.relative_attention_num_buckets < 32)
         return Status::unsupported(fmt::format(
             "{}: relative_attention_num_buckets {} < 32 (MPNet computes 32 position buckets)",
             origin, c.relative_attention_num_buckets));
     if (c.arch == Arch::kMpnet && c.max_position_embeddings <= c.pad_token_id + 2)
-        return Status::invalid_argument(fmt::format(
-            "{}: max_position_embeddings {} leaves no positions after padding_idx {}", origin,
-            c.max_position_embeddings, c.pad_token_id));
+        return Status::invalid_argument(
+            fmt::format("{}: max_position_embeddings {} leaves no positions after padding_idx {}",
+                        origin, c.max_position_embeddings, c.pad_token_id));
     return c;
 }
 
@@ -228,12 +228,13 @@ struct BertLayer : nn::Module {
     std::shared_ptr<DenseLN> output;
     int64_t heads;
     explicit BertLayer(const TextEncoderConfig& c) : heads(c.num_attention_heads) {
-        attention = register_module("attention",
-                                    std::make_shared<BertAttention>(c.hidden_size, c.layer_norm_eps));
+        attention = register_module(
+            "attention", std::make_shared<BertAttention>(c.hidden_size, c.layer_norm_eps));
         intermediate = register_module("intermediate",
                                        std::make_shared<Dense>(c.hidden_size, c.intermediate_size));
         output = register_module(
-            "output", std::make_shared<DenseLN>(c.intermediate_size, c.hidden_size, c.layer_norm_eps));
+            "output",
+            std::make_shared<DenseLN>(c.intermediate_size, c.hidden_size, c.layer_norm_eps));
     }
     torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bias, bool ps) {
         auto& sa = *attention->self;
@@ -289,13 +290,14 @@ struct MpnetLayer : nn::Module {
         intermediate = register_module("intermediate",
                                        std::make_shared<Dense>(c.hidden_size, c.intermediate_size));
         output = register_module(
-            "output", std::make_shared<DenseLN>(c.intermediate_size, c.hidden_size, c.layer_norm_eps));
+            "output",
+            std::make_shared<DenseLN>(c.intermediate_size, c.hidden_size, c.layer_norm_eps));
     }
     torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bias, bool ps) {
         auto& sa = *attention->attn;
-        auto ctx = attend(split_heads(linear(sa.q, x, ps), heads),
-                          split_heads(linear(sa.k, x, ps), heads),
-                          split_heads(linear(sa.v, x, ps), heads), bias);
+        auto ctx =
+            attend(split_heads(linear(sa.q, x, ps), heads), split_heads(linear(sa.k, x, ps), heads),
+                   split_heads(linear(sa.v, x, ps), heads), bias);
         auto y = attention->ln(linear(sa.o, merge_heads(ctx), ps) + x);
         return feed_forward(*intermediate, *output, y, ps);
     }
@@ -333,7 +335,8 @@ torch::Tensor BertEncoderImpl::forward(const torch::Tensor& ids, const torch::Te
     auto& e = *embeddings_;
     auto x = e.ln(e.word(ids) + e.token_type(tt) + e.position(pos).unsqueeze(0));
     auto bias = detail::extended_mask(mask, x.scalar_type());
-    for (auto& l : layers_) x = l->forward(x, bias, per_sequence_);
+    for (auto& l : layers_)
+        x = l->forward(x, bias, per_sequence_);
     return x;
 }
 
@@ -380,7 +383,8 @@ torch::Tensor MpnetEncoderImpl::forward(const torch::Tensor& ids, const torch::T
     auto bucket = mpnet_relative_position_bucket(mem - ctx, 32, 128);
     auto values = rel_bias_(bucket).permute({2, 0, 1}).unsqueeze(0);  // [1, heads, T, T]
     auto bias = values.to(x.scalar_type()) + detail::extended_mask(mask, x.scalar_type());
-    for (auto& l : layers_) x = l->forward(x, bias, per_sequence_);
+    for (auto& l : layers_)
+        x = l->forward(x, bias, per_sequence_);
     return x;
 }
 
@@ -490,7 +494,8 @@ class WordPiece final : public TextTokenizer {
         }
         flush();
         std::vector<int32_t> ids;
-        for (const auto& w : words) wordpiece(w, ids);
+        for (const auto& w : words)
+            wordpiece(w, ids);
         return ids;
     }
 
@@ -509,7 +514,8 @@ class WordPiece final : public TextTokenizer {
             while (end > start) {
                 piece.clear();
                 if (start > 0) piece = "##";
-                for (size_t i = start; i < end; ++i) append_utf8(piece, w[i]);
+                for (size_t i = start; i < end; ++i)
+                    append_utf8(piece, w[i]);
                 auto it = vocab.find(piece);
                 if (it != vocab.end()) {
                     found = it->second;
@@ -541,11 +547,13 @@ Result<std::unique_ptr<TextTokenizer>> make_wordpiece(std::vector<std::string> t
         std::vector<std::string> names;
         if (cfg.is_object() && cfg.contains(key)) {
             const auto& v = cfg[key];
-            if (v.is_string()) names.push_back(v.get<std::string>());
+            if (v.is_string())
+                names.push_back(v.get<std::string>());
             else if (v.is_object() && v.contains("content") && v["content"].is_string())
                 names.push_back(v["content"].get<std::string>());
         }
-        for (const char* d : defaults) names.push_back(d);
+        for (const char* d : defaults)
+            names.push_back(d);
         for (const auto& n : names) {
             auto it = wp->vocab.find(n);
             if (it != wp->vocab.end()) {
@@ -661,7 +669,8 @@ Status read_st_modules(const fs::path& dir, Pooling& pooling, bool& normalize) {
                 fmt::format("{}: modules[{}]: no \"type\" string", mpath.string(), i));
         std::string type = m[i]["type"].get<std::string>();
         std::string path;
-        if (m[i].contains("path") && m[i]["path"].is_string()) path = m[i]["path"].get<std::string>();
+        if (m[i].contains("path") && m[i]["path"].is_string())
+            path = m[i]["path"].get<std::string>();
         if (type.ends_with(".Transformer")) continue;
         if (type.ends_with(".Normalize")) {
             normalize = true;
@@ -680,8 +689,8 @@ Status read_st_modules(const fs::path& dir, Pooling& pooling, bool& normalize) {
             if (on("pooling_mode_max_tokens")) pooling = Pooling::kMax, ++n;
             if (on("pooling_mode_mean_sqrt_len_tokens") || on("pooling_mode_weightedmean_tokens") ||
                 on("pooling_mode_lasttoken"))
-                return Status::unsupported(fmt::format(
-                    "{}: only mean, cls or max pooling is supported", pc.string()));
+                return Status::unsupported(
+                    fmt::format("{}: only mean, cls or max pooling is supported", pc.string()));
             if (n != 1)
                 return Status::unsupported(fmt::format(
                     "{}: exactly one pooling mode must be on (found {})", pc.string(), n));
@@ -723,15 +732,16 @@ Result<std::unique_ptr<TextEncoder>> TextEncoder::load(const fs::path& dir,
     if (opt.max_seq_length > 0) msl = opt.max_seq_length;
     int64_t cap = c.arch == Arch::kMpnet ? c.max_position_embeddings - c.pad_token_id - 1
                                          : c.max_position_embeddings;
-    if (msl < 2) return Status::invalid_argument(fmt::format("{}: max_seq_length {} < 2",
-                                                             dir.string(), msl));
+    if (msl < 2)
+        return Status::invalid_argument(
+            fmt::format("{}: max_seq_length {} < 2", dir.string(), msl));
     e->max_seq_length_ = std::min(msl, cap);
 
     MF_ASSIGN_OR_RETURN(e->tok_, load_text_tokenizer(dir));
     if (e->tok_->vocab_size() > static_cast<size_t>(c.vocab_size))
-        return Status::invalid_argument(fmt::format(
-            "{}: the tokenizer has {} tokens but config.json vocab_size is {}", dir.string(),
-            e->tok_->vocab_size(), c.vocab_size));
+        return Status::invalid_argument(
+            fmt::format("{}: the tokenizer has {} tokens but config.json vocab_size is {}",
+                        dir.string(), e->tok_->vocab_size(), c.vocab_size));
 
     if (c.arch == Arch::kMpnet) {
         auto m = std::make_shared<MpnetEncoderImpl>(c);
@@ -775,7 +785,8 @@ std::vector<int32_t> TextEncoder::tokenize(std::string_view text) const {
     return ids;
 }
 
-torch::Tensor TextEncoder::forward_batch(const torch::Tensor& ids, const torch::Tensor& mask) const {
+torch::Tensor TextEncoder::forward_batch(const torch::Tensor& ids,
+                                         const torch::Tensor& mask) const {
     torch::InferenceMode guard;
     auto dids = ids.to(opt_.device), dmask = mask.to(opt_.device);
     torch::Tensor h;
@@ -802,14 +813,15 @@ torch::Tensor TextEncoder::forward_batch(const torch::Tensor& ids, const torch::
             if (pooling_ == Pooling::kCls && count > 0) break;
             for (int64_t k = 0; k < H; ++k) {
                 if (pooling_ == Pooling::kMax)
-                    acc[static_cast<size_t>(k)] = std::max(acc[static_cast<size_t>(k)],
-                                                           static_cast<double>(row[k]));
+                    acc[static_cast<size_t>(k)] =
+                        std::max(acc[static_cast<size_t>(k)], static_cast<double>(row[k]));
                 else
                     acc[static_cast<size_t>(k)] += row[k];
             }
             ++count;
         }
-        double div = pooling_ == Pooling::kMean ? std::max<double>(1.0, static_cast<double>(count)) : 1.0;
+        double div =
+            pooling_ == Pooling::kMean ? std::max<double>(1.0, static_cast<double>(count)) : 1.0;
         double norm = 0;
         for (int64_t k = 0; k < H; ++k) {
             acc[static_cast<size_t>(k)] /= div;
@@ -828,9 +840,9 @@ Result<std::vector<float>> TextEncoder::embed_ids(std::span<const std::vector<in
     std::vector<float> out(n * static_cast<size_t>(H), 0.f);
     for (size_t i = 0; i < n; ++i) {
         if (ids[i].empty() || static_cast<int64_t>(ids[i].size()) > max_seq_length_)
-            return Status::invalid_argument(fmt::format(
-                "text encoder: sequence {} has {} tokens (1..{} allowed)", i, ids[i].size(),
-                max_seq_length_));
+            return Status::invalid_argument(
+                fmt::format("text encoder: sequence {} has {} tokens (1..{} allowed)", i,
+                            ids[i].size(), max_seq_length_));
         for (int32_t t : ids[i])
             if (t < 0 || t >= cfg_.vocab_size)
                 return Status::invalid_argument(fmt::format(
@@ -847,7 +859,8 @@ Result<std::vector<float>> TextEncoder::embed_ids(std::span<const std::vector<in
         b1 = std::min(n, b0 + bs);
         if (opt_.same_length_batches) {
             b1 = b0 + 1;
-            while (b1 < n && b1 - b0 < bs && ids[order[b1]].size() == ids[order[b0]].size()) ++b1;
+            while (b1 < n && b1 - b0 < bs && ids[order[b1]].size() == ids[order[b0]].size())
+                ++b1;
         }
         int64_t B = static_cast<int64_t>(b1 - b0);
         int64_t T = static_cast<int64_t>(ids[order[b0]].size());
@@ -874,7 +887,8 @@ Result<std::vector<float>> TextEncoder::embed_ids(std::span<const std::vector<in
 Result<std::vector<float>> TextEncoder::embed(std::span<const std::string> texts) const {
     std::vector<std::vector<int32_t>> ids;
     ids.reserve(texts.size());
-    for (const auto& t : texts) ids.push_back(tokenize(t));
+    for (const auto& t : texts)
+        ids.push_back(tokenize(t));
     return embed_ids(ids);
 }
 
@@ -895,7 +909,8 @@ std::vector<std::string> generated_wordpiece_vocab(Arch arch) {
         if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9'))
             v.push_back("##" + std::string(1, static_cast<char>(ch)));
     }
-    for (const char* s : {"°", "±", "µ", "×", "α", "β", "γ", "δ", "μ", "→", "≤", "≥"}) v.push_back(s);
+    for (const char* s : {"°", "±", "µ", "×", "α", "β", "γ", "δ", "μ", "→", "≤", "≥"})
+        v.push_back(s);
     static const char* kWords[] = {
         // common English
         "the", "of", "and", "in", "to", "a", "is", "with", "for", "on", "at", "by", "from", "an",
@@ -904,12 +919,12 @@ std::vector<std::string> generated_wordpiece_vocab(Arch arch) {
         "small", "large", "normal", "abnormal", "after", "before", "patient", "year", "old", "man",
         "woman", "male", "female", "arrow", "arrows", "view", "white", "black", "area", "areas",
         "within", "without", "between", "both", "side", "one", "two", "three", "new", "case",
-        "figure", "panel", "red", "blue", "green", "high", "low", "increased", "decreased",
-        "mild", "severe", "multiple", "single", "seen", "present", "evidence", "consistent",
-        "suggestive", "demonstrates", "reveals", "revealed", "noted", "day", "days", "months",
+        "figure", "panel", "red", "blue", "green", "high", "low", "increased", "decreased", "mild",
+        "severe", "multiple", "single", "seen", "present", "evidence", "consistent", "suggestive",
+        "demonstrates", "reveals", "revealed", "noted", "day", "days", "months",
         // medical
-        "ct", "mri", "scan", "pneumon", "x", "ray", "chest", "radiograph", "axial", "sagittal", "coronal",
-        "contrast", "enhanced", "weighted", "t1", "t2", "flair", "ultrasound", "lesion",
+        "ct", "mri", "scan", "pneumon", "x", "ray", "chest", "radiograph", "axial", "sagittal",
+        "coronal", "contrast", "enhanced", "weighted", "t1", "t2", "flair", "ultrasound", "lesion",
         "lesions", "mass", "tumor", "tumour", "nodule", "nodules", "cyst", "fracture", "lung",
         "lungs", "liver", "kidney", "renal", "heart", "cardiac", "brain", "bone", "bones",
         "abdomen", "abdominal", "pelvis", "spine", "lobe", "pleural", "effusion", "pneumonia",
@@ -921,13 +936,14 @@ std::vector<std::string> generated_wordpiece_vocab(Arch arch) {
         "shoulder", "wall", "thickening", "dilated", "dilatation", "hypo", "hyper", "dense",
         "density", "intensity", "signal", "cm", "mm", "magnification", "hematoxylin", "eosin",
         // word pieces
-        "##s", "##es", "##ed", "##ing", "##ly", "##er", "##al", "##ic", "##ion", "##ation",
-        "##ity", "##ous", "##ive", "##ment", "##ness", "##itis", "##oma", "##osis", "##ectomy",
-        "##scopy", "##graphy", "##gram", "##logy", "##pathy", "##plasia", "##emia", "##uria",
-        "##cardi", "##pulmon", "##ary", "##ar", "##ia", "##ial", "##ular", "##al", "##ence",
-        "##ance", "##ant", "##ent", "##y", "##tion", "##intense", "##dense", "##echoic", "##able",
-        "##ible", "##ful", "##less", "##est", "##re", "##th", "##nd", "##st", "##ray"};
-    for (const char* w : kWords) v.push_back(w);
+        "##s", "##es", "##ed", "##ing", "##ly", "##er", "##al", "##ic", "##ion", "##ation", "##ity",
+        "##ous", "##ive", "##ment", "##ness", "##itis", "##oma", "##osis", "##ectomy", "##scopy",
+        "##graphy", "##gram", "##logy", "##pathy", "##plasia", "##emia", "##uria", "##cardi",
+        "##pulmon", "##ary", "##ar", "##ia", "##ial", "##ular", "##al", "##ence", "##ance", "##ant",
+        "##ent", "##y", "##tion", "##intense", "##dense", "##echoic", "##able", "##ible", "##ful",
+        "##less", "##est", "##re", "##th", "##nd", "##st", "##ray"};
+    for (const char* w : kWords)
+        v.push_back(w);
     // Remove duplicates while keeping the first occurrence (ids stay dense).
     std::vector<std::string> out;
     std::unordered_map<std::string, int> seen;
@@ -942,7 +958,8 @@ namespace {
 json tokenizer_json(const std::vector<std::string>& vocab, Arch arch) {
     bool mp = arch == Arch::kMpnet;
     json jv = json::object();
-    for (size_t i = 0; i < vocab.size(); ++i) jv[vocab[i]] = static_cast<int64_t>(i);
+    for (size_t i = 0; i < vocab.size(); ++i)
+        jv[vocab[i]] = static_cast<int64_t>(i);
     std::string cls = mp ? "<s>" : "[CLS]", sep = mp ? "</s>" : "[SEP]",
                 pad = mp ? "<pad>" : "[PAD]", unk = mp ? "<unk>" : "[UNK]",
                 mask = mp ? "<mask>" : "[MASK]";
@@ -983,9 +1000,10 @@ json tokenizer_json(const std::vector<std::string>& vocab, Arch arch) {
         {"single", single},
         {"pair", pair},
         {"special_tokens",
-         json{{cls, json{{"id", cls}, {"ids", json::array({id(cls)})},
-                         {"tokens", json::array({cls})}}},
-              {sep, json{{"id", sep}, {"ids", json::array({id(sep)})},
+         json{{cls,
+               json{{"id", cls}, {"ids", json::array({id(cls)})}, {"tokens", json::array({cls})}}},
+              {sep, json{{"id", sep},
+                         {"ids", json::array({id(sep)})},
                          {"tokens", json::array({sep})}}}}}};
     j["decoder"] = {{"type", "WordPiece"}, {"prefix", "##"}, {"cleanup", true}};
     j["model"] = {{"type", "WordPiece"},
@@ -1031,7 +1049,8 @@ Status init_text_encoder(Arch arch, std::string_view size, const fs::path& out, 
     std::error_code ec;
     fs::create_directories(out / "1_Pooling", ec);
     fs::create_directories(out / "2_Normalize", ec);
-    if (ec) return Status::io_error(fmt::format("{}: cannot create: {}", out.string(), ec.message()));
+    if (ec)
+        return Status::io_error(fmt::format("{}: cannot create: {}", out.string(), ec.message()));
 
     torch::manual_seed(seed);
     std::shared_ptr<torch::nn::Module> m;
@@ -1066,10 +1085,18 @@ Status init_text_encoder(Arch arch, std::string_view size, const fs::path& out, 
     MF_ASSIGN_OR_RETURN(auto tensors, module_tensors(*m, nullptr, torch::kFloat32));
     MF_RETURN_IF_ERROR(io::write_checkpoint_tensors(out, tensors.tensors));
     MF_RETURN_IF_ERROR(io::write_file_atomic(out / "config.json", text_encoder_config_json(c)));
-    json modules = json::array(
-        {json{{"idx", 0}, {"name", "0"}, {"path", ""}, {"type", "sentence_transformers.models.Transformer"}},
-         json{{"idx", 1}, {"name", "1"}, {"path", "1_Pooling"}, {"type", "sentence_transformers.models.Pooling"}},
-         json{{"idx", 2}, {"name", "2"}, {"path", "2_Normalize"}, {"type", "sentence_transformers.models.Normalize"}}});
+    json modules = json::array({json{{"idx", 0},
+                                     {"name", "0"},
+                                     {"path", ""},
+                                     {"type", "sentence_transformers.models.Transformer"}},
+                                json{{"idx", 1},
+                                     {"name", "1"},
+                                     {"path", "1_Pooling"},
+                                     {"type", "sentence_transformers.models.Pooling"}},
+                                json{{"idx", 2},
+                                     {"name", "2"},
+                                     {"path", "2_Normalize"},
+                                     {"type", "sentence_transformers.models.Normalize"}}});
     MF_RETURN_IF_ERROR(write_json(out / "modules.json", modules));
     MF_RETURN_IF_ERROR(write_json(out / "1_Pooling" / "config.json",
                                   {{"word_embedding_dimension", c.hidden_size},
@@ -1079,11 +1106,12 @@ Status init_text_encoder(Arch arch, std::string_view size, const fs::path& out, 
                                    {"pooling_mode_mean_sqrt_len_tokens", false}}));
     MF_RETURN_IF_ERROR(write_json(out / "sentence_bert_config.json",
                                   {{"max_seq_length", mp ? 384 : 256}, {"do_lower_case", false}}));
-    MF_RETURN_IF_ERROR(write_json(
-        out / "config_sentence_transformers.json",
-        {{"__version__", {{"sentence_transformers", "2.0.0"}}}, {"generator", "medforge model init"}}));
+    MF_RETURN_IF_ERROR(write_json(out / "config_sentence_transformers.json",
+                                  {{"__version__", {{"sentence_transformers", "2.0.0"}}},
+                                   {"generator", "medforge model init"}}));
     std::string vtxt;
-    for (const auto& t : vocab) vtxt += t + "\n";
+    for (const auto& t : vocab)
+        vtxt += t + "\n";
     MF_RETURN_IF_ERROR(io::write_file_atomic(out / "vocab.txt", vtxt));
     MF_RETURN_IF_ERROR(write_json(out / "tokenizer.json", tokenizer_json(vocab, arch)));
     std::string cls = mp ? "<s>" : "[CLS]", sep = mp ? "</s>" : "[SEP]",
@@ -1105,8 +1133,11 @@ Status init_text_encoder(Arch arch, std::string_view size, const fs::path& out, 
         tc["eos_token"] = sep;
     }
     MF_RETURN_IF_ERROR(write_json(out / "tokenizer_config.json", tc));
-    json stm = {{"cls_token", cls}, {"sep_token", sep}, {"pad_token", pad},
-                {"unk_token", unk}, {"mask_token", mask}};
+    json stm = {{"cls_token", cls},
+                {"sep_token", sep},
+                {"pad_token", pad},
+                {"unk_token", unk},
+                {"mask_token", mask}};
     if (mp) {
         stm["bos_token"] = cls;
         stm["eos_token"] = sep;

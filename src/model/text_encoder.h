@@ -46,8 +46,8 @@ struct TextEncoderConfig {
     int64_t num_attention_heads = 0;
     int64_t intermediate_size = 0;
     int64_t max_position_embeddings = 512;
-    int64_t type_vocab_size = 2;  // BERT only
-    int64_t pad_token_id = 0;     // MPNet: 1 (also its position padding_idx)
+    int64_t type_vocab_size = 2;                  // BERT only
+    int64_t pad_token_id = 0;                     // MPNet: 1 (also its position padding_idx)
     int64_t relative_attention_num_buckets = 32;  // MPNet only
     double layer_norm_eps = 1e-12;
     std::string hidden_act = "gelu";
@@ -55,7 +55,7 @@ struct TextEncoderConfig {
 
 // config.json of a BertModel / MPNetModel. A missing or mistyped key names itself.
 Result<TextEncoderConfig> parse_text_encoder_config(std::string_view json_text,
-                                                   std::string_view origin);
+                                                    std::string_view origin);
 // config.json in the transformers layout for `c`.
 std::string text_encoder_config_json(const TextEncoderConfig& c);
 
@@ -192,13 +192,13 @@ class TextEncoder {
 };
 
 // Random sentence-transformers checkpoint: config.json, model.safetensors, modules.json,
-// 1_Pooling/config.json, 2_Normalize/, sentence_bert_config.json, config_sentence_transformers.json,
-// vocab.txt (a generated WordPiece vocabulary: specials, characters, common English and medical
-// words and pieces), tokenizer.json, tokenizer_config.json, special_tokens_map.json.
-// size: "tiny" (2 layers, hidden 32), "minilm" (all-MiniLM-L6-v2 shape: 6 layers, 384),
-// "base" (all-mpnet-base-v2 shape: 12 layers, 768).
+// 1_Pooling/config.json, 2_Normalize/, sentence_bert_config.json,
+// config_sentence_transformers.json, vocab.txt (a generated WordPiece vocabulary: specials,
+// characters, common English and medical words and pieces), tokenizer.json, tokenizer_config.json,
+// special_tokens_map.json. size: "tiny" (2 layers, hidden 32), "minilm" (all-MiniLM-L6-v2 shape: 6
+// layers, 384), "base" (all-mpnet-base-v2 shape: 12 layers, 768).
 Status init_text_encoder(Arch arch, std::string_view size, const std::filesystem::path& out,
-                        uint64_t seed = 0);
+                         uint64_t seed = 0);
 // The generated vocabulary (one token per element; id = index) for `arch`.
 std::vector<std::string> generated_wordpiece_vocab(Arch arch);
 

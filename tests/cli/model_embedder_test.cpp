@@ -36,7 +36,8 @@ TEST(ModelEmbedder, EmbedsUnitRowsAndZeroForBlank) {
     ASSERT_TRUE(v.ok());
     for (size_t i = 0; i < texts.size(); ++i) {
         double n = 0;
-        for (size_t k = 0; k < 32; ++k) n += (*v)[i * 32 + k] * (*v)[i * 32 + k];
+        for (size_t k = 0; k < 32; ++k)
+            n += (*v)[i * 32 + k] * (*v)[i * 32 + k];
         EXPECT_NEAR(n, (i == 1 || i == 2) ? 0.0 : 1.0, 1e-5) << i;
     }
 }
@@ -101,8 +102,9 @@ TEST(ModelEmbedder, BuildConfigKeyLoadsTheModel) {
     for (const auto& e : fs::directory_iterator(test::shared_data() / "vqa_rad" / "images"))
         if (e.path().extension() == ".jpg" && imgs.size() < 2) imgs.push_back(e.path().string());
     ASSERT_EQ(imgs.size(), 2u);
-    std::string in = line("s0", "CT scan of the chest shows a small nodule in the lung.", {imgs[0]}) +
-                     line("s1", "ct scan of the chest SHOWS a small nodule in the LUNG.", {imgs[1]});
+    std::string in =
+        line("s0", "CT scan of the chest shows a small nodule in the lung.", {imgs[0]}) +
+        line("s1", "ct scan of the chest SHOWS a small nodule in the LUNG.", {imgs[1]});
     test::write_text(t / "in.jsonl", in);
     test::write_text(t / "lexicon.txt", "ct\nchest\nnodule\nlung\n");
     test::write_text(

@@ -55,7 +55,8 @@ std::vector<double> reference(const fs::path& model, const std::vector<std::vect
     if (rc != 0) return out;
     auto r = nlohmann::json::parse(mf::test::read_text(work / "ref.json"));
     for (const auto& row : r["embeddings"])
-        for (const auto& v : row) out.push_back(v.get<double>());
+        for (const auto& v : row)
+            out.push_back(v.get<double>());
     return out;
 }
 
@@ -64,7 +65,8 @@ void check_parity(Arch arch) {
     auto enc = make_model(arch, tmp / "model");
     ASSERT_TRUE(enc);
     std::vector<std::vector<int32_t>> ids;
-    for (const auto& s : kSentences) ids.push_back(enc->tokenize(s));
+    for (const auto& s : kSentences)
+        ids.push_back(enc->tokenize(s));
     // Different lengths in one batch: padding is exercised (and the longest goes past the
     // exact-bucket range of MPNet's relative positions).
     ASSERT_GT(ids[2].size(), 20u);
@@ -74,19 +76,25 @@ void check_parity(Arch arch) {
     auto ref = reference(tmp / "model", ids, tmp.path());
     ASSERT_EQ(ref.size(), got->size());
     double max_diff = 0;
-    for (size_t i = 0; i < ref.size(); ++i) max_diff = std::max(max_diff, std::abs(ref[i] - (*got)[i]));
+    for (size_t i = 0; i < ref.size(); ++i)
+        max_diff = std::max(max_diff, std::abs(ref[i] - (*got)[i]));
     // Observed ~1e-7. 1e-5 also catches tanh-approximated GELU (6e-5) or a wrong LayerNorm eps.
     EXPECT_LT(max_diff, 1e-5) << arch_name(arch);
     std::cout << arch_name(arch) << ": max |C++ - numpy| = " << max_diff << "\n";
     // The texts embed differently (the model is not degenerate).
     const int H = enc->dim();
     double dot = 0;
-    for (int k = 0; k < H; ++k) dot += (*got)[k] * (*got)[static_cast<size_t>(3 * H + k)];
+    for (int k = 0; k < H; ++k)
+        dot += (*got)[k] * (*got)[static_cast<size_t>(3 * H + k)];
     EXPECT_LT(dot, 0.999);
 }
 
-TEST(TextEncoder, BertMatchesNumpyReference) { check_parity(Arch::kBert); }
-TEST(TextEncoder, MpnetMatchesNumpyReference) { check_parity(Arch::kMpnet); }
+TEST(TextEncoder, BertMatchesNumpyReference) {
+    check_parity(Arch::kBert);
+}
+TEST(TextEncoder, MpnetMatchesNumpyReference) {
+    check_parity(Arch::kMpnet);
+}
 
 TEST(TextEncoder, BatchedEqualsOneByOneAndUnitNorm) {
     for (Arch arch : {Arch::kBert, Arch::kMpnet}) {
@@ -218,22 +226,28 @@ TEST(TextEncoder, TruncatesAtMaxSeqLength) {
     auto a = (*e)->embed(std::vector<std::string>{"ct scan of the chest shows a small nodule",
                                                   "ct scan of the chest shows a large mass"});
     ASSERT_TRUE(a.ok());
-    for (int k = 0; k < (*e)->dim(); ++k) EXPECT_EQ((*a)[k], (*a)[static_cast<size_t>((*e)->dim() + k)]);
+    for (int k = 0; k < (*e)->dim(); ++k)
+        EXPECT_EQ((*a)[k], (*a)[static_cast<size_t>((*e)->dim() + k)]);
 }
 
 TEST(TextEncoder, MpnetBucketsMatchTheFormula) {
     // Bidirectional, 32 buckets, max distance 128: |n| < 8 exact; 8..127 logarithmic; >= 128 the
     // last bucket; key after query (j > i, n = i - j < 0) adds 16.
-    auto rel = torch::tensor({0, -1, 1, -7, 7, -8, 8, -15, -16, -31, -32, -63, -64, -127, -128,
-                              -1000, 1000},
-                             torch::kInt64);
+    auto rel = torch::tensor(
+        {0, -1, 1, -7, 7, -8, 8, -15, -16, -31, -32, -63, -64, -127, -128, -1000, 1000},
+        torch::kInt64);
     auto b = mpnet_relative_position_bucket(rel);
     std::vector<int64_t> got(b.data_ptr<int64_t>(), b.data_ptr<int64_t>() + b.numel());
     // exact-math: 8 + floor(log(n/8)/log(16)*8)
-    auto large = [](int n) { return std::min<int64_t>(15, 8 + static_cast<int64_t>(std::floor(std::log(n / 8.0) / std::log(16.0) * 8 + 1e-9))); };
-    std::vector<int64_t> want = {0,  1,  16 + 1, 7,  16 + 7, large(8), 16 + large(8), large(15),
-                                 large(16), large(31), large(32), large(63), large(64), large(127),
-                                 15, 15, 31};
+    auto large = [](int n) {
+        return std::min<int64_t>(
+            15,
+            8 + static_cast<int64_t>(std::floor(std::log(n / 8.0) / std::log(16.0) * 8 + 1e-9)));
+    };
+    std::vector<int64_t> want = {
+        0,         1,         16 + 1,    7,         16 + 7,    large(8),  16 + large(8),
+        large(15), large(16), large(31), large(32), large(63), large(64), large(127),
+        15,        15,        31};
     // positive relative position (key after query) -> n negative -> +0; negative -> +16.
     // rel = j - i; n = -rel.
     EXPECT_EQ(got, want);
@@ -253,9 +267,10 @@ TEST(TextEncoder, ConfigErrorsNameTheKey) {
 
 // BERT basic tokenizer + WordPiece behaviour documented by the original BERT implementation.
 TEST(TextEncoder, WordPieceBasics) {
-    std::string vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\nwant\n##want\n##ed\nwa\nun\nrunn\n##ing\n,\n"
-                        "low\nlowest\nhello\n!\nhow\nare\nyou\n?\nhallo\n\xe5\x8d\x9a\n\xe6\x8e\xa8\n"
-                        "zz\n";
+    std::string vocab =
+        "[PAD]\n[UNK]\n[CLS]\n[SEP]\nwant\n##want\n##ed\nwa\nun\nrunn\n##ing\n,\n"
+        "low\nlowest\nhello\n!\nhow\nare\nyou\n?\nhallo\n\xe5\x8d\x9a\n\xe6\x8e\xa8\n"
+        "zz\n";
     auto t = wordpiece_from_vocab(vocab, true, "vocab");
     ASSERT_TRUE(t.ok()) << t.status().to_string();
     auto& tok = **t;
@@ -300,14 +315,19 @@ TEST(TextEncoder, WordPieceMatchesTransformersJs) {
     }
     std::vector<std::string> texts = kSentences;
     for (const char* t :
-         {"H&E stain, \xc3\x97" "400: atypical mitoses (arrow) \xe2\x80\x94 see Fig. 2B.",
+         {"H&E stain, \xc3\x97"
+          "400: atypical mitoses (arrow) \xe2\x80\x94 see Fig. 2B.",
           "Caf\xc3\xa9 na\xc3\xafve r\xc3\xa9sum\xc3\xa9 \xc3\x85NGSTR\xc3\x96M",
-          "\xe8\x83\xb8\xe9\x83\xa8" "CT\xe6\x89\xab\xe6\x8f\x8f shows   \t\n nodules",
+          "\xe8\x83\xb8\xe9\x83\xa8"
+          "CT\xe6\x89\xab\xe6\x8f\x8f shows   \t\n nodules",
           "tab\there\x01\x02 control", "emoji \xf0\x9f\x98\x80 unknown \xe2\x84\xa2",
           "pneumonitis hyperintense T2-weighted 3.2cm (p<0.001) x-ray",
           "supercalifragilisticexpialidocioussupercalifragilisticexpialidocioussupercalifragilistic"
           "expialidocioussupercalifragilistic word",
-          "", "   ", "UNAFFABLE un-affable", "\xce\xb1-\xce\xb2 \xce\xbc" "m \xc2\xb1 5\xc2\xb0" "C"})
+          "", "   ", "UNAFFABLE un-affable",
+          "\xce\xb1-\xce\xb2 \xce\xbc"
+          "m \xc2\xb1 5\xc2\xb0"
+          "C"})
         texts.push_back(t);
     for (Arch arch : {Arch::kBert, Arch::kMpnet}) {
         TempDir tmp;
@@ -333,9 +353,9 @@ TEST(TextEncoder, WordPieceMatchesTransformersJs) {
 TEST(TextEncoder, GeneratedCheckpointHasTheSentenceTransformersLayout) {
     TempDir tmp;
     ASSERT_TRUE(init_text_encoder(Arch::kMpnet, "tiny", tmp / "m").ok());
-    for (const char* f : {"config.json", "model.safetensors", "modules.json", "1_Pooling/config.json",
-                          "sentence_bert_config.json", "vocab.txt", "tokenizer.json",
-                          "tokenizer_config.json", "special_tokens_map.json"})
+    for (const char* f : {"config.json", "model.safetensors", "modules.json",
+                          "1_Pooling/config.json", "sentence_bert_config.json", "vocab.txt",
+                          "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"})
         EXPECT_TRUE(fs::exists(tmp / "m" / f)) << f;
     EXPECT_TRUE(fs::is_directory(tmp / "m" / "2_Normalize"));
     auto cfg = nlohmann::json::parse(mf::test::read_text(tmp / "m" / "config.json"));
@@ -343,11 +363,12 @@ TEST(TextEncoder, GeneratedCheckpointHasTheSentenceTransformersLayout) {
     EXPECT_EQ(cfg["pad_token_id"], 1);
     auto set = io::SafetensorsSet::open(tmp / "m");
     ASSERT_TRUE(set.ok());
-    for (const char* n : {"embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight",
-                          "embeddings.LayerNorm.weight", "encoder.layer.0.attention.attn.q.weight",
-                          "encoder.layer.1.attention.attn.o.bias", "encoder.layer.0.attention.LayerNorm.bias",
-                          "encoder.layer.1.intermediate.dense.weight", "encoder.layer.1.output.LayerNorm.weight",
-                          "encoder.relative_attention_bias.weight"})
+    for (const char* n :
+         {"embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight",
+          "embeddings.LayerNorm.weight", "encoder.layer.0.attention.attn.q.weight",
+          "encoder.layer.1.attention.attn.o.bias", "encoder.layer.0.attention.LayerNorm.bias",
+          "encoder.layer.1.intermediate.dense.weight", "encoder.layer.1.output.LayerNorm.weight",
+          "encoder.relative_attention_bias.weight"})
         EXPECT_TRUE(set->find(n)) << n;
     // The tokenizer of the folder: specials of MPNet, words of the generated vocabulary.
     auto tok = load_text_tokenizer(tmp / "m");
@@ -358,7 +379,8 @@ TEST(TextEncoder, GeneratedCheckpointHasTheSentenceTransformersLayout) {
     auto vocab = generated_wordpiece_vocab(Arch::kMpnet);
     auto ids = (*tok)->encode("Pneumonitis of the lung");
     std::vector<std::string> pieces;
-    for (int32_t i : ids) pieces.push_back(vocab[static_cast<size_t>(i)]);
+    for (int32_t i : ids)
+        pieces.push_back(vocab[static_cast<size_t>(i)]);
     EXPECT_EQ(pieces, (std::vector<std::string>{"pneumon", "##itis", "of", "the", "lung"}))
         << ::testing::PrintToString(pieces);
 }
