@@ -2,8 +2,8 @@
 // all-MiniLM-L6-v2 (BERT, 6 layers, hidden 384) and all-mpnet-base-v2 (MPNet, 12 layers, 768)
 // on generated medical captions of 8..60 words.
 //   medforge   TextEncoder::embed: tokenise, sort by length, batches of 32 padded per batch
-//   same-len   batches of texts with the same token count only (no padding; what dedup uses:
-//              rows are batch-independent)
+//   indep      batch_independent mode (what dedup uses): padded to length rounded up to 8,
+//              one length per batch, always `batch` rows; rows do not depend on the batch
 //   baseline   the same model one sentence at a time (no padding, no batching), same run
 //   ./build/bin/bench_text_encoder [--n 256] [--threads 0] [--batch 32]
 #include <fmt/core.h>
@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
     auto texts = captions(n);
     fs::path tmp = fs::temp_directory_path() / fmt::format("mf_bench_text_encoder_{}", getpid());
     fmt::print("sentences: {}, torch threads: {}, batch: {}\n", n, nt, batch);
-    fmt::print("{:<34} {:>12} {:>13} {:>14} {:>7} {:>10}\n", "model", "padded s/s", "same-len s/s",
+    fmt::print("{:<34} {:>12} {:>13} {:>14} {:>7} {:>10}\n", "model", "padded s/s", "indep s/s",
                "one-by-one s/s", "ratio", "avg tokens");
     struct Case {
         model::Arch arch;
@@ -104,7 +104,7 @@ int main(int argc, char** argv) {
         auto all = (*enc)->embed(texts);
         double tb = seconds_since(t0);
         if (!all.ok()) return 1;
-        o.same_length_batches = true;
+        o.batch_independent = true;
         auto same = model::TextEncoder::load(dir, o);
         if (!same.ok()) return 1;
         t0 = std::chrono::steady_clock::now();

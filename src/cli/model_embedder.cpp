@@ -13,7 +13,7 @@ Result<std::shared_ptr<TransformerEmbedder>> TransformerEmbedder::load(
     torch::set_num_threads(std::max(1, n));
     model::TextEncoderOptions o;
     o.batch_size = batch_size;
-    o.same_length_batches = true;  // batch-independent rows: sharded dedup == one process
+    o.batch_independent = true;  // batch-independent rows: sharded dedup == one process
     auto e = model::TextEncoder::load(dir, o);
     if (!e.ok()) return e.status().with_context("embedder " + dir.string());
     return std::shared_ptr<TransformerEmbedder>(new TransformerEmbedder(std::move(e).value()));

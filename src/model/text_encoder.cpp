@@ -745,11 +745,9 @@ Result<std::unique_ptr<TextEncoder>> TextEncoder::load(const fs::path& dir,
 
     if (c.arch == Arch::kMpnet) {
         auto m = std::make_shared<MpnetEncoderImpl>(c);
-        m->set_per_sequence(opt.same_length_batches);
         e->module_ = m;
     } else {
         auto m = std::make_shared<BertEncoderImpl>(c);
-        m->set_per_sequence(opt.same_length_batches);
         e->module_ = m;
     }
     MF_ASSIGN_OR_RETURN(auto set, io::SafetensorsSet::open(dir));
@@ -849,27 +847,37 @@ Result<std::vector<float>> TextEncoder::embed_ids(std::span<const std::vector<in
                     "text encoder: sequence {} has token id {} outside the vocabulary ({})", i, t,
                     cfg_.vocab_size));
     }
+    // Padded length of a sequence: the batch's longest, or (batch_independent) its own length
+    // rounded up to a multiple of 8.
+    const bool indep = opt_.batch_independent;
+    auto bucket = [&](size_t i) {
+        int64_t L = static_cast<int64_t>(ids[i].size());
+        return indep ? std::min(max_seq_length_, (L + 7) / 8 * 8) : L;
+    };
     // Longest first (as sentence-transformers), stable for determinism.
     std::vector<size_t> order(n);
     std::iota(order.begin(), order.end(), size_t{0});
     std::stable_sort(order.begin(), order.end(),
-                     [&](size_t a, size_t b) { return ids[a].size() > ids[b].size(); });
+                     [&](size_t a, size_t b) { return bucket(a) > bucket(b); });
     const size_t bs = static_cast<size_t>(opt_.batch_size);
     for (size_t b0 = 0, b1 = 0; b0 < n; b0 = b1) {
         b1 = std::min(n, b0 + bs);
-        if (opt_.same_length_batches) {
+        if (indep) {
             b1 = b0 + 1;
-            while (b1 < n && b1 - b0 < bs && ids[order[b1]].size() == ids[order[b0]].size())
+            while (b1 < n && b1 - b0 < bs && bucket(order[b1]) == bucket(order[b0]))
                 ++b1;
         }
-        int64_t B = static_cast<int64_t>(b1 - b0);
-        int64_t T = static_cast<int64_t>(ids[order[b0]].size());
+        int64_t real = static_cast<int64_t>(b1 - b0);
+        // batch_independent: always batch_size rows (the rest repeat the first sequence), so
+        // every GEMM of a bucket has the same shape whatever the other texts are.
+        int64_t B = indep ? opt_.batch_size : real;
+        int64_t T = bucket(order[b0]);
         auto tid = torch::full({B, T}, static_cast<int64_t>(tok_->pad_id()), torch::kInt64);
         auto tmask = torch::zeros({B, T}, torch::kInt64);
         auto* pid = tid.data_ptr<int64_t>();
         auto* pm = tmask.data_ptr<int64_t>();
         for (int64_t r = 0; r < B; ++r) {
-            const auto& s = ids[order[b0 + static_cast<size_t>(r)]];
+            const auto& s = ids[order[b0 + static_cast<size_t>(r < real ? r : 0)]];
             for (size_t t = 0; t < s.size(); ++t) {
                 pid[r * T + static_cast<int64_t>(t)] = s[t];
                 pm[r * T + static_cast<int64_t>(t)] = 1;
@@ -877,7 +885,7 @@ Result<std::vector<float>> TextEncoder::embed_ids(std::span<const std::vector<in
         }
         torch::Tensor pooled = forward_batch(tid, tmask);
         const float* src = pooled.data_ptr<float>();
-        for (int64_t r = 0; r < B; ++r)
+        for (int64_t r = 0; r < real; ++r)
             std::copy(src + r * H, src + (r + 1) * H,
                       out.data() + order[b0 + static_cast<size_t>(r)] * static_cast<size_t>(H));
     }

@@ -147,10 +147,13 @@ struct TextEncoderOptions {
     torch::Device device = torch::kCPU;
     int64_t max_seq_length = 0;  // 0 = sentence_bert_config.json (else 384 mpnet / 256 bert)
     // false: sort by length, cut into batches of batch_size, pad each to its longest (as
-    // sentence-transformers). true: a batch only holds texts of the same token count (no padding):
-    // a text's embedding then does not depend on which other texts were embedded with it (bit for
-    // bit on a given machine), which sharded dedup needs for shard/merge byte equality.
-    bool same_length_batches = false;
+    // sentence-transformers); a row then depends on its batch at float-rounding level (BLAS picks
+    // kernels by the GEMM shape). true: every text is padded to its own length rounded up to a
+    // multiple of 8, a batch holds texts of one such length only, and it always has batch_size
+    // rows (the unused ones repeat a text): every GEMM of a length has one shape, so a text's
+    // embedding does not depend on the other texts (bit for bit on a given machine; tested), as
+    // sharded dedup needs for shard + merge == one process.
+    bool batch_independent = false;
 };
 
 class TextEncoder {

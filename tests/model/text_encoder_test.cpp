@@ -118,18 +118,20 @@ TEST(TextEncoder, BatchedEqualsOneByOneAndUnitNorm) {
     }
 }
 
-// Same-length batches (what dedup uses): a row does not depend on the rest of the batch, bit for
-// bit, so sharded dedup sees the same embeddings as one process.
-TEST(TextEncoder, SameLengthBatchesAreBatchIndependentBitForBit) {
+// batch_independent mode (what dedup uses): a row does not depend on the rest of the batch, bit
+// for bit, so sharded dedup sees the same embeddings as one process. Several texts share a length
+// bucket (6..8 tokens -> 8), more than one batch of 3, a partly filled batch.
+TEST(TextEncoder, BatchIndependentModeIsBitForBit) {
     std::vector<std::string> texts = kSentences;
-    for (const char* t : {"ct scan of the liver", "mri scan of the brain", "ct scan of the lung",
-                          "x ray of the chest", "ct scan of the liver"})
+    for (const char* t :
+         {"ct scan of the liver", "mri scan of the brain", "ct scan of the lung",
+          "x ray of the chest", "ct scan of the liver", "ct of the lung", "ct scan of the liver ."})
         texts.push_back(t);
     for (Arch arch : {Arch::kBert, Arch::kMpnet}) {
         TempDir tmp;
         ASSERT_TRUE(init_text_encoder(arch, "tiny", tmp / "m").ok());
         TextEncoderOptions o;
-        o.same_length_batches = true;
+        o.batch_independent = true;
         o.batch_size = 3;
         auto enc = TextEncoder::load(tmp / "m", o);
         ASSERT_TRUE(enc.ok());
