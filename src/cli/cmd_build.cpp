@@ -1,5 +1,6 @@
 // medforge build --config F --out DIR: the whole curation pipeline and its data card.
 #include "cli/commands.h"
+#include "cli/model_embedder.h"
 #include "core/log.h"
 #include "curate/pipeline.h"
 #include "reformat/build.h"
@@ -26,6 +27,11 @@ int run_build(int argc, char** argv) {
     apply_common_options(common);
     auto cfg = curate::load_build_config(config);
     if (!cfg.ok()) return fail(cfg.status(), "build");
+    if (!cfg->dedup.embedder_dir.empty()) {  // dedup.embedder: a model embedder (docs/embedder.md)
+        auto emb = TransformerEmbedder::load(cfg->dedup.embedder_dir, 32, common.threads);
+        if (!emb.ok()) return fail(emb.status().with_context(config + ": dedup.embedder"), "build");
+        cfg->dedup.embedder = std::move(emb).value();
+    }
     curate::BuildOptions o;
     o.out_dir = out;
     o.threads = common.threads > 0 ? common.threads : -1;

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/model_embedder.h"
 #include "core/log.h"
 #include "curate/dedup.h"
 #include "curate/hashing_embedder.h"
@@ -21,6 +22,8 @@ int run_dedup(int argc, char** argv) {
     curate::DedupParams& p = opt.params;
     bool no_image = false, no_minhash = false, no_caption = false;
     int embed_dim = 512;
+    std::string embedder_dir;
+    int64_t embed_batch = 32;
     CommonOptions common;
     app.add_option("--in", in, "input: Sample JSONL file or a stage output directory")->required();
     app.add_option("--out", out, "output directory (samples.jsonl, rejects.jsonl, stats.json)")
@@ -44,9 +47,15 @@ int run_dedup(int argc, char** argv) {
     app.add_flag("--no-caption-hash", no_caption, "no exact caption dedup (duplicate_caption)");
     app.add_flag("--no-minhash", no_minhash, "no near-duplicate captions (MinHash-LSH)");
     app.add_option("--semantic", semantic,
-                   "semantic caption dedup embedder: none, or hashing (lexical bag-of-words "
-                   "hashing embedder; model embedders come with the model engine)")
-        ->check(CLI::IsMember({"none", "hashing"}))
+                   "semantic caption dedup embedder: none, hashing (lexical bag-of-words "
+                   "hashing embedder) or model (a sentence-transformers model: --embedder)")
+        ->check(CLI::IsMember({"none", "hashing", "model"}))
+        ->capture_default_str();
+    app.add_option("--embedder", embedder_dir,
+                   "sentence-transformers folder (BERT / MPNet, e.g. all-mpnet-base-v2) for "
+                   "semantic dedup; implies --semantic model. See docs/embedder.md");
+    app.add_option("--embed-batch", embed_batch, "sentences per model batch")
+        ->check(CLI::Range(1, 4096))
         ->capture_default_str();
     app.add_option("--semantic-threshold", p.semantic.threshold,
                    "semantic duplicate when the embedding cosine is >= this")
@@ -72,6 +81,17 @@ int run_dedup(int argc, char** argv) {
     p.caption_hash = !no_caption;
     p.minhash = !no_minhash;
     if (semantic == "hashing") p.embedder = std::make_shared<curate::HashingEmbedder>(embed_dim);
+    if (semantic == "model" || !embedder_dir.empty()) {
+        if (embedder_dir.empty())
+            return fail(Status::invalid_argument("--semantic model needs --embedder DIR"), "dedup");
+        if (semantic == "hashing")
+            return fail(Status::invalid_argument("--embedder and --semantic hashing exclude each "
+                                                 "other"),
+                        "dedup");
+        auto emb = TransformerEmbedder::load(embedder_dir, embed_batch, common.threads);
+        if (!emb.ok()) return fail(emb.status(), "dedup");
+        p.embedder = std::move(emb).value();
+    }
     opt.input = in;
     opt.out_dir = out;
     opt.shard = *shard;

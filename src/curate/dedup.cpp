@@ -765,6 +765,10 @@ Result<StageStats> run_dedup(const DedupOptions& opt) {
         return Status::invalid_argument(
             fmt::format("--bands {} x --rows {} = {} exceeds --num-perm {}", sh.bands, sh.rows,
                         sh.bands * sh.rows, np));
+    if (!P.embedder_dir.empty() && !P.embedder)
+        return Status::failed_precondition(
+            "the model embedder in " + P.embedder_dir.string() +
+            " must be loaded by the caller (medforge dedup --embedder / medforge build do it)");
     if (P.embedder && (P.semantic.threshold <= -1 || P.semantic.threshold > 1))
         return Status::invalid_argument("--semantic-threshold must be a cosine in (-1, 1]");
     MF_ASSIGN_OR_RETURN(fs::path input, stage_input(opt.input));

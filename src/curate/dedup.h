@@ -48,6 +48,9 @@ struct DedupParams {
     // Semantic dedup runs when `embedder` is set; `embedder_name` names it in dedup.json and
     // must match across shards.
     std::shared_ptr<const Embedder> embedder;
+    // A model embedder's checkpoint folder (config key "embedder"). curate has no model engine:
+    // the CLI loads it into `embedder` (cli/model_embedder.h); run_dedup fails if it did not.
+    fs::path embedder_dir;
     SemanticDedupParams semantic;
 };
 

@@ -127,11 +127,12 @@ Result<StageStats> run_filter(const FilterRunOptions& opt, const FilterSet& filt
     return run_map_stage(m, [&](const Sample& s, size_t) { return filters.apply(s); });
 }
 
-Result<DedupParams> parse_dedup_config(const nlohmann::json& j, const std::string& where) {
+Result<DedupParams> parse_dedup_config(const nlohmann::json& j, const std::string& where,
+                                       const fs::path& base) {
     DedupParams p;
     ConfigReader r(j, where);
     std::string shingle = shingle_kind_name(p.minhash_params.shingle);
-    std::string semantic = "none";
+    std::string semantic = "none", embedder;
     MF_RETURN_IF_ERROR(r.get("image_hash", &p.image_hash));
     MF_RETURN_IF_ERROR(r.get("exact_caption", &p.caption_hash));
     MF_RETURN_IF_ERROR(r.get("minhash", &p.minhash));
@@ -144,16 +145,26 @@ Result<DedupParams> parse_dedup_config(const nlohmann::json& j, const std::strin
     MF_RETURN_IF_ERROR(r.get("semantic", &semantic));
     MF_RETURN_IF_ERROR(r.get("semantic_threshold", &p.semantic.threshold, -1, 1));
     MF_RETURN_IF_ERROR(r.get("clusters", &p.semantic.clusters, 0, 1 << 24));
+    MF_RETURN_IF_ERROR(r.get("embedder", &embedder));
     MF_RETURN_IF_ERROR(r.finish());
     auto kind = parse_shingle_kind(shingle);
     if (!kind.ok()) return kind.status().with_context(r.child_path("shingle"));
     p.minhash_params.shingle = *kind;
-    if (semantic == "hashing") {
+    if (!embedder.empty()) {
+        if (semantic != "none" && semantic != "model")
+            return Status::invalid_argument(r.child_path("embedder") + ": a model embedder " +
+                                            "needs \"semantic\": \"model\" (or no \"semantic\")");
+        p.embedder_dir = base.empty() ? fs::path(embedder) : resolve(base, embedder);
+    } else if (semantic == "hashing") {
         p.embedder = std::make_shared<HashingEmbedder>();
+    } else if (semantic == "model") {
+        return Status::invalid_argument(r.child_path("embedder") +
+                                        ": missing; \"semantic\": \"model\" needs a "
+                                        "sentence-transformers folder, e.g. all-mpnet-base-v2/");
     } else if (semantic != "none") {
         return Status::invalid_argument(r.child_path("semantic") + ": '" + semantic +
-                                        "' is not available; use \"none\" or \"hashing\" (model "
-                                        "embedders come with the model engine)");
+                                        "' is not available; use \"none\", \"hashing\" or "
+                                        "\"model\" (with \"embedder\": DIR)");
     }
     return p;
 }
@@ -207,7 +218,7 @@ Result<BuildConfig> load_build_config(const fs::path& path) {
     auto fc = parse_filter_config(filter, base);
     if (!fc.ok()) return ctx(fc.status());
     c.filter = std::move(fc).value();
-    auto dc = parse_dedup_config(c.dedup_json);
+    auto dc = parse_dedup_config(c.dedup_json, "dedup", base);
     if (!dc.ok()) return ctx(dc.status());
     c.dedup = std::move(dc).value();
     return c;

@@ -74,9 +74,11 @@ struct FilterRunOptions {
 Result<StageStats> run_filter(const FilterRunOptions& opt, const FilterSet& filters);
 
 // Parses the "dedup" object: {"image_hash", "exact_caption", "minhash", "minhash_threshold",
-// "num_perm", "shingle", "bands", "rows", "semantic": "none"|"hashing", "semantic_threshold",
-// "clusters"}.
-Result<DedupParams> parse_dedup_config(const nlohmann::json& j, const std::string& where = "dedup");
+// "num_perm", "shingle", "bands", "rows", "semantic": "none"|"hashing"|"model",
+// "semantic_threshold", "clusters", "embedder": a sentence-transformers folder (relative to `base`;
+// implies semantic "model", loaded by the CLI)}.
+Result<DedupParams> parse_dedup_config(const nlohmann::json& j, const std::string& where = "dedup",
+                                       const fs::path& base = {});
 
 struct SourceConfig {
     std::string format;
