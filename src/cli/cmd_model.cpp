@@ -20,6 +20,7 @@
 #include "model/config.h"
 #include "model/init.h"
 #include "model/llama2c.h"
+#include "model/text_encoder.h"
 
 namespace mf::cli {
 
@@ -87,9 +88,12 @@ int model_init(int argc, char** argv) {
     model::InitOptions o;
     std::string out;
     bool force = false;
-    app.add_option("--arch", o.arch, "llava-qwen2 (HuatuoGPT-Vision), llava-llama, llava-hf, qwen2, llama, clip-vision")
+    app.add_option("--arch", o.arch, "llava-qwen2 (HuatuoGPT-Vision), llava-llama, llava-hf, qwen2, llama, clip-vision, "
+                   "bert, mpnet (sentence encoders)")
         ->required();
-    app.add_option("--size", o.size, "tiny | small (~100M) | 0.5b (Qwen2-0.5B shape) | clip-l336");
+    app.add_option("--size", o.size,
+                   "tiny | small (~100M) | 0.5b (Qwen2-0.5B shape) | clip-l336; bert/mpnet: tiny | "
+                   "minilm | base");
     app.add_option("-o,--out", out, "output folder (created)")->required();
     app.add_option("--seed", o.seed, "random seed (same seed, same weights)");
     app.add_option("--dtype", o.dtype, "saved dtype: f32 or bf16")->check(CLI::IsMember({"f32", "bf16"}));
@@ -102,7 +106,15 @@ int model_init(int argc, char** argv) {
         return fail(Status::failed_precondition(
                         fmt::format("{} already holds a checkpoint: pass --force to replace it", out)),
                     "model init");
-    Status st = model::init_model(o);
+    Status st;
+    if (o.arch == "bert" || o.arch == "mpnet") {
+        // sentence-transformers layout (all-MiniLM-L6-v2 / all-mpnet-base-v2 names); sizes tiny,
+        // minilm, base
+        auto arch = model::parse_arch(o.arch);
+        st = model::init_text_encoder(*arch, o.size, o.out, o.seed);
+    } else {
+        st = model::init_model(o);
+    }
     if (!st.ok()) return fail(st, "model init");
     log::info("model init: wrote a random {} ({}) checkpoint to {}", o.arch, o.size, out);
     return kExitOk;
