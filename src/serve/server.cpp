@@ -204,8 +204,13 @@ void Server::shutdown() {
     if (load_thread_.joinable()) load_thread_.join();
     // stop() closes the listening socket; listen() returns once the worker threads have finished
     // the requests they hold (their jobs keep decoding meanwhile).
-    if (http_) http_->stop();
-    if (listen_thread_.joinable()) listen_thread_.join();
+    if (http_ && listen_thread_.joinable()) {
+        // stop() is a no-op until listen_after_bind() has started running
+        for (int i = 0; i < 200 && !http_->is_running(); ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        http_->stop();
+        listen_thread_.join();
+    }
     if (scheduler_) scheduler_->stop();
 }
 
