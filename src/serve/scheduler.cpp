@@ -6,6 +6,25 @@
 
 namespace mf::serve {
 
+namespace {
+// Length of `t` without a trailing UTF-8 sequence that is still incomplete (its lead byte says
+// more bytes follow): such a tail is held back while streaming so that chunks split only between
+// characters. Byte-level tokenizers end tokens inside characters.
+size_t utf8_complete_prefix(std::string_view t) {
+    const size_t n = t.size();
+    for (size_t k = 1; k <= 3 && k <= n; ++k) {
+        const auto c = static_cast<unsigned char>(t[n - k]);
+        if ((c & 0xC0) == 0x80) continue;  // continuation byte: look further back
+        size_t need = 1;
+        if (c >= 0xC2 && c < 0xE0) need = 2;
+        else if (c >= 0xE0 && c < 0xF0) need = 3;
+        else if (c >= 0xF0 && c < 0xF5) need = 4;
+        return need > k ? n - k : n;
+    }
+    return n;
+}
+}  // namespace
+
 struct Scheduler::Seq {
     std::shared_ptr<Job> job;
     model::KVCache cache;
@@ -222,6 +241,7 @@ bool Scheduler::advance(Seq& s, const float* logits, int64_t vocab) {
         return false;
     }
     size_t safe = model::stream_safe_length(text, sp.stop);
+    safe = utf8_complete_prefix(std::string_view(text).substr(0, safe));
     if (safe > s.emitted) {
         emit(s, std::string_view(text).substr(s.emitted, safe - s.emitted));
         s.emitted = safe;

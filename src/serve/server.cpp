@@ -4,6 +4,8 @@
 
 #include <fmt/core.h>
 
+#include <sys/socket.h>
+
 #include <ctime>
 #include <random>
 
@@ -136,6 +138,13 @@ Status Server::bind_and_listen() {
     http_->set_write_timeout(opt_.write_timeout_s, 0);
     http_->set_keep_alive_timeout(5);
     routes();
+    // cpp-httplib listens with a backlog of 5: hundreds of clients connecting at once overflow it
+    // and the kernel drops their handshakes. Keep the socket and listen again with a real backlog.
+    int listen_fd = -1;
+    http_->set_socket_options([&listen_fd](socket_t sock) {
+        httplib::default_socket_options(sock);
+        listen_fd = static_cast<int>(sock);
+    });
     if (opt_.port == 0) {
         port_ = http_->bind_to_any_port(opt_.host);
         if (port_ <= 0) return Status::unavailable(fmt::format("cannot bind {}:any port", opt_.host));
@@ -147,6 +156,7 @@ Status Server::bind_and_listen() {
                 opt_.host, opt_.port));
         port_ = opt_.port;
     }
+    if (listen_fd >= 0) ::listen(listen_fd, 4096);
     listen_thread_ = std::thread([this] { http_->listen_after_bind(); });
     return Status::ok_status();
 }
@@ -363,7 +373,8 @@ void Server::routes() {
                                         "model's context of {}; shorten the conversation, use fewer images "
                                         "or lower max_tokens",
                                         len, cr.sampling.max_tokens, ctx),
-                            "context_length_exceeded", cr.max_tokens_given ? "max_tokens" : "messages"));
+                            "context_length_exceeded",
+                            len < ctx && cr.max_tokens_given ? "max_tokens" : "messages"));
             return;
         }
         job->ids = std::move(*ids);
