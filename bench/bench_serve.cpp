@@ -31,11 +31,16 @@ int main(int argc, char** argv) {
     int max_tokens = 16, requests = 2, max_batch = 16, threads = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         std::string k = argv[i], v = argv[i + 1];
-        if (k == "--model") model_dir = v;
-        else if (k == "--max-tokens") max_tokens = std::stoi(v);
-        else if (k == "--requests") requests = std::stoi(v);
-        else if (k == "--max-batch") max_batch = std::stoi(v);
-        else if (k == "--threads") threads = std::stoi(v);
+        if (k == "--model")
+            model_dir = v;
+        else if (k == "--max-tokens")
+            max_tokens = std::stoi(v);
+        else if (k == "--requests")
+            requests = std::stoi(v);
+        else if (k == "--max-batch")
+            max_batch = std::stoi(v);
+        else if (k == "--threads")
+            threads = std::stoi(v);
         else if (k == "--clients") {
             clients.clear();
             size_t at = 0;
@@ -59,7 +64,8 @@ int main(int argc, char** argv) {
         o.dtype = "bf16";
         o.out = tmp / "qwen2-0.5b";
         o.seed = 1;
-        std::fprintf(stderr, "writing a random Qwen2-0.5B-shaped checkpoint to %s\n", o.out.c_str());
+        std::fprintf(stderr, "writing a random Qwen2-0.5B-shaped checkpoint to %s\n",
+                     o.out.c_str());
         if (auto st = mf::model::init_model(o); !st.ok()) {
             std::fprintf(stderr, "%s\n", st.to_string().c_str());
             return 1;
@@ -85,11 +91,14 @@ int main(int argc, char** argv) {
     auto one = [&](int seed, int64_t* tokens) {
         httplib::Client c("127.0.0.1", server.port());
         c.set_read_timeout(3600, 0);
-        json body = {{"messages", json::array({json{{"role", "user"},
-                                                    {"content", fmt::format("Describe finding number {} in a "
-                                                                            "chest radiograph.",
-                                                                            seed)}}})},
-                     {"max_tokens", max_tokens}, {"temperature", 0}, {"ignore_eos", true}};
+        json body = {{"messages",
+                      json::array({json{{"role", "user"},
+                                        {"content", fmt::format("Describe finding number {} in a "
+                                                                "chest radiograph.",
+                                                                seed)}}})},
+                     {"max_tokens", max_tokens},
+                     {"temperature", 0},
+                     {"ignore_eos", true}};
         auto r = c.Post("/v1/chat/completions", body.dump(), "application/json");
         if (!r || r->status != 200) {
             std::fprintf(stderr, "request failed: %s\n", r ? r->body.c_str() : "no response");
@@ -102,7 +111,9 @@ int main(int argc, char** argv) {
         int64_t t = 0;
         one(-1, &t);
     }
-    std::printf("| clients | requests | completion tokens | wall s | aggregate tok/s | p50 latency s | p99 latency s |\n");
+    std::printf(
+        "| clients | requests | completion tokens | wall s | aggregate tok/s | p50 latency s | p99 "
+        "latency s |\n");
     std::printf("|---|---|---|---|---|---|---|\n");
     double base = 0;
     for (int C : clients) {
@@ -121,20 +132,26 @@ int main(int argc, char** argv) {
                     lat[i] = std::chrono::duration<double>(Clock::now() - s).count();
                 }
             });
-        for (auto& t : ts) t.join();
+        for (auto& t : ts)
+            t.join();
         double wall = std::chrono::duration<double>(Clock::now() - t0).count();
         int64_t total = 0;
-        for (auto t : toks) total += t;
+        for (auto t : toks)
+            total += t;
         std::sort(lat.begin(), lat.end());
-        auto pct = [&](double p) { return lat[std::min<size_t>(n - 1, static_cast<size_t>(p * (n - 1) + 0.5))]; };
+        auto pct = [&](double p) {
+            return lat[std::min<size_t>(n - 1, static_cast<size_t>(p * (n - 1) + 0.5))];
+        };
         double tps = total / wall;
         if (C == clients.front()) base = tps;
-        std::printf("| %d | %d | %lld | %.1f | %.2f | %.2f | %.2f |\n", C, n, static_cast<long long>(total), wall, tps,
-                    pct(0.5), pct(0.99));
+        std::printf("| %d | %d | %lld | %.1f | %.2f | %.2f | %.2f |\n", C, n,
+                    static_cast<long long>(total), wall, tps, pct(0.5), pct(0.99));
         std::fflush(stdout);
     }
     if (clients.size() > 1 && base > 0)
-        std::printf("\n(aggregate tok/s relative to %d client(s) is in the table; see bench/README.md)\n", clients.front());
+        std::printf(
+            "\n(aggregate tok/s relative to %d client(s) is in the table; see bench/README.md)\n",
+            clients.front());
     server.shutdown();
     if (!tmp.empty()) fs::remove_all(tmp);
     return 0;

@@ -51,29 +51,36 @@ bool inside(const fs::path& p, const fs::path& dir) {
 std::optional<ApiError> read_local(const std::string& path_s, const ImagePolicy& policy,
                                    const std::string& param, std::string* bytes) {
     if (policy.allow_dir.empty())
-        return bad(param, "local image paths are not allowed; send the image as a base64 data URL "
-                          "or start the server with --allow-image-dir",
+        return bad(param,
+                   "local image paths are not allowed; send the image as a base64 data URL "
+                   "or start the server with --allow-image-dir",
                    "image_path_not_allowed");
     std::error_code ec;
     fs::path dir = fs::canonical(policy.allow_dir, ec);
-    if (ec) return bad(param, "the server's --allow-image-dir does not exist", "image_path_not_allowed");
+    if (ec)
+        return bad(param, "the server's --allow-image-dir does not exist",
+                   "image_path_not_allowed");
     fs::path p = fs::path(path_s);
     if (p.is_relative()) p = dir / p;
     fs::path c = fs::canonical(p, ec);
-    if (ec) return bad(param, fmt::format("image file '{}' does not exist", path_s), "image_not_found");
+    if (ec)
+        return bad(param, fmt::format("image file '{}' does not exist", path_s), "image_not_found");
     if (!inside(c, dir))
-        return bad(param, fmt::format("image file '{}' is outside the allowed image folder", path_s),
+        return bad(param,
+                   fmt::format("image file '{}' is outside the allowed image folder", path_s),
                    "image_path_not_allowed");
     if (!fs::is_regular_file(c, ec))
         return bad(param, fmt::format("image '{}' is not a regular file", path_s), "invalid_image");
     auto size = fs::file_size(c, ec);
     if (ec || size > policy.max_image_bytes)
-        return bad(param, fmt::format("image file '{}' is larger than {} bytes", path_s,
-                                      policy.max_image_bytes),
-                   "image_too_large");
+        return bad(
+            param,
+            fmt::format("image file '{}' is larger than {} bytes", path_s, policy.max_image_bytes),
+            "image_too_large");
     std::ifstream f(c, std::ios::binary);
     bytes->assign(std::istreambuf_iterator<char>(f), {});
-    if (!f && !f.eof()) return bad(param, fmt::format("cannot read image '{}'", path_s), "invalid_image");
+    if (!f && !f.eof())
+        return bad(param, fmt::format("cannot read image '{}'", path_s), "invalid_image");
     return std::nullopt;
 }
 
@@ -99,10 +106,12 @@ std::optional<ApiError> fetch_remote(const std::string& url, const ImagePolicy& 
         return true;
     });
     if (too_big)
-        return bad(param, fmt::format("remote image is larger than {} bytes", policy.max_image_bytes),
+        return bad(param,
+                   fmt::format("remote image is larger than {} bytes", policy.max_image_bytes),
                    "image_too_large");
-    if (!res) return bad(param, "cannot fetch the remote image: " + httplib::to_string(res.error()),
-                         "image_fetch_failed");
+    if (!res)
+        return bad(param, "cannot fetch the remote image: " + httplib::to_string(res.error()),
+                   "image_fetch_failed");
     if (res->status != 200)
         return bad(param, fmt::format("fetching the remote image gave HTTP {}", res->status),
                    "image_fetch_failed");
@@ -134,14 +143,16 @@ std::optional<ApiError> resolve_image_url(const std::string& url, const ImagePol
     }
     if (starts_with_ci(url, "http://") || starts_with_ci(url, "https://")) {
         if (!policy.allow_remote)
-            return bad(param, "remote image URLs are refused by this server (start it with "
-                              "--allow-remote-images); send the image as a base64 data URL",
+            return bad(param,
+                       "remote image URLs are refused by this server (start it with "
+                       "--allow-remote-images); send the image as a base64 data URL",
                        "remote_images_not_allowed");
         return fetch_remote(url, policy, param, bytes);
     }
     if (starts_with_ci(url, "file://")) return read_local(url.substr(7), policy, param, bytes);
     if (url.find("://") != std::string::npos)
-        return bad(param, "unsupported image URL scheme (use a base64 data URL)", "invalid_image_url");
+        return bad(param, "unsupported image URL scheme (use a base64 data URL)",
+                   "invalid_image_url");
     return read_local(url, policy, param, bytes);
 }
 
@@ -165,13 +176,15 @@ std::optional<ApiError> parse_chat_request(std::string_view body, const ImagePol
         std::string p = fmt::format("messages[{}]", i);
         if (!m.is_object()) return bad(p, p + " must be an object");
         auto role = m.find("role");
-        if (role == m.end() || !role->is_string()) return bad(p + ".role", p + ".role must be a string");
+        if (role == m.end() || !role->is_string())
+            return bad(p + ".role", p + ".role must be a string");
         std::string rs = role->get<std::string>();
         if (rs == "developer") rs = "system";
         if (rs != "system" && rs != "user" && rs != "assistant")
-            return bad(p + ".role", fmt::format("{}.role '{}' is not one of system, developer, user, "
-                                                "assistant",
-                                                p, rs));
+            return bad(p + ".role",
+                       fmt::format("{}.role '{}' is not one of system, developer, user, "
+                                   "assistant",
+                                   p, rs));
         io::ChatMessage cm;
         cm.role = rs;
         auto content = m.find("content");
@@ -206,21 +219,23 @@ std::optional<ApiError> parse_chat_request(std::string_view body, const ImagePol
                         return bad(pp + ".image_url", pp + ".image_url.url must be a string");
                     }
                     if (static_cast<int>(r.images.size()) >= policy.max_images) {
-                        ApiError e = bad("messages",
-                                         fmt::format("more than {} images in one request",
-                                                     policy.max_images),
-                                         "too_many_images");
+                        ApiError e = bad(
+                            "messages",
+                            fmt::format("more than {} images in one request", policy.max_images),
+                            "too_many_images");
                         e.status = 422;
                         return e;
                     }
                     ImageRef ref;
                     ref.param = pp + ".image_url";
-                    if (auto err = resolve_image_url(url, policy, ref.param, &ref.bytes)) return err;
+                    if (auto err = resolve_image_url(url, policy, ref.param, &ref.bytes))
+                        return err;
                     r.images.push_back(std::move(ref));
                     cm.text += "<image>\n";
                 } else {
-                    return bad(pp + ".type",
-                               fmt::format("{}.type '{}' is not supported (text, image_url)", pp, ts));
+                    return bad(
+                        pp + ".type",
+                        fmt::format("{}.type '{}' is not supported (text, image_url)", pp, ts));
                 }
             }
         } else {
@@ -234,7 +249,8 @@ std::optional<ApiError> parse_chat_request(std::string_view body, const ImagePol
         if (!it->is_number_integer())
             return bad(name, fmt::format("'{}' must be an integer", name));
         auto v = it->get<int64_t>();
-        if (v < lo || v > hi) return bad(name, fmt::format("'{}' must be in [{}, {}]", name, lo, hi));
+        if (v < lo || v > hi)
+            return bad(name, fmt::format("'{}' must be in [{}, {}]", name, lo, hi));
         *dst = static_cast<int>(v);
         return std::nullopt;
     };
@@ -246,12 +262,14 @@ std::optional<ApiError> parse_chat_request(std::string_view body, const ImagePol
             r.max_tokens_given = true;
         }
     }
-    auto num_field = [&](const char* name, double lo, double hi, double* dst) -> std::optional<ApiError> {
+    auto num_field = [&](const char* name, double lo, double hi,
+                         double* dst) -> std::optional<ApiError> {
         auto it = j.find(name);
         if (it == j.end() || it->is_null()) return std::nullopt;
         if (!it->is_number()) return bad(name, fmt::format("'{}' must be a number", name));
         double v = it->get<double>();
-        if (!(v >= lo && v <= hi)) return bad(name, fmt::format("'{}' must be in [{}, {}]", name, lo, hi));
+        if (!(v >= lo && v <= hi))
+            return bad(name, fmt::format("'{}' must be in [{}, {}]", name, lo, hi));
         *dst = v;
         return std::nullopt;
     };
@@ -261,7 +279,8 @@ std::optional<ApiError> parse_chat_request(std::string_view body, const ImagePol
     int top_k = 0;
     if (auto e = int_field("top_k", 0, 1 << 20, &top_k)) return e;  // extension (vLLM)
     r.sampling.top_k = top_k;
-    if (auto e = num_field("repetition_penalty", 0.01, 100.0, &r.sampling.repetition_penalty)) return e;
+    if (auto e = num_field("repetition_penalty", 0.01, 100.0, &r.sampling.repetition_penalty))
+        return e;
     if (auto it = j.find("seed"); it != j.end() && !it->is_null()) {
         if (!it->is_number_integer()) return bad("seed", "'seed' must be an integer");
         r.sampling.seed = static_cast<uint64_t>(it->get<int64_t>());
@@ -276,7 +295,8 @@ std::optional<ApiError> parse_chat_request(std::string_view body, const ImagePol
         } else if (it->is_array()) {
             if (it->size() > 16) return bad("stop", "at most 16 stop strings");
             for (size_t i = 0; i < it->size(); ++i) {
-                if (!(*it)[i].is_string()) return bad(fmt::format("stop[{}]", i), "stop strings must be strings");
+                if (!(*it)[i].is_string())
+                    return bad(fmt::format("stop[{}]", i), "stop strings must be strings");
                 r.sampling.stop.push_back((*it)[i].get<std::string>());
             }
         } else {

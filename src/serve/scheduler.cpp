@@ -16,9 +16,12 @@ size_t utf8_complete_prefix(std::string_view t) {
         const auto c = static_cast<unsigned char>(t[n - k]);
         if ((c & 0xC0) == 0x80) continue;  // continuation byte: look further back
         size_t need = 1;
-        if (c >= 0xC2 && c < 0xE0) need = 2;
-        else if (c >= 0xE0 && c < 0xF0) need = 3;
-        else if (c >= 0xF0 && c < 0xF5) need = 4;
+        if (c >= 0xC2 && c < 0xE0)
+            need = 2;
+        else if (c >= 0xE0 && c < 0xF0)
+            need = 3;
+        else if (c >= 0xF0 && c < 0xF5)
+            need = 4;
         return need > k ? n - k : n;
     }
     return n;
@@ -131,7 +134,8 @@ void Scheduler::emit(Seq& s, std::string_view delta) {
 void Scheduler::finish(Seq& s, const std::string& reason) {
     s.finished = true;
     Job& j = *s.job;
-    if (reason != "cancelled" && s.text.size() > s.emitted) emit(s, std::string_view(s.text).substr(s.emitted));
+    if (reason != "cancelled" && s.text.size() > s.emitted)
+        emit(s, std::string_view(s.text).substr(s.emitted));
     bool retry = false;
     {
         std::lock_guard lk(j.mu);
@@ -176,8 +180,8 @@ bool Scheduler::admit(std::shared_ptr<Job> job, std::vector<std::unique_ptr<Seq>
         if (!j.image_keys.empty()) img = image_embeds(j);
         auto emb = m->embed_prompt(j.ids, img);  // [1, T, H]
         const int64_t T = emb.size(1);
-        s->cache = model::KVCache::create(m->lm->config(), 1, T + std::max(0, j.sampling.max_tokens) + 1,
-                                          m->dtype());
+        s->cache = model::KVCache::create(m->lm->config(), 1,
+                                          T + std::max(0, j.sampling.max_tokens) + 1, m->dtype());
         auto h = m->lm->forward_hidden(emb, &s->cache);
         logits = m->lm->logits(h.select(1, T - 1)).squeeze(0).contiguous();
     } catch (const std::exception& e) {
@@ -263,15 +267,16 @@ void Scheduler::loop() {
         std::vector<std::shared_ptr<Job>> incoming;
         {
             std::unique_lock lk(mu_);
-            if (active.empty())
-                cv_.wait(lk, [&] { return stopping_ || !queue_.empty(); });
+            if (active.empty()) cv_.wait(lk, [&] { return stopping_ || !queue_.empty(); });
             if (active.empty() && queue_.empty() && stopping_) break;
-            while (!queue_.empty() && active.size() + incoming.size() < static_cast<size_t>(opt_.max_batch)) {
+            while (!queue_.empty() &&
+                   active.size() + incoming.size() < static_cast<size_t>(opt_.max_batch)) {
                 incoming.push_back(queue_.front());
                 queue_.pop_front();
             }
         }
-        for (auto& job : incoming) admit(job, active);
+        for (auto& job : incoming)
+            admit(job, active);
         active_.store(active.size());
         if (active.empty()) continue;
 

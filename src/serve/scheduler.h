@@ -28,10 +28,10 @@ using Clock = std::chrono::steady_clock;
 // scheduler publishes text deltas (streaming) and the result.
 struct Job {
     // inputs
-    std::vector<int64_t> ids;              // prompt ids with model::kImageMarker per image
-    int64_t prompt_positions = 0;          // after image expansion
-    std::vector<std::string> image_keys;   // content hash per image (embedding cache key)
-    torch::Tensor pixels;                  // [N, 3, S, S] float32, or undefined
+    std::vector<int64_t> ids;             // prompt ids with model::kImageMarker per image
+    int64_t prompt_positions = 0;         // after image expansion
+    std::vector<std::string> image_keys;  // content hash per image (embedding cache key)
+    torch::Tensor pixels;                 // [N, 3, S, S] float32, or undefined
     model::SamplingParams sampling;
     bool stream = false;
     bool json_mode = false;
@@ -60,8 +60,8 @@ struct SchedulerOptions {
 };
 
 struct SchedulerStats {
-    int64_t decode_steps = 0;       // batched forwards
-    int64_t decoded_tokens = 0;     // sum of batch sizes over steps
+    int64_t decode_steps = 0;    // batched forwards
+    int64_t decoded_tokens = 0;  // sum of batch sizes over steps
     int64_t prefills = 0;
     int64_t image_cache_hits = 0, image_cache_misses = 0;
     int64_t json_retries = 0;
@@ -104,7 +104,8 @@ class Scheduler {
     SchedulerStats stats_;
     // image embedding LRU: key -> [P, H]
     std::list<std::pair<std::string, torch::Tensor>> lru_;
-    std::unordered_map<std::string, std::list<std::pair<std::string, torch::Tensor>>::iterator> lru_index_;
+    std::unordered_map<std::string, std::list<std::pair<std::string, torch::Tensor>>::iterator>
+        lru_index_;
     std::thread thread_;
 };
 

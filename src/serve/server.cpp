@@ -22,20 +22,23 @@ using nlohmann::json;
 void Metrics::Histogram::add(double v) {
     if (counts.empty()) counts.assign(bounds.size() + 1, 0);
     size_t i = 0;
-    while (i < bounds.size() && v > bounds[i]) ++i;
+    while (i < bounds.size() && v > bounds[i])
+        ++i;
     ++counts[i];
     sum += v;
     ++n;
 }
 
-void Metrics::Histogram::render(std::string& out, const std::string& name, const std::string& help) const {
+void Metrics::Histogram::render(std::string& out, const std::string& name,
+                                const std::string& help) const {
     out += fmt::format("# HELP {} {}\n# TYPE {} histogram\n", name, help, name);
     uint64_t cum = 0;
     for (size_t i = 0; i < bounds.size(); ++i) {
         cum += counts.empty() ? 0 : counts[i];
         out += fmt::format("{}_bucket{{le=\"{}\"}} {}\n", name, bounds[i], cum);
     }
-    out += fmt::format("{}_bucket{{le=\"+Inf\"}} {}\n{}_sum {}\n{}_count {}\n", name, n, name, sum, name, n);
+    out += fmt::format("{}_bucket{{le=\"+Inf\"}} {}\n{}_sum {}\n{}_count {}\n", name, n, name, sum,
+                       name, n);
 }
 
 void Metrics::request(int status, double seconds) {
@@ -55,36 +58,47 @@ void Metrics::first_token(double seconds) {
     ttft_.add(seconds);
 }
 
-std::string Metrics::render(size_t queue_depth, size_t active, const SchedulerStats& s, bool ready) const {
+std::string Metrics::render(size_t queue_depth, size_t active, const SchedulerStats& s,
+                            bool ready) const {
     std::lock_guard lk(mu_);
     std::string out;
-    out += "# HELP medforge_requests_total Chat-completion requests by HTTP status.\n"
-           "# TYPE medforge_requests_total counter\n";
-    for (const auto& [st, n] : by_status_) out += fmt::format("medforge_requests_total{{status=\"{}\"}} {}\n", st, n);
+    out +=
+        "# HELP medforge_requests_total Chat-completion requests by HTTP status.\n"
+        "# TYPE medforge_requests_total counter\n";
+    for (const auto& [st, n] : by_status_)
+        out += fmt::format("medforge_requests_total{{status=\"{}\"}} {}\n", st, n);
     out += fmt::format(
         "# HELP medforge_prompt_tokens_total Prompt positions processed (images expanded).\n"
         "# TYPE medforge_prompt_tokens_total counter\nmedforge_prompt_tokens_total {}\n"
         "# HELP medforge_completion_tokens_total Tokens generated.\n"
         "# TYPE medforge_completion_tokens_total counter\nmedforge_completion_tokens_total {}\n",
         prompt_tokens_, completion_tokens_);
-    latency_.render(out, "medforge_request_duration_seconds", "Chat-completion latency, arrival to last byte.");
-    ttft_.render(out, "medforge_time_to_first_token_seconds", "Queueing + prefill until the first token.");
+    latency_.render(out, "medforge_request_duration_seconds",
+                    "Chat-completion latency, arrival to last byte.");
+    ttft_.render(out, "medforge_time_to_first_token_seconds",
+                 "Queueing + prefill until the first token.");
     out += fmt::format(
-        "# HELP medforge_queue_depth Requests waiting for a batch slot.\n# TYPE medforge_queue_depth gauge\n"
+        "# HELP medforge_queue_depth Requests waiting for a batch slot.\n# TYPE "
+        "medforge_queue_depth gauge\n"
         "medforge_queue_depth {}\n"
-        "# HELP medforge_active_sequences Requests being decoded.\n# TYPE medforge_active_sequences gauge\n"
+        "# HELP medforge_active_sequences Requests being decoded.\n# TYPE "
+        "medforge_active_sequences gauge\n"
         "medforge_active_sequences {}\n"
-        "# HELP medforge_model_ready 1 once the model is loaded.\n# TYPE medforge_model_ready gauge\n"
+        "# HELP medforge_model_ready 1 once the model is loaded.\n# TYPE medforge_model_ready "
+        "gauge\n"
         "medforge_model_ready {}\n"
-        "# HELP medforge_decode_steps_total Batched decode forwards.\n# TYPE medforge_decode_steps_total counter\n"
+        "# HELP medforge_decode_steps_total Batched decode forwards.\n# TYPE "
+        "medforge_decode_steps_total counter\n"
         "medforge_decode_steps_total {}\n"
-        "# HELP medforge_decode_batch_tokens_total Sequences summed over decode steps (mean batch = this / steps).\n"
+        "# HELP medforge_decode_batch_tokens_total Sequences summed over decode steps (mean batch "
+        "= this / steps).\n"
         "# TYPE medforge_decode_batch_tokens_total counter\nmedforge_decode_batch_tokens_total {}\n"
         "# HELP medforge_image_cache_hits_total Image embeddings served from the cache.\n"
         "# TYPE medforge_image_cache_hits_total counter\nmedforge_image_cache_hits_total {}\n"
         "# HELP medforge_image_cache_misses_total Images encoded.\n"
         "# TYPE medforge_image_cache_misses_total counter\nmedforge_image_cache_misses_total {}\n"
-        "# HELP medforge_json_retries_total json_object replies that were not JSON and were asked again.\n"
+        "# HELP medforge_json_retries_total json_object replies that were not JSON and were asked "
+        "again.\n"
         "# TYPE medforge_json_retries_total counter\nmedforge_json_retries_total {}\n",
         queue_depth, active, ready ? 1 : 0, s.decode_steps, s.decoded_tokens, s.image_cache_hits,
         s.image_cache_misses, s.json_retries);
@@ -118,7 +132,9 @@ std::string completion_id() {
 }
 
 json usage_json(int64_t prompt, int64_t completion) {
-    return json{{"prompt_tokens", prompt}, {"completion_tokens", completion}, {"total_tokens", prompt + completion}};
+    return json{{"prompt_tokens", prompt},
+                {"completion_tokens", completion},
+                {"total_tokens", prompt + completion}};
 }
 
 }  // namespace
@@ -147,7 +163,8 @@ Status Server::bind_and_listen() {
     });
     if (opt_.port == 0) {
         port_ = http_->bind_to_any_port(opt_.host);
-        if (port_ <= 0) return Status::unavailable(fmt::format("cannot bind {}:any port", opt_.host));
+        if (port_ <= 0)
+            return Status::unavailable(fmt::format("cannot bind {}:any port", opt_.host));
     } else {
         if (!http_->bind_to_port(opt_.host, opt_.port))
             return Status::unavailable(fmt::format(
@@ -242,30 +259,33 @@ void Server::routes() {
     s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
         if (!res.body.empty()) return;
         if (res.status == 413)
-            send_error(res, make_error(413, "invalid_request_error", "the request body is too large",
-                                       "request_too_large"));
+            send_error(res, make_error(413, "invalid_request_error",
+                                       "the request body is too large", "request_too_large"));
         else if (res.status == 404)
-            send_error(res, make_error(404, "invalid_request_error",
-                                       fmt::format("no route {} {}", req.method, req.path), "not_found"));
+            send_error(
+                res, make_error(404, "invalid_request_error",
+                                fmt::format("no route {} {}", req.method, req.path), "not_found"));
         else
             send_error(res, make_error(res.status, "invalid_request_error",
                                        fmt::format("HTTP {}", res.status)));
     });
-    s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-        std::string what = "internal error";
-        try {
-            if (ep) std::rethrow_exception(ep);
-        } catch (const std::exception& e) {
-            what = e.what();
-        } catch (...) {
-        }
-        send_error(res, make_error(500, "server_error", what));
-    });
+    s.set_exception_handler(
+        [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+            std::string what = "internal error";
+            try {
+                if (ep) std::rethrow_exception(ep);
+            } catch (const std::exception& e) {
+                what = e.what();
+            } catch (...) {
+            }
+            send_error(res, make_error(500, "server_error", what));
+        });
 
     s.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
         if (load_failed_) {
             res.status = 503;
-            res.set_content(json{{"status", "error"}, {"error", load_error().to_string()}}.dump(), "application/json");
+            res.set_content(json{{"status", "error"}, {"error", load_error().to_string()}}.dump(),
+                            "application/json");
         } else if (!ready_) {
             res.status = 503;
             res.set_content(R"({"status":"loading"})", "application/json");
@@ -273,7 +293,8 @@ void Server::routes() {
             res.status = 503;
             res.set_content(R"({"status":"shutting_down"})", "application/json");
         } else {
-            res.set_content(json{{"status", "ok"}, {"model", model_name_}}.dump(), "application/json");
+            res.set_content(json{{"status", "ok"}, {"model", model_name_}}.dump(),
+                            "application/json");
         }
     });
 
@@ -291,16 +312,22 @@ void Server::routes() {
     s.Get("/v1/models", [this, authorized](const httplib::Request& req, httplib::Response& res) {
         if (!authorized(req, res)) return;
         if (!ready_) {
-            send_error(res, make_error(503, "server_error", "the model is still loading", "model_loading"));
+            send_error(res, make_error(503, "server_error", "the model is still loading",
+                                       "model_loading"));
             res.set_header("Retry-After", "5");
             return;
         }
-        json m = {{"id", model_name_}, {"object", "model"}, {"created", 0}, {"owned_by", "medforge"},
+        json m = {{"id", model_name_},
+                  {"object", "model"},
+                  {"created", 0},
+                  {"owned_by", "medforge"},
                   {"max_model_len", engine_->max_context()}};
-        res.set_content(json{{"object", "list"}, {"data", json::array({m})}}.dump(), "application/json");
+        res.set_content(json{{"object", "list"}, {"data", json::array({m})}}.dump(),
+                        "application/json");
     });
 
-    s.Post("/v1/chat/completions", [this, authorized](const httplib::Request& req, httplib::Response& res) {
+    s.Post("/v1/chat/completions", [this, authorized](const httplib::Request& req,
+                                                      httplib::Response& res) {
         const auto t0 = Clock::now();
         auto fail = [&](const ApiError& e) {
             send_error(res, e);
@@ -329,7 +356,8 @@ void Server::routes() {
         }
         if (!cr.model.empty() && cr.model != model_name_) {
             fail(make_error(404, "invalid_request_error",
-                            fmt::format("model '{}' is not served here; this server has '{}'", cr.model, model_name_),
+                            fmt::format("model '{}' is not served here; this server has '{}'",
+                                        cr.model, model_name_),
                             "model_not_found", "model"));
             return;
         }
@@ -359,22 +387,26 @@ void Server::routes() {
         if (!images.empty()) {
             auto px = engine_->pixels(images);
             if (!px.ok()) {
-                fail(make_error(400, "invalid_request_error", px.status().message(), "invalid_image", "messages"));
+                fail(make_error(400, "invalid_request_error", px.status().message(),
+                                "invalid_image", "messages"));
                 return;
             }
             job->pixels = *px;
         }
         const int64_t len = engine_->model()->expanded_length(*ids);
         const int64_t ctx = engine_->max_context();
-        if (!cr.max_tokens_given) cr.sampling.max_tokens = static_cast<int>(std::min<int64_t>(opt_.default_max_tokens, ctx - len));
+        if (!cr.max_tokens_given)
+            cr.sampling.max_tokens =
+                static_cast<int>(std::min<int64_t>(opt_.default_max_tokens, ctx - len));
         if (len >= ctx || len + cr.sampling.max_tokens > ctx) {
-            fail(make_error(422, "invalid_request_error",
-                            fmt::format("the prompt takes {} positions and max_tokens is {}: more than the "
-                                        "model's context of {}; shorten the conversation, use fewer images "
-                                        "or lower max_tokens",
-                                        len, cr.sampling.max_tokens, ctx),
-                            "context_length_exceeded",
-                            len < ctx && cr.max_tokens_given ? "max_tokens" : "messages"));
+            fail(make_error(
+                422, "invalid_request_error",
+                fmt::format("the prompt takes {} positions and max_tokens is {}: more than the "
+                            "model's context of {}; shorten the conversation, use fewer images "
+                            "or lower max_tokens",
+                            len, cr.sampling.max_tokens, ctx),
+                "context_length_exceeded",
+                len < ctx && cr.max_tokens_given ? "max_tokens" : "messages"));
             return;
         }
         job->ids = std::move(*ids);
@@ -385,9 +417,10 @@ void Server::routes() {
         job->json_retries = opt_.json_retries;
         if (!scheduler_->submit(job)) {
             res.set_header("Retry-After", "1");
-            fail(make_error(429, "rate_limit_error",
-                            fmt::format("the server's queue is full ({} waiting); retry later", opt_.max_queue),
-                            "queue_full"));
+            fail(make_error(
+                429, "rate_limit_error",
+                fmt::format("the server's queue is full ({} waiting); retry later", opt_.max_queue),
+                "queue_full"));
             return;
         }
         const std::string id = completion_id();
@@ -412,79 +445,85 @@ void Server::routes() {
                 send_error(res, *job->error);
                 return;
             }
-            if (job->json_mode) res.set_header("X-Medforge-Json-Valid", job->json_valid ? "true" : "false");
+            if (job->json_mode)
+                res.set_header("X-Medforge-Json-Valid", job->json_valid ? "true" : "false");
             json body = {
                 {"id", id},
                 {"object", "chat.completion"},
                 {"created", created},
                 {"model", model_name},
-                {"choices", json::array({json{{"index", 0},
-                                              {"message", {{"role", "assistant"}, {"content", job->text}}},
-                                              {"logprobs", nullptr},
-                                              {"finish_reason", job->finish_reason}}})},
+                {"choices",
+                 json::array({json{{"index", 0},
+                                   {"message", {{"role", "assistant"}, {"content", job->text}}},
+                                   {"logprobs", nullptr},
+                                   {"finish_reason", job->finish_reason}}})},
                 {"usage", usage_json(job->prompt_positions, job->completion_tokens)},
                 {"system_fingerprint", nullptr}};
-            res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+            res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace),
+                            "application/json");
             return;
         }
 
         // SSE: a role chunk, content chunks, a final chunk with finish_reason + usage, [DONE].
-        auto chunk = [id, created, model_name](const json& delta, const json& finish, const json* usage) {
+        auto chunk = [id, created, model_name](const json& delta, const json& finish,
+                                               const json* usage) {
             json c = {{"id", id},
                       {"object", "chat.completion.chunk"},
                       {"created", created},
                       {"model", model_name},
-                      {"choices", json::array({json{{"index", 0}, {"delta", delta}, {"logprobs", nullptr},
+                      {"choices", json::array({json{{"index", 0},
+                                                    {"delta", delta},
+                                                    {"logprobs", nullptr},
                                                     {"finish_reason", finish}}})}};
             if (usage) c["usage"] = *usage;
             return "data: " + c.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
         };
         auto sent_role = std::make_shared<bool>(false);
         res.set_header("Cache-Control", "no-cache");
-        res.set_chunked_content_provider(
-            "text/event-stream",
-            [job, chunk, sent_role, record_done](size_t, httplib::DataSink& sink) {
-                auto write = [&](const std::string& s) {
-                    if (!sink.write(s.data(), s.size())) {
-                        job->cancelled = true;
-                        return false;
-                    }
-                    return true;
-                };
-                if (!*sent_role) {
-                    *sent_role = true;
-                    return write(chunk(json{{"role", "assistant"}, {"content", ""}}, nullptr, nullptr));
+        res.set_chunked_content_provider("text/event-stream", [job, chunk, sent_role, record_done](
+                                                                  size_t, httplib::DataSink& sink) {
+            auto write = [&](const std::string& s) {
+                if (!sink.write(s.data(), s.size())) {
+                    job->cancelled = true;
+                    return false;
                 }
-                std::string piece;
-                bool done = false;
-                {
-                    std::unique_lock lk(job->mu);
-                    job->cv.wait_for(lk, std::chrono::milliseconds(200),
-                                     [&] { return job->done || !job->pending.empty(); });
-                    piece.swap(job->pending);
-                    done = job->done;
-                }
-                if (!piece.empty() && !write(chunk(json{{"content", piece}}, nullptr, nullptr))) return false;
-                if (!done) {
-                    if (piece.empty() && !sink.is_writable()) {
-                        job->cancelled = true;
-                        return false;
-                    }
-                    return true;
-                }
-                record_done();
-                std::string tail;
-                if (job->error) {
-                    tail = "data: " + error_body(*job->error).dump() + "\n\n";
-                } else {
-                    json u = usage_json(job->prompt_positions, job->completion_tokens);
-                    tail = chunk(json::object(), job->finish_reason, &u);
-                }
-                tail += "data: [DONE]\n\n";
-                if (!write(tail)) return false;
-                sink.done();
                 return true;
-            });
+            };
+            if (!*sent_role) {
+                *sent_role = true;
+                return write(chunk(json{{"role", "assistant"}, {"content", ""}}, nullptr, nullptr));
+            }
+            std::string piece;
+            bool done = false;
+            {
+                std::unique_lock lk(job->mu);
+                job->cv.wait_for(lk, std::chrono::milliseconds(200),
+                                 [&] { return job->done || !job->pending.empty(); });
+                piece.swap(job->pending);
+                done = job->done;
+            }
+            if (!piece.empty() && !write(chunk(json{{"content", piece}}, nullptr, nullptr)))
+                return false;
+            if (!done) {
+                if (piece.empty() && !sink.is_writable()) {
+                    job->cancelled = true;
+                    return false;
+                }
+                return true;
+            }
+            record_done();
+            std::string tail;
+            if (job->error) {
+                tail = "data: " + error_body(*job->error).dump() + "\n\n";
+            } else {
+                json u = usage_json(job->prompt_positions, job->completion_tokens);
+                tail = chunk(json::object(), job->finish_reason, &u);
+            }
+            tail += "data: [DONE]\n\n";
+            if (!write(tail)) return false;
+            sink.done();
+            return true;
+        });
     });
 }
 

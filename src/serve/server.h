@@ -26,8 +26,8 @@ namespace mf::serve {
 
 struct ServeOptions {
     std::string host = "127.0.0.1";
-    int port = 8000;  // 0 = any free port (see Server::port())
-    std::string api_key;  // empty = no authentication
+    int port = 8000;                // 0 = any free port (see Server::port())
+    std::string api_key;            // empty = no authentication
     std::string served_model_name;  // default: the model folder's name
     size_t max_queue = 64;
     int max_batch = 8;
@@ -47,7 +47,8 @@ class Metrics {
     void request(int status, double seconds);
     void tokens(int64_t prompt, int64_t completion);
     void first_token(double seconds);
-    std::string render(size_t queue_depth, size_t active, const SchedulerStats& s, bool ready) const;
+    std::string render(size_t queue_depth, size_t active, const SchedulerStats& s,
+                       bool ready) const;
 
   private:
     struct Histogram {

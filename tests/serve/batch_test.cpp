@@ -40,7 +40,8 @@ TEST(BatchedStep, EqualsSeparateSingleSequenceSteps) {
             }
             auto ref = torch::cat(single, 0);  // [B, 1, H]
             std::vector<KVCache*> ptrs;
-            for (auto& c : b) ptrs.push_back(&c);
+            for (auto& c : b)
+                ptrs.push_back(&c);
             auto x = lm->embed(torch::tensor(next, torch::kInt64).view({B, 1}));
             auto got = lm->forward_step_batched(x, ptrs);
             ASSERT_EQ(got.sizes(), ref.sizes());
@@ -48,7 +49,9 @@ TEST(BatchedStep, EqualsSeparateSingleSequenceSteps) {
             EXPECT_LT(max_abs_diff(lm->logits(got), lm->logits(ref)), 1e-4) << arch;
             for (int64_t i = 0; i < B; ++i) {
                 EXPECT_EQ(b[i].length, a[i].length);
-                EXPECT_LT(max_abs_diff(b[i].k[1].narrow(2, 0, b[i].length), a[i].k[1].narrow(2, 0, a[i].length)), 1e-5);
+                EXPECT_LT(max_abs_diff(b[i].k[1].narrow(2, 0, b[i].length),
+                                       a[i].k[1].narrow(2, 0, a[i].length)),
+                          1e-5);
                 next[i] = (next[i] * 31 + 7) % V;
             }
         }

@@ -54,8 +54,8 @@ TEST(ServeE2E, ReformatTheDemoThroughMedforgeServe) {
         (void)f;
         std::string bin = test::medforge_binary().string(), model = (dir / "tiny-llava").string(),
                     p = std::to_string(port);
-        execl(bin.c_str(), bin.c_str(), "serve", "--model", model.c_str(), "--port", p.c_str(), "--max-batch",
-              "4", "--api-key", "sk-e2e", static_cast<char*>(nullptr));
+        execl(bin.c_str(), bin.c_str(), "serve", "--model", model.c_str(), "--port", p.c_str(),
+              "--max-batch", "4", "--api-key", "sk-e2e", static_cast<char*>(nullptr));
         _exit(127);
     }
     httplib::Client c("127.0.0.1", port);
@@ -67,14 +67,16 @@ TEST(ServeE2E, ReformatTheDemoThroughMedforgeServe) {
     }
     ASSERT_TRUE(up) << test::read_text(dir / "serve.log");
 
-    auto build = test::run_medforge("build --config " + q(test::source_dir() / "examples/demo/build.json") +
-                                    " --out " + q(dir / "demo") + " -q");
+    auto build =
+        test::run_medforge("build --config " + q(test::source_dir() / "examples/demo/build.json") +
+                           " --out " + q(dir / "demo") + " -q");
     ASSERT_EQ(build.exit_code, 0) << build.output;
     setenv("MF_TEST_SERVE_KEY", "sk-e2e", 1);
-    auto r = test::run_medforge("reformat --in " + q(dir / "demo" / "3-dedup") + " --out " + q(dir / "vqa") +
-                                " --endpoint http://127.0.0.1:" + std::to_string(port) +
-                                "/v1 --model tiny-llava --api-key-env MF_TEST_SERVE_KEY --max-tokens 48"
-                                " --max-reasks 1 --concurrency 4 --temperature 0.7 --jsonl");
+    auto r =
+        test::run_medforge("reformat --in " + q(dir / "demo" / "3-dedup") + " --out " +
+                           q(dir / "vqa") + " --endpoint http://127.0.0.1:" + std::to_string(port) +
+                           "/v1 --model tiny-llava --api-key-env MF_TEST_SERVE_KEY --max-tokens 48"
+                           " --max-reasks 1 --concurrency 4 --temperature 0.7 --jsonl");
     ASSERT_EQ(r.exit_code, 0) << r.output << test::read_text(dir / "serve.log");
     json stats = json::parse(test::read_text(dir / "vqa" / "stats.json"));
     const int64_t input = stats["input"], kept = stats["kept"], rejected = stats["rejected"];
@@ -93,10 +95,13 @@ TEST(ServeE2E, ReformatTheDemoThroughMedforgeServe) {
     }
     // the ledger has one done-or-failed row per sample and every reply (1 ask + 1 re-ask at most)
     sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open_v2((dir / "vqa" / "ledger.sqlite").c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+    ASSERT_EQ(sqlite3_open_v2((dir / "vqa" / "ledger.sqlite").c_str(), &db, SQLITE_OPEN_READONLY,
+                              nullptr),
+              SQLITE_OK);
     auto count = [&](const char* sql) {
         sqlite3_stmt* st = nullptr;
-        EXPECT_EQ(sqlite3_prepare_v2(db, sql, -1, &st, nullptr), SQLITE_OK) << sqlite3_errmsg(db) << " " << sql;
+        EXPECT_EQ(sqlite3_prepare_v2(db, sql, -1, &st, nullptr), SQLITE_OK)
+            << sqlite3_errmsg(db) << " " << sql;
         int64_t n = -1;
         if (st && sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
         sqlite3_finalize(st);
@@ -109,7 +114,8 @@ TEST(ServeE2E, ReformatTheDemoThroughMedforgeServe) {
     // the server counted the same traffic
     auto m = c.Get("/metrics");
     ASSERT_TRUE(m);
-    EXPECT_NE(m->body.find("medforge_requests_total{status=\"200\"}"), std::string::npos) << m->body;
+    EXPECT_NE(m->body.find("medforge_requests_total{status=\"200\"}"), std::string::npos)
+        << m->body;
 
     // SIGTERM: clean exit
     ASSERT_EQ(kill(pid, SIGTERM), 0);

@@ -28,7 +28,8 @@ io::Image test_image(int w, int h, int salt = 0) {
     im.width = w;
     im.height = h;
     im.pixels.resize(static_cast<size_t>(w) * h * 3);
-    for (size_t i = 0; i < im.pixels.size(); ++i) im.pixels[i] = static_cast<uint8_t>((i * 7 + salt) % 251);
+    for (size_t i = 0; i < im.pixels.size(); ++i)
+        im.pixels[i] = static_cast<uint8_t>((i * 7 + salt) % 251);
     return im;
 }
 
@@ -65,7 +66,8 @@ json simple(const std::string& text, int max_tokens) {
 // What a JSON string of `s` reads back as: the server's JSON replaces invalid UTF-8 (random
 // weights write plenty) with U+FFFD, as OpenAI's does.
 std::string sanitized(const std::string& s) {
-    return json::parse(json(s).dump(-1, ' ', false, json::error_handler_t::replace)).get<std::string>();
+    return json::parse(json(s).dump(-1, ' ', false, json::error_handler_t::replace))
+        .get<std::string>();
 }
 
 // data: lines of an SSE body
@@ -94,16 +96,18 @@ TEST(Serve, PlainAndStreamingEqualEngineChat) {
     auto ref = (*ref_engine)->chat({{"user", "What is shown?"}}, {decoded.image}, sp);
     ASSERT_TRUE(ref.ok()) << ref.status().to_string();
 
-    json body = {{"model", h.dir.filename().string()},
-                 {"max_tokens", 12},
-                 {"temperature", 0},
-                 {"messages",
-                  json::array({json{{"role", "user"},
-                                    {"content", json::array({json{{"type", "image_url"},
-                                                                  {"image_url",
-                                                                   {{"url", "data:image/jpeg;base64," +
-                                                                                llm::base64_encode(jpeg)}}}},
-                                                             json{{"type", "text"}, {"text", "What is shown?"}}})}}})}};
+    json body = {
+        {"model", h.dir.filename().string()},
+        {"max_tokens", 12},
+        {"temperature", 0},
+        {"messages",
+         json::array({json{
+             {"role", "user"},
+             {"content",
+              json::array({json{{"type", "image_url"},
+                                {"image_url",
+                                 {{"url", "data:image/jpeg;base64," + llm::base64_encode(jpeg)}}}},
+                           json{{"type", "text"}, {"text", "What is shown?"}}})}}})}};
     auto res = h.post(body);
     ASSERT_TRUE(res);
     ASSERT_EQ(res->status, 200) << res->body;
@@ -113,7 +117,8 @@ TEST(Serve, PlainAndStreamingEqualEngineChat) {
     EXPECT_EQ(j["choices"][0]["finish_reason"], ref->finish_reason);
     EXPECT_EQ(j["usage"]["prompt_tokens"], ref->prompt_tokens);
     EXPECT_EQ(j["usage"]["completion_tokens"], static_cast<int64_t>(ref->tokens.size()));
-    EXPECT_EQ(j["usage"]["total_tokens"], ref->prompt_tokens + static_cast<int64_t>(ref->tokens.size()));
+    EXPECT_EQ(j["usage"]["total_tokens"],
+              ref->prompt_tokens + static_cast<int64_t>(ref->tokens.size()));
 
     body["stream"] = true;
     auto sres = h.post(body);
@@ -128,7 +133,8 @@ TEST(Serve, PlainAndStreamingEqualEngineChat) {
     for (size_t i = 0; i + 1 < events.size(); ++i) {
         json c = json::parse(events[i]);
         EXPECT_EQ(c["object"], "chat.completion.chunk");
-        if (c["choices"][0]["delta"].contains("content")) streamed += c["choices"][0]["delta"]["content"].get<std::string>();
+        if (c["choices"][0]["delta"].contains("content"))
+            streamed += c["choices"][0]["delta"]["content"].get<std::string>();
         if (i + 2 < events.size()) EXPECT_TRUE(c["choices"][0]["finish_reason"].is_null());
         last = c;
     }
@@ -144,7 +150,8 @@ TEST(Serve, PlainAndStreamingEqualEngineChat) {
     EXPECT_EQ(json::parse(again->body)["choices"][0]["message"]["content"], sanitized(ref->text));
     auto metrics = h.client()->Get("/metrics");
     ASSERT_TRUE(metrics);
-    EXPECT_NE(metrics->body.find("medforge_image_cache_hits_total 2"), std::string::npos) << metrics->body;
+    EXPECT_NE(metrics->body.find("medforge_image_cache_hits_total 2"), std::string::npos)
+        << metrics->body;
     EXPECT_NE(metrics->body.find("medforge_requests_total{status=\"200\"} 3"), std::string::npos);
 }
 
@@ -161,14 +168,18 @@ TEST(Serve, StopStringsSeedAndModels) {
     ASSERT_TRUE(ref.ok());
     json body = {{"messages", json::array({json{{"role", "system"}, {"content", "Be brief."}},
                                            json{{"role", "user"}, {"content", "hi"}}})},
-                 {"max_completion_tokens", 16}, {"temperature", 1.3}, {"top_p", 0.9}, {"seed", 5}};
+                 {"max_completion_tokens", 16},
+                 {"temperature", 1.3},
+                 {"top_p", 0.9},
+                 {"seed", 5}};
     auto res = h.post(body);
     ASSERT_TRUE(res && res->status == 200);
     EXPECT_EQ(json::parse(res->body)["choices"][0]["message"]["content"], sanitized(ref->text));
     // a stop string taken from the reference text cuts there
     size_t at = std::string::npos;  // two ASCII letters after the start
     for (size_t i = 2; i + 1 < ref->text.size() && at == std::string::npos; ++i)
-        if (std::isalpha(static_cast<unsigned char>(ref->text[i])) && std::isalpha(static_cast<unsigned char>(ref->text[i + 1])))
+        if (std::isalpha(static_cast<unsigned char>(ref->text[i])) &&
+            std::isalpha(static_cast<unsigned char>(ref->text[i + 1])))
             at = i;
     if (at != std::string::npos) {
         std::string stop = ref->text.substr(at, 2);
@@ -196,7 +207,8 @@ TEST(Serve, ConcurrentBatchedRequestsEqualUnbatched) {
     ASSERT_TRUE(ref_engine.ok());
     const int N = 6;
     std::vector<std::string> prompts;
-    for (int i = 0; i < N; ++i) prompts.push_back(std::string(i + 1, 'a' + i) + " question " + std::to_string(i * 37));
+    for (int i = 0; i < N; ++i)
+        prompts.push_back(std::string(i + 1, 'a' + i) + " question " + std::to_string(i * 37));
     std::vector<std::string> got(N);
     std::vector<int> status(N);
     std::vector<std::thread> ts;
@@ -206,9 +218,11 @@ TEST(Serve, ConcurrentBatchedRequestsEqualUnbatched) {
             b["stop"] = json::array({"zzzz-never"});
             auto r = h.post(b);
             status[i] = r ? r->status : -1;
-            if (r && r->status == 200) got[i] = json::parse(r->body)["choices"][0]["message"]["content"];
+            if (r && r->status == 200)
+                got[i] = json::parse(r->body)["choices"][0]["message"]["content"];
         });
-    for (auto& t : ts) t.join();
+    for (auto& t : ts)
+        t.join();
     for (int i = 0; i < N; ++i) {
         ASSERT_EQ(status[i], 200);
         model::SamplingParams sp;
@@ -223,7 +237,9 @@ TEST(Serve, ConcurrentBatchedRequestsEqualUnbatched) {
         size_t at = m.find("\n" + name + " ");
         return at == std::string::npos ? -1.0 : std::stod(m.substr(at + name.size() + 2));
     };
-    EXPECT_GT(value("medforge_decode_batch_tokens_total"), 1.5 * value("medforge_decode_steps_total")) << m;
+    EXPECT_GT(value("medforge_decode_batch_tokens_total"),
+              1.5 * value("medforge_decode_steps_total"))
+        << m;
 }
 
 TEST(Serve, BadRequestsGetOpenAIErrors) {
@@ -232,7 +248,8 @@ TEST(Serve, BadRequestsGetOpenAIErrors) {
     o.images.max_images = 2;
     Harness h("llava-qwen2", o);
     auto c = h.client();
-    auto expect_error = [&](const httplib::Result& r, int status, const std::string& param, const std::string& what) {
+    auto expect_error = [&](const httplib::Result& r, int status, const std::string& param,
+                            const std::string& what) {
         ASSERT_TRUE(r) << what;
         EXPECT_EQ(r->status, status) << what << ": " << r->body;
         json j = json::parse(r->body, nullptr, false);
@@ -242,10 +259,12 @@ TEST(Serve, BadRequestsGetOpenAIErrors) {
         EXPECT_TRUE(j["error"].contains("code"));
         if (!param.empty()) EXPECT_EQ(j["error"]["param"], param) << what;
     };
-    expect_error(c->Post("/v1/chat/completions", "{not json", "application/json"), 400, "", "bad json");
+    expect_error(c->Post("/v1/chat/completions", "{not json", "application/json"), 400, "",
+                 "bad json");
     expect_error(h.post(json{{"max_tokens", 3}}), 400, "messages", "no messages");
-    expect_error(h.post(json{{"messages", json::array({json{{"role", "robot"}, {"content", "x"}}})}}), 400,
-                 "messages[0].role", "bad role");
+    expect_error(
+        h.post(json{{"messages", json::array({json{{"role", "robot"}, {"content", "x"}}})}}), 400,
+        "messages[0].role", "bad role");
     json b = simple("x", 3);
     b["temperature"] = "hot";
     expect_error(h.post(b), 400, "temperature", "bad temperature");
@@ -255,39 +274,54 @@ TEST(Serve, BadRequestsGetOpenAIErrors) {
     b["model"] = "gpt-4o";
     expect_error(h.post(b), 404, "model", "unknown model");
     auto img = [](const std::string& url) {
-        return json{{"messages", json::array({json{{"role", "user"},
-                                                   {"content", json::array({json{{"type", "image_url"},
-                                                                                 {"image_url", {{"url", url}}}},
-                                                                            json{{"type", "text"}, {"text", "?"}}})}}})},
+        return json{{"messages",
+                     json::array({json{
+                         {"role", "user"},
+                         {"content",
+                          json::array({json{{"type", "image_url"}, {"image_url", {{"url", url}}}},
+                                       json{{"type", "text"}, {"text", "?"}}})}}})},
                     {"max_tokens", 2}};
     };
     // an invalid image: base64 of bytes that are no image; broken base64
-    expect_error(h.post(img("data:image/png;base64," + llm::base64_encode("this is not a png at all"))), 400,
-                 "messages[0].content[0].image_url", "invalid image");
-    expect_error(h.post(img("data:image/png;base64,@@@@")), 400, "messages[0].content[0].image_url", "bad base64");
-    expect_error(h.post(img("https://example.com/x.png")), 400, "messages[0].content[0].image_url", "remote refused");
-    expect_error(h.post(img("/etc/passwd")), 400, "messages[0].content[0].image_url", "local path refused");
-    expect_error(h.post(img("file:///etc/passwd")), 400, "messages[0].content[0].image_url", "file url refused");
+    expect_error(
+        h.post(img("data:image/png;base64," + llm::base64_encode("this is not a png at all"))), 400,
+        "messages[0].content[0].image_url", "invalid image");
+    expect_error(h.post(img("data:image/png;base64,@@@@")), 400, "messages[0].content[0].image_url",
+                 "bad base64");
+    expect_error(h.post(img("https://example.com/x.png")), 400, "messages[0].content[0].image_url",
+                 "remote refused");
+    expect_error(h.post(img("/etc/passwd")), 400, "messages[0].content[0].image_url",
+                 "local path refused");
+    expect_error(h.post(img("file:///etc/passwd")), 400, "messages[0].content[0].image_url",
+                 "file url refused");
     // too many images -> 422
     {
-        std::string url = "data:image/jpeg;base64," + llm::base64_encode(io::encode_jpeg(test_image(8, 8)));
+        std::string url =
+            "data:image/jpeg;base64," + llm::base64_encode(io::encode_jpeg(test_image(8, 8)));
         json parts = json::array();
-        for (int i = 0; i < 3; ++i) parts.push_back(json{{"type", "image_url"}, {"image_url", {{"url", url}}}});
-        expect_error(h.post(json{{"messages", json::array({json{{"role", "user"}, {"content", parts}}})}}), 422,
-                     "messages", "too many images");
+        for (int i = 0; i < 3; ++i)
+            parts.push_back(json{{"type", "image_url"}, {"image_url", {{"url", url}}}});
+        expect_error(
+            h.post(json{{"messages", json::array({json{{"role", "user"}, {"content", parts}}})}}),
+            422, "messages", "too many images");
     }
     // 50 MB of base64 -> 413
     {
-        std::string big = R"({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,)";
+        std::string big =
+            R"({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,)";
         big.append(50u << 20, 'A');
         big += R"("}}]}]})";
-        expect_error(c->Post("/v1/chat/completions", big, "application/json"), 413, "", "50 MB body");
+        expect_error(c->Post("/v1/chat/completions", big, "application/json"), 413, "",
+                     "50 MB body");
     }
     // 10,000 messages -> 422 (context)
     {
         json msgs = json::array();
-        for (int i = 0; i < 10000; ++i) msgs.push_back(json{{"role", i % 2 ? "assistant" : "user"}, {"content", "hello there"}});
-        expect_error(h.post(json{{"messages", msgs}, {"max_tokens", 4}}), 422, "messages", "10k messages");
+        for (int i = 0; i < 10000; ++i)
+            msgs.push_back(
+                json{{"role", i % 2 ? "assistant" : "user"}, {"content", "hello there"}});
+        expect_error(h.post(json{{"messages", msgs}, {"max_tokens", 4}}), 422, "messages",
+                     "10k messages");
     }
     // max_tokens beyond the context -> 422
     expect_error(h.post(simple("x", 1 << 20)), 422, "max_tokens", "max_tokens > context");
@@ -306,10 +340,12 @@ TEST(Serve, LocalImagesOnlyUnderTheAllowedFolder) {
     o.images.allow_dir = imgs.path();
     Harness h("llava-qwen2", o);
     auto img = [](const std::string& url) {
-        return json{{"messages", json::array({json{{"role", "user"},
-                                                   {"content", json::array({json{{"type", "image_url"},
-                                                                                 {"image_url", {{"url", url}}}}})}}})},
-                    {"max_tokens", 2}};
+        return json{
+            {"messages",
+             json::array({json{{"role", "user"},
+                               {"content", json::array({json{{"type", "image_url"},
+                                                             {"image_url", {{"url", url}}}}})}}})},
+            {"max_tokens", 2}};
     };
     auto r = h.post(img((imgs / "a.jpg").string()));
     ASSERT_TRUE(r);
@@ -391,11 +427,13 @@ TEST(Serve, ManyParallelConnectionsGetAnswersOrQueueFull) {
             httplib::Client c("127.0.0.1", h.server->port());
             c.set_read_timeout(120, 0);
             c.set_connection_timeout(60, 0);
-            auto r = c.Post("/v1/chat/completions", simple("hi " + std::to_string(i), 3).dump(), "application/json");
+            auto r = c.Post("/v1/chat/completions", simple("hi " + std::to_string(i), 3).dump(),
+                            "application/json");
             status[i] = r ? r->status : -1;
             if (!r) errors[i] = httplib::to_string(r.error());
         });
-    for (auto& t : ts) t.join();
+    for (auto& t : ts)
+        t.join();
     int ok = 0, full = 0;
     for (int i = 0; i < N; ++i) {
         const int s = status[i];
@@ -409,7 +447,9 @@ TEST(Serve, ManyParallelConnectionsGetAnswersOrQueueFull) {
     ASSERT_TRUE(health);
     EXPECT_EQ(health->status, 200);
     auto m = h.client()->Get("/metrics")->body;
-    EXPECT_NE(m.find("medforge_requests_total{status=\"429\"} " + std::to_string(full)), std::string::npos) << m;
+    EXPECT_NE(m.find("medforge_requests_total{status=\"429\"} " + std::to_string(full)),
+              std::string::npos)
+        << m;
 }
 
 TEST(Serve, JsonModeValidatesAndRetries) {
@@ -422,7 +462,8 @@ TEST(Serve, JsonModeValidatesAndRetries) {
     // random weights do not write JSON: the server says so after its retries
     json j = json::parse(r->body);
     std::string content = j["choices"][0]["message"]["content"];
-    EXPECT_EQ(r->get_header_value("X-Medforge-Json-Valid"), is_json_object(content) ? "true" : "false");
+    EXPECT_EQ(r->get_header_value("X-Medforge-Json-Valid"),
+              is_json_object(content) ? "true" : "false");
     if (!is_json_object(content)) {
         auto m = h.client()->Get("/metrics")->body;
         EXPECT_NE(m.find("medforge_json_retries_total 2"), std::string::npos) << m;
@@ -472,8 +513,10 @@ TEST(Serve, LoadingFailureAnswers503AndShutdownFinishesInFlight) {
 TEST(Serve, OfficialOpenAINodeClient) {
     fs::path modules = mf::test::source_dir() / "build/npm/node_modules";
     if (const char* d = std::getenv("MF_NPM_DIR")) modules = fs::path(d) / "node_modules";
-    if (!fs::exists(modules / "openai/package.json") || std::system("node --version >/dev/null 2>&1") != 0)
-        GTEST_SKIP() << "needs node and the openai npm package in build/npm (scripts/setup.sh installs it)";
+    if (!fs::exists(modules / "openai/package.json") ||
+        std::system("node --version >/dev/null 2>&1") != 0)
+        GTEST_SKIP()
+            << "needs node and the openai npm package in build/npm (scripts/setup.sh installs it)";
     ServeOptions o;
     o.api_key = "sk-node";
     Harness h("qwen2", o);
@@ -482,9 +525,10 @@ TEST(Serve, OfficialOpenAINodeClient) {
     sp.max_tokens = 8;
     auto ref = (*ref_engine)->chat({{"user", "Say hello."}}, {}, sp);
     ASSERT_TRUE(ref.ok());
-    std::string cmd = "node " + (mf::test::source_dir() / "tests/serve/openai_client.mjs").string() + " " +
-                      modules.string() + " http://127.0.0.1:" + std::to_string(h.server->port()) + "/v1 " +
-                      h.dir.filename().string() + " sk-node";
+    std::string cmd = "node " +
+                      (mf::test::source_dir() / "tests/serve/openai_client.mjs").string() + " " +
+                      modules.string() + " http://127.0.0.1:" + std::to_string(h.server->port()) +
+                      "/v1 " + h.dir.filename().string() + " sk-node";
     auto out = mf::test::run_command(cmd);
     ASSERT_EQ(out.exit_code, 0) << out.output;
     json j = json::parse(out.output.substr(out.output.find('{')));
@@ -493,7 +537,8 @@ TEST(Serve, OfficialOpenAINodeClient) {
     EXPECT_EQ(j["plain_finish"], ref->finish_reason);
     EXPECT_EQ(j["stream_finish"], ref->finish_reason);
     EXPECT_EQ(j["plain_usage"]["completion_tokens"], static_cast<int64_t>(ref->tokens.size()));
-    EXPECT_EQ(j["stream_usage"]["total_tokens"], ref->prompt_tokens + static_cast<int64_t>(ref->tokens.size()));
+    EXPECT_EQ(j["stream_usage"]["total_tokens"],
+              ref->prompt_tokens + static_cast<int64_t>(ref->tokens.size()));
     EXPECT_EQ(j["model_ids"][0], h.dir.filename().string());
 }
 
