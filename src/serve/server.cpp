@@ -156,10 +156,10 @@ Status Server::bind_and_listen() {
     routes();
     // cpp-httplib listens with a backlog of 5: hundreds of clients connecting at once overflow it
     // and the kernel drops their handshakes. Keep the socket and listen again with a real backlog.
-    int listen_fd = -1;
-    http_->set_socket_options([&listen_fd](socket_t sock) {
+    auto listen_fd = std::make_shared<int>(-1);
+    http_->set_socket_options([listen_fd](socket_t sock) {
         httplib::default_socket_options(sock);
-        listen_fd = static_cast<int>(sock);
+        *listen_fd = static_cast<int>(sock);
     });
     if (opt_.port == 0) {
         port_ = http_->bind_to_any_port(opt_.host);
@@ -173,7 +173,7 @@ Status Server::bind_and_listen() {
                 opt_.host, opt_.port));
         port_ = opt_.port;
     }
-    if (listen_fd >= 0) ::listen(listen_fd, 4096);
+    if (*listen_fd >= 0) ::listen(*listen_fd, 4096);
     listen_thread_ = std::thread([this] { http_->listen_after_bind(); });
     return Status::ok_status();
 }
