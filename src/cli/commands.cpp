@@ -42,6 +42,7 @@ int run_chat(int argc, char** argv);
 int run_judge(int argc, char** argv);
 int run_model(int argc, char** argv);
 int run_verify(int argc, char** argv);
+int run_serve(int argc, char** argv);
 
 namespace {
 // Keep in pipeline order; `medforge help` prints it as is.
@@ -72,6 +73,8 @@ constexpr std::array kCommands = {
             run_judge},
     Command{"chat", "chat with a local model (LLaVA / HuatuoGPT-Vision / Qwen2 / LLaMA), with images",
             run_chat},
+    Command{"serve", "OpenAI-compatible HTTP server over a local model (continuous batching)",
+            run_serve},
     Command{"model", "checkpoint tools: init (tiny HF checkpoints), inspect, convert (llama2.c -> HF)", run_model},
     Command{"merge", "join the outputs of a stage run as --shard i/N into one output", run_merge},
     Command{"card", "write the data card (funnel of every stage) for a pipeline output", run_card},

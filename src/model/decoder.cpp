@@ -214,6 +214,50 @@ torch::Tensor CausalLMImpl::forward_hidden(const torch::Tensor& embeds, KVCache*
     return model->norm(h);
 }
 
+torch::Tensor CausalLMImpl::forward_step_batched(const torch::Tensor& embeds,
+                                                 const std::vector<KVCache*>& caches) {
+    const int64_t B = embeds.size(0);
+    TORCH_CHECK(embeds.dim() == 3 && embeds.size(1) == 1, "forward_step_batched takes [B, 1, H]");
+    TORCH_CHECK(static_cast<int64_t>(caches.size()) == B, "one cache per sequence");
+    std::vector<int64_t> pos(B);
+    for (int64_t b = 0; b < B; ++b) {
+        TORCH_CHECK(caches[b] && caches[b]->length + 1 <= caches[b]->capacity, "KV cache full");
+        pos[b] = caches[b]->length;
+    }
+    auto [cos, sin] = rope_tables(torch::tensor(pos, torch::kInt64), cfg_.head_dim, cfg_.rope_theta);
+    auto c4 = cos.view({B, 1, 1, cfg_.head_dim});  // broadcast over heads, per sequence
+    auto s4 = sin.view({B, 1, 1, cfg_.head_dim});
+    torch::Tensor h = embeds;
+    int64_t li = 0;
+    for (auto& m : *model->layers) {
+        auto layer = m->as<DecoderLayer>();
+        auto& at = *layer->self_attn;
+        const int64_t nH = at.n_heads, kvH = at.n_kv, D = at.head_dim;
+        auto x = layer->input_layernorm(h);
+        auto q = at.q_proj(x).view({B, 1, nH, D}).transpose(1, 2);  // [B, nH, 1, D]
+        auto k = at.k_proj(x).view({B, 1, kvH, D}).transpose(1, 2);
+        auto v = at.v_proj(x).view({B, 1, kvH, D}).transpose(1, 2);
+        q = apply_rope(q, c4, s4);
+        k = apply_rope(k, c4, s4);
+        std::vector<torch::Tensor> outs;
+        outs.reserve(B);
+        for (int64_t b = 0; b < B; ++b) {
+            KVCache& kv = *caches[b];
+            const int64_t off = kv.length;
+            kv.k[li].narrow(2, off, 1).copy_(k.narrow(0, b, 1));
+            kv.v[li].narrow(2, off, 1).copy_(v.narrow(0, b, 1));
+            outs.push_back(attention(q.narrow(0, b, 1).contiguous(), kv.k[li].narrow(2, 0, off + 1),
+                                     kv.v[li].narrow(2, 0, off + 1), off));
+        }
+        auto o = torch::cat(outs, 0);  // [B, nH, 1, D]
+        h = h + at.o_proj(o.transpose(1, 2).reshape({B, 1, nH * D}));
+        h = h + layer->mlp(layer->post_attention_layernorm(h));
+        ++li;
+    }
+    for (auto* c : caches) c->length += 1;
+    return model->norm(h);
+}
+
 torch::Tensor CausalLMImpl::logits(const torch::Tensor& hidden) {
     torch::Tensor w = lm_head ? lm_head->weight : model->embed_tokens->weight;
     return mf::model::linear(hidden, w, {}, /*float_out=*/true);

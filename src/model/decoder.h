@@ -97,6 +97,12 @@ class CausalLMImpl : public torch::nn::Module {
     // without a cache); advances the cache. Returns the final-normed hidden states [B, T, H].
     torch::Tensor forward_hidden(const torch::Tensor& embeds, KVCache* cache,
                                  const torch::Tensor& pad_mask = {});
+    // One new position for each of B independent sequences (continuous batching): `embeds`
+    // [B, 1, H]; `caches[b]` is sequence b's own cache (batch 1, any filled length). The
+    // projections and MLPs run batched over B (weights read once per step); attention and RoPE
+    // use each sequence's own position and cache. Advances every cache by one. Equals B separate
+    // forward_hidden calls. Returns the final-normed hidden states [B, 1, H].
+    torch::Tensor forward_step_batched(const torch::Tensor& embeds, const std::vector<KVCache*>& caches);
     // hidden [.., H] -> logits [.., V] (float32)
     torch::Tensor logits(const torch::Tensor& hidden);
 

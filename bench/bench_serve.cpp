@@ -1,0 +1,158 @@
+// `medforge serve` throughput: 1, 4 and 16 concurrent clients against one server (continuous
+// batching) on a Qwen2-0.5B-shaped model (random weights, bf16; `medforge model init --arch qwen2
+// --size 0.5b --dtype bf16`). Each client sends greedy requests of --max-tokens tokens
+// (ignore_eos, so every request generates exactly that many) over real HTTP on loopback.
+// Prints aggregate completion tokens/s and p50/p99 request latency per client count, and the
+// ratio of 16 clients to 1 (target: >= 4x).
+//   build/bin/bench_serve [--model DIR] [--clients 1,4,16] [--max-tokens 16] [--requests 2]
+//                         [--max-batch 16] [--threads 0]
+#include <httplib.h>
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "model/engine.h"
+#include "model/init.h"
+#include "serve/server.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+int main(int argc, char** argv) {
+    std::string model_dir;
+    std::vector<int> clients = {1, 4, 16};
+    int max_tokens = 16, requests = 2, max_batch = 16, threads = 0;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        std::string k = argv[i], v = argv[i + 1];
+        if (k == "--model")
+            model_dir = v;
+        else if (k == "--max-tokens")
+            max_tokens = std::stoi(v);
+        else if (k == "--requests")
+            requests = std::stoi(v);
+        else if (k == "--max-batch")
+            max_batch = std::stoi(v);
+        else if (k == "--threads")
+            threads = std::stoi(v);
+        else if (k == "--clients") {
+            clients.clear();
+            size_t at = 0;
+            while (at < v.size()) {
+                size_t c = v.find(',', at);
+                if (c == std::string::npos) c = v.size();
+                clients.push_back(std::stoi(v.substr(at, c - at)));
+                at = c + 1;
+            }
+        } else {
+            std::fprintf(stderr, "unknown option %s\n", k.c_str());
+            return 2;
+        }
+    }
+    fs::path tmp;
+    if (model_dir.empty()) {
+        tmp = fs::temp_directory_path() / fmt::format("bench_serve_{}", getpid());
+        mf::model::InitOptions o;
+        o.arch = "qwen2";
+        o.size = "0.5b";
+        o.dtype = "bf16";
+        o.out = tmp / "qwen2-0.5b";
+        o.seed = 1;
+        std::fprintf(stderr, "writing a random Qwen2-0.5B-shaped checkpoint to %s\n",
+                     o.out.c_str());
+        if (auto st = mf::model::init_model(o); !st.ok()) {
+            std::fprintf(stderr, "%s\n", st.to_string().c_str());
+            return 1;
+        }
+        model_dir = o.out.string();
+    }
+    mf::model::EngineOptions eo;
+    eo.threads = threads;
+    auto engine = mf::model::Engine::load(model_dir, eo);
+    if (!engine.ok()) {
+        std::fprintf(stderr, "%s\n", engine.status().to_string().c_str());
+        return 1;
+    }
+    mf::serve::ServeOptions so;
+    so.port = 0;
+    so.max_batch = max_batch;
+    so.max_queue = 1024;
+    mf::serve::Server server(so);
+    if (auto st = server.start(std::move(*engine)); !st.ok()) {
+        std::fprintf(stderr, "%s\n", st.to_string().c_str());
+        return 1;
+    }
+    auto one = [&](int seed, int64_t* tokens) {
+        httplib::Client c("127.0.0.1", server.port());
+        c.set_read_timeout(3600, 0);
+        json body = {{"messages",
+                      json::array({json{{"role", "user"},
+                                        {"content", fmt::format("Describe finding number {} in a "
+                                                                "chest radiograph.",
+                                                                seed)}}})},
+                     {"max_tokens", max_tokens},
+                     {"temperature", 0},
+                     {"ignore_eos", true}};
+        auto r = c.Post("/v1/chat/completions", body.dump(), "application/json");
+        if (!r || r->status != 200) {
+            std::fprintf(stderr, "request failed: %s\n", r ? r->body.c_str() : "no response");
+            *tokens = 0;
+            return;
+        }
+        *tokens = json::parse(r->body)["usage"]["completion_tokens"].get<int64_t>();
+    };
+    {  // warm-up
+        int64_t t = 0;
+        one(-1, &t);
+    }
+    std::printf(
+        "| clients | requests | completion tokens | wall s | aggregate tok/s | p50 latency s | p99 "
+        "latency s |\n");
+    std::printf("|---|---|---|---|---|---|---|\n");
+    double base = 0;
+    for (int C : clients) {
+        const int n = C * requests;
+        std::vector<double> lat(n);
+        std::vector<int64_t> toks(n);
+        std::atomic<int> next{0};
+        auto t0 = Clock::now();
+        std::vector<std::thread> ts;
+        for (int c = 0; c < C; ++c)
+            ts.emplace_back([&] {
+                int i;
+                while ((i = next++) < n) {
+                    auto s = Clock::now();
+                    one(i, &toks[i]);
+                    lat[i] = std::chrono::duration<double>(Clock::now() - s).count();
+                }
+            });
+        for (auto& t : ts)
+            t.join();
+        double wall = std::chrono::duration<double>(Clock::now() - t0).count();
+        int64_t total = 0;
+        for (auto t : toks)
+            total += t;
+        std::sort(lat.begin(), lat.end());
+        auto pct = [&](double p) {
+            return lat[std::min<size_t>(n - 1, static_cast<size_t>(p * (n - 1) + 0.5))];
+        };
+        double tps = total / wall;
+        if (C == clients.front()) base = tps;
+        std::printf("| %d | %d | %lld | %.1f | %.2f | %.2f | %.2f |\n", C, n,
+                    static_cast<long long>(total), wall, tps, pct(0.5), pct(0.99));
+        std::fflush(stdout);
+    }
+    if (clients.size() > 1 && base > 0)
+        std::printf(
+            "\n(aggregate tok/s relative to %d client(s) is in the table; see bench/README.md)\n",
+            clients.front());
+    server.shutdown();
+    if (!tmp.empty()) fs::remove_all(tmp);
+    return 0;
+}

@@ -1,0 +1,112 @@
+// The one thread that owns the model: a bounded queue of chat jobs and continuous batching.
+// New jobs are prefilled (image embeddings come from a content-hash LRU cache) and join the
+// running batch; every decode step runs all active sequences in one batched forward
+// (CausalLM::forward_step_batched), each with its own KV cache and Sampler.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "model/engine.h"
+#include "serve/api.h"
+
+namespace mf::serve {
+
+using Clock = std::chrono::steady_clock;
+
+// One chat completion in flight. The HTTP thread fills the inputs and waits on `cv`; the
+// scheduler publishes text deltas (streaming) and the result.
+struct Job {
+    // inputs
+    std::vector<int64_t> ids;             // prompt ids with model::kImageMarker per image
+    int64_t prompt_positions = 0;         // after image expansion
+    std::vector<std::string> image_keys;  // content hash per image (embedding cache key)
+    torch::Tensor pixels;                 // [N, 3, S, S] float32, or undefined
+    model::SamplingParams sampling;
+    bool stream = false;
+    bool json_mode = false;
+    int json_retries = 2;  // extra attempts when json_mode output is not a JSON object
+
+    // outputs (under mu)
+    std::mutex mu;
+    std::condition_variable cv;
+    std::string pending;  // streamed text not yet taken by the HTTP thread
+    bool done = false;
+    std::string text, finish_reason;
+    int64_t completion_tokens = 0;  // over all attempts
+    int attempts = 0;
+    bool json_valid = true;
+    std::optional<ApiError> error;
+    Clock::time_point enqueued, first_token;
+    bool got_first_token = false;
+
+    std::atomic<bool> cancelled{false};  // the client went away
+};
+
+struct SchedulerOptions {
+    int max_batch = 8;        // sequences decoded together
+    size_t max_queue = 64;    // jobs waiting to start; more are refused (429)
+    size_t image_cache = 64;  // image embeddings kept (LRU)
+};
+
+struct SchedulerStats {
+    int64_t decode_steps = 0;    // batched forwards
+    int64_t decoded_tokens = 0;  // sum of batch sizes over steps
+    int64_t prefills = 0;
+    int64_t image_cache_hits = 0, image_cache_misses = 0;
+    int64_t json_retries = 0;
+};
+
+class Scheduler {
+  public:
+    // `tok_mu` guards the engine's tokenizer (shared with the HTTP threads).
+    Scheduler(model::Engine& engine, std::mutex& tok_mu, const SchedulerOptions& opt);
+    ~Scheduler();
+    Scheduler(const Scheduler&) = delete;
+    Scheduler& operator=(const Scheduler&) = delete;
+
+    // false when the queue is full (or the scheduler is stopping).
+    bool submit(std::shared_ptr<Job> job);
+    // Finishes every queued and running job, then stops the thread.
+    void stop();
+
+    size_t queue_depth() const;
+    size_t active() const { return active_.load(); }
+    SchedulerStats stats() const;
+
+  private:
+    struct Seq;
+    void loop();
+    bool admit(std::shared_ptr<Job> job, std::vector<std::unique_ptr<Seq>>& out);
+    bool advance(Seq& s, const float* logits, int64_t vocab);
+    void finish(Seq& s, const std::string& reason);
+    void emit(Seq& s, std::string_view delta);
+    torch::Tensor image_embeds(Job& job);
+
+    model::Engine& engine_;
+    std::mutex& tok_mu_;
+    SchedulerOptions opt_;
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<std::shared_ptr<Job>> queue_;
+    bool stopping_ = false;
+    std::atomic<size_t> active_{0};
+    SchedulerStats stats_;
+    // image embedding LRU: key -> [P, H]
+    std::list<std::pair<std::string, torch::Tensor>> lru_;
+    std::unordered_map<std::string, std::list<std::pair<std::string, torch::Tensor>>::iterator>
+        lru_index_;
+    std::thread thread_;
+};
+
+}  // namespace mf::serve

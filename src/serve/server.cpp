@@ -1,0 +1,530 @@
+#include "serve/server.h"
+
+#include <httplib.h>
+
+#include <fmt/core.h>
+
+#include <sys/socket.h>
+
+#include <ctime>
+#include <random>
+
+#include "core/hash.h"
+#include "core/log.h"
+#include "io/image.h"
+
+namespace mf::serve {
+
+using nlohmann::json;
+
+// ---- metrics -----------------------------------------------------------------------------------
+
+void Metrics::Histogram::add(double v) {
+    if (counts.empty()) counts.assign(bounds.size() + 1, 0);
+    size_t i = 0;
+    while (i < bounds.size() && v > bounds[i])
+        ++i;
+    ++counts[i];
+    sum += v;
+    ++n;
+}
+
+void Metrics::Histogram::render(std::string& out, const std::string& name,
+                                const std::string& help) const {
+    out += fmt::format("# HELP {} {}\n# TYPE {} histogram\n", name, help, name);
+    uint64_t cum = 0;
+    for (size_t i = 0; i < bounds.size(); ++i) {
+        cum += counts.empty() ? 0 : counts[i];
+        out += fmt::format("{}_bucket{{le=\"{}\"}} {}\n", name, bounds[i], cum);
+    }
+    out += fmt::format("{}_bucket{{le=\"+Inf\"}} {}\n{}_sum {}\n{}_count {}\n", name, n, name, sum,
+                       name, n);
+}
+
+void Metrics::request(int status, double seconds) {
+    std::lock_guard lk(mu_);
+    ++by_status_[status];
+    latency_.add(seconds);
+}
+
+void Metrics::tokens(int64_t prompt, int64_t completion) {
+    std::lock_guard lk(mu_);
+    prompt_tokens_ += prompt;
+    completion_tokens_ += completion;
+}
+
+void Metrics::first_token(double seconds) {
+    std::lock_guard lk(mu_);
+    ttft_.add(seconds);
+}
+
+std::string Metrics::render(size_t queue_depth, size_t active, const SchedulerStats& s,
+                            bool ready) const {
+    std::lock_guard lk(mu_);
+    std::string out;
+    out +=
+        "# HELP medforge_requests_total Chat-completion requests by HTTP status.\n"
+        "# TYPE medforge_requests_total counter\n";
+    for (const auto& [st, n] : by_status_)
+        out += fmt::format("medforge_requests_total{{status=\"{}\"}} {}\n", st, n);
+    out += fmt::format(
+        "# HELP medforge_prompt_tokens_total Prompt positions processed (images expanded).\n"
+        "# TYPE medforge_prompt_tokens_total counter\nmedforge_prompt_tokens_total {}\n"
+        "# HELP medforge_completion_tokens_total Tokens generated.\n"
+        "# TYPE medforge_completion_tokens_total counter\nmedforge_completion_tokens_total {}\n",
+        prompt_tokens_, completion_tokens_);
+    latency_.render(out, "medforge_request_duration_seconds",
+                    "Chat-completion latency, arrival to last byte.");
+    ttft_.render(out, "medforge_time_to_first_token_seconds",
+                 "Queueing + prefill until the first token.");
+    out += fmt::format(
+        "# HELP medforge_queue_depth Requests waiting for a batch slot.\n# TYPE "
+        "medforge_queue_depth gauge\n"
+        "medforge_queue_depth {}\n"
+        "# HELP medforge_active_sequences Requests being decoded.\n# TYPE "
+        "medforge_active_sequences gauge\n"
+        "medforge_active_sequences {}\n"
+        "# HELP medforge_model_ready 1 once the model is loaded.\n# TYPE medforge_model_ready "
+        "gauge\n"
+        "medforge_model_ready {}\n"
+        "# HELP medforge_decode_steps_total Batched decode forwards.\n# TYPE "
+        "medforge_decode_steps_total counter\n"
+        "medforge_decode_steps_total {}\n"
+        "# HELP medforge_decode_batch_tokens_total Sequences summed over decode steps (mean batch "
+        "= this / steps).\n"
+        "# TYPE medforge_decode_batch_tokens_total counter\nmedforge_decode_batch_tokens_total {}\n"
+        "# HELP medforge_image_cache_hits_total Image embeddings served from the cache.\n"
+        "# TYPE medforge_image_cache_hits_total counter\nmedforge_image_cache_hits_total {}\n"
+        "# HELP medforge_image_cache_misses_total Images encoded.\n"
+        "# TYPE medforge_image_cache_misses_total counter\nmedforge_image_cache_misses_total {}\n"
+        "# HELP medforge_json_retries_total json_object replies that were not JSON and were asked "
+        "again.\n"
+        "# TYPE medforge_json_retries_total counter\nmedforge_json_retries_total {}\n",
+        queue_depth, active, ready ? 1 : 0, s.decode_steps, s.decoded_tokens, s.image_cache_hits,
+        s.image_cache_misses, s.json_retries);
+    return out;
+}
+
+// ---- server ------------------------------------------------------------------------------------
+
+namespace {
+
+void send_error(httplib::Response& res, const ApiError& e) {
+    res.status = e.status;
+    res.set_content(error_body(e).dump(), "application/json");
+}
+
+ApiError make_error(int status, std::string type, std::string message, std::string code = {},
+                    std::string param = {}) {
+    ApiError e;
+    e.status = status;
+    e.type = std::move(type);
+    e.message = std::move(message);
+    e.code = std::move(code);
+    e.param = std::move(param);
+    return e;
+}
+
+std::string completion_id() {
+    static std::atomic<uint64_t> counter{0};
+    static const uint64_t salt = std::random_device{}();
+    return fmt::format("chatcmpl-{:016x}", xxh64(fmt::format("{}-{}", salt, counter++)));
+}
+
+json usage_json(int64_t prompt, int64_t completion) {
+    return json{{"prompt_tokens", prompt},
+                {"completion_tokens", completion},
+                {"total_tokens", prompt + completion}};
+}
+
+}  // namespace
+
+Server::Server(ServeOptions opt) : opt_(std::move(opt)) {}
+
+Server::~Server() {
+    shutdown();
+}
+
+Status Server::bind_and_listen() {
+    http_ = std::make_unique<httplib::Server>();
+    const int threads = std::max(4, opt_.http_threads);
+    http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+    http_->set_payload_max_length(opt_.max_body_bytes);
+    http_->set_read_timeout(opt_.read_timeout_s, 0);
+    http_->set_write_timeout(opt_.write_timeout_s, 0);
+    http_->set_keep_alive_timeout(5);
+    routes();
+    // cpp-httplib listens with a backlog of 5: hundreds of clients connecting at once overflow it
+    // and the kernel drops their handshakes. Keep the socket and listen again with a real backlog.
+    auto listen_fd = std::make_shared<int>(-1);
+    http_->set_socket_options([listen_fd](socket_t sock) {
+        httplib::default_socket_options(sock);
+        *listen_fd = static_cast<int>(sock);
+    });
+    if (opt_.port == 0) {
+        port_ = http_->bind_to_any_port(opt_.host);
+        if (port_ <= 0)
+            return Status::unavailable(fmt::format("cannot bind {}:any port", opt_.host));
+    } else {
+        if (!http_->bind_to_port(opt_.host, opt_.port))
+            return Status::unavailable(fmt::format(
+                "cannot listen on {}:{} (in use, or not an address of this machine); pick another "
+                "--port or --host",
+                opt_.host, opt_.port));
+        port_ = opt_.port;
+    }
+    if (*listen_fd >= 0) ::listen(*listen_fd, 4096);
+    listen_thread_ = std::thread([this] { http_->listen_after_bind(); });
+    return Status::ok_status();
+}
+
+Status Server::start(const std::filesystem::path& model_dir, const model::EngineOptions& eo) {
+    MF_RETURN_IF_ERROR(bind_and_listen());
+    load_thread_ = std::thread([this, model_dir, eo] {
+        auto e = model::Engine::load(model_dir, eo);
+        if (!e.ok()) {
+            std::lock_guard lk(state_mu_);
+            load_status_ = e.status();
+            load_failed_ = true;
+            state_cv_.notify_all();
+            return;
+        }
+        on_engine(std::move(*e));
+    });
+    return Status::ok_status();
+}
+
+Status Server::start(std::unique_ptr<model::Engine> engine) {
+    MF_RETURN_IF_ERROR(bind_and_listen());
+    on_engine(std::move(engine));
+    return Status::ok_status();
+}
+
+void Server::on_engine(std::unique_ptr<model::Engine> engine) {
+    std::lock_guard lk(state_mu_);
+    engine_ = std::move(engine);
+    model_name_ = opt_.served_model_name.empty() ? engine_->model_id() : opt_.served_model_name;
+    SchedulerOptions so;
+    so.max_batch = opt_.max_batch;
+    so.max_queue = opt_.max_queue;
+    so.image_cache = opt_.image_cache;
+    scheduler_ = std::make_unique<Scheduler>(*engine_, tok_mu_, so);
+    ready_ = true;
+    state_cv_.notify_all();
+}
+
+bool Server::wait_ready() {
+    std::unique_lock lk(state_mu_);
+    state_cv_.wait(lk, [&] { return ready_.load() || load_failed_.load(); });
+    return ready_.load();
+}
+
+Status Server::load_error() const {
+    std::lock_guard lk(state_mu_);
+    return load_status_;
+}
+
+void Server::shutdown() {
+    if (shut_) return;
+    shut_ = true;
+    draining_ = true;
+    if (load_thread_.joinable()) load_thread_.join();
+    // stop() closes the listening socket; listen() returns once the worker threads have finished
+    // the requests they hold (their jobs keep decoding meanwhile).
+    if (http_ && listen_thread_.joinable()) {
+        // stop() is a no-op until listen_after_bind() has started running
+        for (int i = 0; i < 200 && !http_->is_running(); ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        http_->stop();
+        listen_thread_.join();
+    }
+    if (scheduler_) scheduler_->stop();
+}
+
+void Server::routes() {
+    auto& s = *http_;
+    auto authorized = [this](const httplib::Request& req, httplib::Response& res) {
+        if (opt_.api_key.empty()) return true;
+        std::string h = req.get_header_value("Authorization");
+        std::string_view key;
+        if (h.size() > 7 && (h.compare(0, 7, "Bearer ") == 0 || h.compare(0, 7, "bearer ") == 0))
+            key = std::string_view(h).substr(7);
+        if (keys_equal(key, opt_.api_key)) return true;
+        send_error(res, make_error(401, "invalid_request_error",
+                                   "missing or wrong API key (send 'Authorization: Bearer <key>')",
+                                   "invalid_api_key"));
+        return false;
+    };
+
+    s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+        if (!res.body.empty()) return;
+        if (res.status == 413)
+            send_error(res, make_error(413, "invalid_request_error",
+                                       "the request body is too large", "request_too_large"));
+        else if (res.status == 404)
+            send_error(
+                res, make_error(404, "invalid_request_error",
+                                fmt::format("no route {} {}", req.method, req.path), "not_found"));
+        else
+            send_error(res, make_error(res.status, "invalid_request_error",
+                                       fmt::format("HTTP {}", res.status)));
+    });
+    s.set_exception_handler(
+        [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+            std::string what = "internal error";
+            try {
+                if (ep) std::rethrow_exception(ep);
+            } catch (const std::exception& e) {
+                what = e.what();
+            } catch (...) {
+            }
+            send_error(res, make_error(500, "server_error", what));
+        });
+
+    s.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+        if (load_failed_) {
+            res.status = 503;
+            res.set_content(json{{"status", "error"}, {"error", load_error().to_string()}}.dump(),
+                            "application/json");
+        } else if (!ready_) {
+            res.status = 503;
+            res.set_content(R"({"status":"loading"})", "application/json");
+        } else if (draining_) {
+            res.status = 503;
+            res.set_content(R"({"status":"shutting_down"})", "application/json");
+        } else {
+            res.set_content(json{{"status", "ok"}, {"model", model_name_}}.dump(),
+                            "application/json");
+        }
+    });
+
+    s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+        size_t q = 0, a = 0;
+        SchedulerStats st;
+        if (ready_) {
+            q = scheduler_->queue_depth();
+            a = scheduler_->active();
+            st = scheduler_->stats();
+        }
+        res.set_content(metrics_.render(q, a, st, ready_), "text/plain; version=0.0.4");
+    });
+
+    s.Get("/v1/models", [this, authorized](const httplib::Request& req, httplib::Response& res) {
+        if (!authorized(req, res)) return;
+        if (!ready_) {
+            send_error(res, make_error(503, "server_error", "the model is still loading",
+                                       "model_loading"));
+            res.set_header("Retry-After", "5");
+            return;
+        }
+        json m = {{"id", model_name_},
+                  {"object", "model"},
+                  {"created", 0},
+                  {"owned_by", "medforge"},
+                  {"max_model_len", engine_->max_context()}};
+        res.set_content(json{{"object", "list"}, {"data", json::array({m})}}.dump(),
+                        "application/json");
+    });
+
+    s.Post("/v1/chat/completions", [this, authorized](const httplib::Request& req,
+                                                      httplib::Response& res) {
+        const auto t0 = Clock::now();
+        auto fail = [&](const ApiError& e) {
+            send_error(res, e);
+            metrics_.request(e.status, std::chrono::duration<double>(Clock::now() - t0).count());
+        };
+        if (!authorized(req, res)) {
+            metrics_.request(401, 0);
+            return;
+        }
+        if (draining_) {
+            fail(make_error(503, "server_error", "the server is shutting down", "shutting_down"));
+            return;
+        }
+        if (!ready_) {
+            res.set_header("Retry-After", "5");
+            fail(make_error(503, "server_error",
+                            load_failed_ ? "the model failed to load: " + load_error().to_string()
+                                         : "the model is still loading; retry shortly",
+                            "model_loading"));
+            return;
+        }
+        ChatRequest cr;
+        if (auto e = parse_chat_request(req.body, opt_.images, &cr)) {
+            fail(*e);
+            return;
+        }
+        if (!cr.model.empty() && cr.model != model_name_) {
+            fail(make_error(404, "invalid_request_error",
+                            fmt::format("model '{}' is not served here; this server has '{}'",
+                                        cr.model, model_name_),
+                            "model_not_found", "model"));
+            return;
+        }
+        auto job = std::make_shared<Job>();
+        // images: decode + preprocess here (in parallel over HTTP threads), encode in the scheduler
+        std::vector<io::Image> images;
+        for (const auto& ref : cr.images) {
+            auto d = io::decode_image_bytes(ref.bytes);
+            if (!d.ok()) {
+                fail(make_error(400, "invalid_request_error",
+                                fmt::format("{} is not a usable image: {}", ref.param, d.detail),
+                                "invalid_image", ref.param));
+                return;
+            }
+            images.push_back(std::move(d.image));
+            job->image_keys.push_back(sha256_hex(ref.bytes));
+        }
+        Result<std::vector<int64_t>> ids = std::vector<int64_t>{};
+        {
+            std::lock_guard lk(tok_mu_);
+            ids = engine_->prompt_ids(cr.messages, images.size());
+        }
+        if (!ids.ok()) {
+            fail(make_error(400, "invalid_request_error", ids.status().message(), "", "messages"));
+            return;
+        }
+        if (!images.empty()) {
+            auto px = engine_->pixels(images);
+            if (!px.ok()) {
+                fail(make_error(400, "invalid_request_error", px.status().message(),
+                                "invalid_image", "messages"));
+                return;
+            }
+            job->pixels = *px;
+        }
+        const int64_t len = engine_->model()->expanded_length(*ids);
+        const int64_t ctx = engine_->max_context();
+        if (!cr.max_tokens_given)
+            cr.sampling.max_tokens =
+                static_cast<int>(std::min<int64_t>(opt_.default_max_tokens, ctx - len));
+        if (len >= ctx || len + cr.sampling.max_tokens > ctx) {
+            fail(make_error(
+                422, "invalid_request_error",
+                fmt::format("the prompt takes {} positions and max_tokens is {}: more than the "
+                            "model's context of {}; shorten the conversation, use fewer images "
+                            "or lower max_tokens",
+                            len, cr.sampling.max_tokens, ctx),
+                "context_length_exceeded",
+                len < ctx && cr.max_tokens_given ? "max_tokens" : "messages"));
+            return;
+        }
+        job->ids = std::move(*ids);
+        job->prompt_positions = len;
+        job->sampling = cr.sampling;
+        job->stream = cr.stream;
+        job->json_mode = cr.json_mode;
+        job->json_retries = opt_.json_retries;
+        if (!scheduler_->submit(job)) {
+            res.set_header("Retry-After", "1");
+            fail(make_error(
+                429, "rate_limit_error",
+                fmt::format("the server's queue is full ({} waiting); retry later", opt_.max_queue),
+                "queue_full"));
+            return;
+        }
+        const std::string id = completion_id();
+        const int64_t created = static_cast<int64_t>(std::time(nullptr));
+        const std::string model_name = model_name_;
+        auto record_done = [this, t0, job]() {
+            std::lock_guard lk(job->mu);
+            int st = job->error ? job->error->status : 200;
+            metrics_.request(st, std::chrono::duration<double>(Clock::now() - t0).count());
+            if (!job->error) metrics_.tokens(job->prompt_positions, job->completion_tokens);
+            if (job->got_first_token)
+                metrics_.first_token(std::chrono::duration<double>(job->first_token - t0).count());
+        };
+
+        if (!cr.stream) {
+            {
+                std::unique_lock lk(job->mu);
+                job->cv.wait(lk, [&] { return job->done; });
+            }
+            record_done();
+            if (job->error) {
+                send_error(res, *job->error);
+                return;
+            }
+            if (job->json_mode)
+                res.set_header("X-Medforge-Json-Valid", job->json_valid ? "true" : "false");
+            json body = {
+                {"id", id},
+                {"object", "chat.completion"},
+                {"created", created},
+                {"model", model_name},
+                {"choices",
+                 json::array({json{{"index", 0},
+                                   {"message", {{"role", "assistant"}, {"content", job->text}}},
+                                   {"logprobs", nullptr},
+                                   {"finish_reason", job->finish_reason}}})},
+                {"usage", usage_json(job->prompt_positions, job->completion_tokens)},
+                {"system_fingerprint", nullptr}};
+            res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace),
+                            "application/json");
+            return;
+        }
+
+        // SSE: a role chunk, content chunks, a final chunk with finish_reason + usage, [DONE].
+        auto chunk = [id, created, model_name](const json& delta, const json& finish,
+                                               const json* usage) {
+            json c = {{"id", id},
+                      {"object", "chat.completion.chunk"},
+                      {"created", created},
+                      {"model", model_name},
+                      {"choices", json::array({json{{"index", 0},
+                                                    {"delta", delta},
+                                                    {"logprobs", nullptr},
+                                                    {"finish_reason", finish}}})}};
+            if (usage) c["usage"] = *usage;
+            return "data: " + c.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
+        };
+        auto sent_role = std::make_shared<bool>(false);
+        res.set_header("Cache-Control", "no-cache");
+        res.set_chunked_content_provider("text/event-stream", [job, chunk, sent_role, record_done](
+                                                                  size_t, httplib::DataSink& sink) {
+            auto write = [&](const std::string& s) {
+                if (!sink.write(s.data(), s.size())) {
+                    job->cancelled = true;
+                    return false;
+                }
+                return true;
+            };
+            if (!*sent_role) {
+                *sent_role = true;
+                return write(chunk(json{{"role", "assistant"}, {"content", ""}}, nullptr, nullptr));
+            }
+            std::string piece;
+            bool done = false;
+            {
+                std::unique_lock lk(job->mu);
+                job->cv.wait_for(lk, std::chrono::milliseconds(200),
+                                 [&] { return job->done || !job->pending.empty(); });
+                piece.swap(job->pending);
+                done = job->done;
+            }
+            if (!piece.empty() && !write(chunk(json{{"content", piece}}, nullptr, nullptr)))
+                return false;
+            if (!done) {
+                if (piece.empty() && !sink.is_writable()) {
+                    job->cancelled = true;
+                    return false;
+                }
+                return true;
+            }
+            record_done();
+            std::string tail;
+            if (job->error) {
+                tail = "data: " + error_body(*job->error).dump() + "\n\n";
+            } else {
+                json u = usage_json(job->prompt_positions, job->completion_tokens);
+                tail = chunk(json::object(), job->finish_reason, &u);
+            }
+            tail += "data: [DONE]\n\n";
+            if (!write(tail)) return false;
+            sink.done();
+            return true;
+        });
+    });
+}
+
+}  // namespace mf::serve
