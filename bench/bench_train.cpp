@@ -42,10 +42,14 @@ int main(int argc, char** argv) {
     for (int i = 1; i + 1 < argc; i += 2) {
         std::string k = argv[i];
         int v = std::atoi(argv[i + 1]);
-        if (k == "--steps") steps = v;
-        else if (k == "--batch") batch = v;
-        else if (k == "--text") text = v;
-        else if (k == "--threads") threads = v;
+        if (k == "--steps")
+            steps = v;
+        else if (k == "--batch")
+            batch = v;
+        else if (k == "--text")
+            text = v;
+        else if (k == "--threads")
+            threads = v;
     }
     model::init_torch_threads(threads);
     auto cfg = model::init_config("llava-qwen2", "small");
@@ -59,12 +63,14 @@ int main(int argc, char** argv) {
     auto params = train::set_trainable(m, false, true, true);
     auto pc = model::count_params(m);
     int64_t trained = 0;
-    for (auto& p : params) trained += p.numel();
+    for (auto& p : params)
+        trained += p.numel();
     const int64_t P = m->image_tokens();
-    fmt::print("model: {:.1f}M params (lm {:.1f}M, vision {:.1f}M, projector {:.1f}M); trained {:.1f}M; "
-               "{} threads\n",
-               pc.total() / 1e6, pc.lm / 1e6, pc.vision / 1e6, pc.projector / 1e6, trained / 1e6,
-               torch::get_num_threads());
+    fmt::print(
+        "model: {:.1f}M params (lm {:.1f}M, vision {:.1f}M, projector {:.1f}M); trained {:.1f}M; "
+        "{} threads\n",
+        pc.total() / 1e6, pc.lm / 1e6, pc.vision / 1e6, pc.projector / 1e6, trained / 1e6,
+        torch::get_num_threads());
     // Synthetic batch: one image + `text` text tokens per sample, all text trained.
     std::vector<train::Sample> samples(batch);
     for (int b = 0; b < batch; ++b) {
@@ -78,7 +84,8 @@ int main(int argc, char** argv) {
         s.images = {"synthetic"};
     }
     std::vector<const train::Sample*> ptrs;
-    for (auto& s : samples) ptrs.push_back(&s);
+    for (auto& s : samples)
+        ptrs.push_back(&s);
     const int64_t S = cfg->vision.image_size;
     auto pixels = torch::randn({batch, 3, S, S});
     const int64_t positions = batch * (P + text);
@@ -89,8 +96,8 @@ int main(int argc, char** argv) {
     const int64_t M = positions, K = cfg->text.hidden_size, N = cfg->text.intermediate_size;
     double r32 = gemm_rate(M, K, N, torch::kFloat32);
     double r16 = gemm_rate(M, K, N, torch::kBFloat16);
-    fmt::print("GEMM [{}x{}]x[{}x{}]: f32 {:.1f} GFLOP/s, bf16 {:.1f} GFLOP/s\n", M, K, K, N, r32 / 1e9,
-               r16 / 1e9);
+    fmt::print("GEMM [{}x{}]x[{}x{}]: f32 {:.1f} GFLOP/s, bf16 {:.1f} GFLOP/s\n", M, K, K, N,
+               r32 / 1e9, r16 / 1e9);
 
     torch::optim::AdamW opt(params, torch::optim::AdamWOptions(2e-5).weight_decay(0));
     for (bool bf16 : {false, true}) {
@@ -117,10 +124,11 @@ int main(int argc, char** argv) {
         }
         double rate = bf16 ? r16 : r32;
         double bound = flops / rate;
-        fmt::print("train step {}: {:.3f} s for {} positions = {:.0f} tokens/s; FLOP bound {:.3f} s "
-                   "({:.0f} tokens/s) -> {:.0f}% of the bound\n",
-                   bf16 ? "bf16 autocast" : "f32          ", best, positions, positions / best, bound,
-                   positions / bound, 100.0 * bound / best);
+        fmt::print(
+            "train step {}: {:.3f} s for {} positions = {:.0f} tokens/s; FLOP bound {:.3f} s "
+            "({:.0f} tokens/s) -> {:.0f}% of the bound\n",
+            bf16 ? "bf16 autocast" : "f32          ", best, positions, positions / best, bound,
+            positions / bound, 100.0 * bound / best);
     }
     return 0;
 }

@@ -51,7 +51,8 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
     auto qg = q.reshape({B, kvH, rep * T, D});
     auto scores = torch::matmul(qg, k.transpose(-1, -2)).mul_(scale);  // [B, kvH, rep*T, S]
     // float32 softmax (float64 stays float64, for the gradient checks)
-    scores = scores.view({B, kvH, rep, T, S}).to(q.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32);
+    const auto acc = q.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+    scores = scores.view({B, kvH, rep, T, S}).to(acc);
     if (T > 1 || q_offset + T < S) {
         // key s is visible from query t iff s <= q_offset + t
         auto tpos = torch::arange(T, torch::kInt64).unsqueeze(1) + q_offset;  // [T, 1]

@@ -25,15 +25,18 @@ Result<Record> parse_record(const json& j, const std::string& where) {
     r.where = where;
     if (!j.is_object()) return Status::invalid_argument("record is not a JSON object");
     if (auto it = j.find("id"); it != j.end()) {
-        if (it->is_string()) r.id = it->get<std::string>();
-        else if (it->is_number_integer()) r.id = std::to_string(it->get<int64_t>());
+        if (it->is_string())
+            r.id = it->get<std::string>();
+        else if (it->is_number_integer())
+            r.id = std::to_string(it->get<int64_t>());
     }
     if (auto it = j.find("image"); it != j.end() && !it->is_null()) {
         if (it->is_string()) {
             r.images.push_back(it->get<std::string>());
         } else if (it->is_array()) {
             for (const auto& x : *it) {
-                if (!x.is_string()) return Status::invalid_argument("\"image\" list holds a non-string");
+                if (!x.is_string())
+                    return Status::invalid_argument("\"image\" list holds a non-string");
                 r.images.push_back(x.get<std::string>());
             }
         } else {
@@ -44,15 +47,20 @@ Result<Record> parse_record(const json& j, const std::string& where) {
     if (conv == j.end() || !conv->is_array() || conv->empty())
         return Status::invalid_argument("no \"conversations\" list");
     for (const auto& t : *conv) {
-        if (!t.is_object() || !t.contains("from") || !t.contains("value") || !t["from"].is_string() ||
-            !t["value"].is_string())
-            return Status::invalid_argument("a conversation turn lacks string \"from\" / \"value\"");
+        if (!t.is_object() || !t.contains("from") || !t.contains("value") ||
+            !t["from"].is_string() || !t["value"].is_string())
+            return Status::invalid_argument(
+                "a conversation turn lacks string \"from\" / \"value\"");
         std::string from = t["from"].get<std::string>();
         std::string role;
-        if (from == "human" || from == "user") role = "user";
-        else if (from == "gpt" || from == "assistant") role = "assistant";
-        else if (from == "system") role = "system";
-        else return Status::invalid_argument(fmt::format("unknown speaker \"from\": \"{}\"", from));
+        if (from == "human" || from == "user")
+            role = "user";
+        else if (from == "gpt" || from == "assistant")
+            role = "assistant";
+        else if (from == "system")
+            role = "system";
+        else
+            return Status::invalid_argument(fmt::format("unknown speaker \"from\": \"{}\"", from));
         r.messages.push_back({role, t["value"].get<std::string>()});
     }
     return r;
@@ -95,9 +103,10 @@ Result<std::vector<Record>> read_records(const fs::path& file, std::vector<Rejec
     if (text[first] == '[') {
         json arr = json::parse(text, nullptr, false);
         if (arr.is_discarded() || !arr.is_array())
-            return Status::invalid_argument(fmt::format(
-                "{}: starts with '[' but is not a valid JSON array; fix the file or write it as JSONL",
-                file.string()));
+            return Status::invalid_argument(
+                fmt::format("{}: starts with '[' but is not a valid JSON array; fix the file or "
+                            "write it as JSONL",
+                            file.string()));
         for (size_t i = 0; i < arr.size(); ++i)
             add(arr[i], fmt::format("{}:#{}", file.string(), i + 1));
         return out;
@@ -119,8 +128,9 @@ Result<std::vector<Record>> read_records(const fs::path& file, std::vector<Rejec
     return out;
 }
 
-Result<Sample> tokenize_record(const Record& r, const io::Tokenizer& tok, const io::ChatTemplate& tmpl,
-                               const fs::path& image_dir, const TokenizeOptions& opt) {
+Result<Sample> tokenize_record(const Record& r, const io::Tokenizer& tok,
+                               const io::ChatTemplate& tmpl, const fs::path& image_dir,
+                               const TokenizeOptions& opt) {
     Sample s;
     s.id = r.id;
     s.where = r.where;
@@ -129,17 +139,21 @@ Result<Sample> tokenize_record(const Record& r, const io::Tokenizer& tok, const 
     if (n_img > 0 && opt.image_tokens <= 0)
         return Status::invalid_argument("the record has images but the model has no vision tower");
     size_t markers = 0;
-    for (const auto& m : msgs) markers += count_markers(m.text);
+    for (const auto& m : msgs)
+        markers += count_markers(m.text);
     bool has_assistant = false;
-    for (const auto& m : msgs) has_assistant |= m.role == "assistant";
+    for (const auto& m : msgs)
+        has_assistant |= m.role == "assistant";
     if (!has_assistant) return Status::invalid_argument("no assistant (\"gpt\") turn to learn");
     if (tmpl.format() == io::ChatFormat::kPlain && opt.plain_user_is_images) {
         // LLaVA pretraining: the user turn is just the image(s), the target the caption.
         for (auto& m : msgs)
             if (m.role == "user") m.text.clear();
-        if (n_img == 0) return Status::invalid_argument("plain (align) training needs an image per record");
+        if (n_img == 0)
+            return Status::invalid_argument("plain (align) training needs an image per record");
         std::string pre;
-        for (size_t i = 0; i < n_img; ++i) pre += io::kImageMarker;
+        for (size_t i = 0; i < n_img; ++i)
+            pre += io::kImageMarker;
         for (auto& m : msgs)
             if (m.role == "user") {
                 m.text = pre;
@@ -151,7 +165,8 @@ Result<Sample> tokenize_record(const Record& r, const io::Tokenizer& tok, const 
     } else {
         if (markers == 0 && n_img > 0) {
             std::string pre;
-            for (size_t i = 0; i < n_img; ++i) pre += "<image>\n";
+            for (size_t i = 0; i < n_img; ++i)
+                pre += "<image>\n";
             bool done = false;
             for (auto& m : msgs)
                 if (m.role == "user") {
@@ -169,8 +184,8 @@ Result<Sample> tokenize_record(const Record& r, const io::Tokenizer& tok, const 
         fs::path p = fs::path(rel).is_absolute() ? fs::path(rel) : image_dir / rel;
         std::error_code ec;
         if (!fs::is_regular_file(p, ec))
-            return Status::invalid_argument(fmt::format("image '{}' not found under {}", rel,
-                                                        image_dir.string()));
+            return Status::invalid_argument(
+                fmt::format("image '{}' not found under {}", rel, image_dir.string()));
         s.images.push_back(p);
     }
     io::ChatTokenizeOptions to;
@@ -195,12 +210,14 @@ Result<Sample> tokenize_record(const Record& r, const io::Tokenizer& tok, const 
     std::vector<int32_t> trained;
     for (size_t i = 0; i < tc->ids.size(); ++i) {
         if (tc->mask[i] && tc->ids[i] == io::kLlavaImageTokenIndex)
-            return Status::failed_precondition(name + ": an image placeholder is marked for training");
+            return Status::failed_precondition(name +
+                                               ": an image placeholder is marked for training");
         if (tc->mask[i]) trained.push_back(tc->ids[i]);
     }
     if (trained.empty())
         return Status::failed_precondition(
-            name + ": no token is marked for training (the loss would be 0); check the chat template");
+            name +
+            ": no token is marked for training (the loss would be 0); check the chat template");
     {
         std::string dec = strip_ws(tok.decode(trained, false));
         size_t at = 0;
@@ -210,7 +227,8 @@ Result<Sample> tokenize_record(const Record& r, const io::Tokenizer& tok, const 
             size_t f = dec.find(want, at);
             if (f == std::string::npos)
                 return Status::failed_precondition(fmt::format(
-                    "{}: the trained tokens do not decode to the assistant reply \"{}\"; the labels "
+                    "{}: the trained tokens do not decode to the assistant reply \"{}\"; the "
+                    "labels "
                     "are misaligned (tokenization mismatch); pass the right --chat-format",
                     name, m.text.substr(0, 60)));
             at = f + want.size();
@@ -280,12 +298,13 @@ Status write_rejects(const fs::path& path, const std::vector<Reject>& rejects) {
     return io::write_file_atomic(path, out);
 }
 
-std::vector<std::vector<size_t>> epoch_batches(const std::vector<int64_t>& lengths, size_t global_batch,
-                                               uint64_t seed, int64_t epoch) {
+std::vector<std::vector<size_t>> epoch_batches(const std::vector<int64_t>& lengths,
+                                               size_t global_batch, uint64_t seed, int64_t epoch) {
     std::vector<size_t> order(lengths.size());
     std::iota(order.begin(), order.end(), 0);
     std::mt19937_64 rng(seed * 1000003ULL + static_cast<uint64_t>(epoch));
-    for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng() % i]);
+    for (size_t i = order.size(); i > 1; --i)
+        std::swap(order[i - 1], order[rng() % i]);
     std::vector<std::vector<size_t>> out;
     for (size_t at = 0; at < order.size(); at += global_batch) {
         std::vector<size_t> b(order.begin() + at,
@@ -322,7 +341,8 @@ Result<Batch> make_batch(const std::vector<const Sample*>& samples,
         // Name the sample of the failing image.
         return px.status().with_context("decoding the images of a batch (samples " + [&] {
             std::string ids;
-            for (const Sample* s : samples) ids += (ids.empty() ? "" : ", ") + s->where;
+            for (const Sample* s : samples)
+                ids += (ids.empty() ? "" : ", ") + s->where;
             return ids;
         }() + ")");
     }
@@ -331,7 +351,8 @@ Result<Batch> make_batch(const std::vector<const Sample*>& samples,
         return Status::invalid_argument(fmt::format(
             "the image processor gives {} floats per image but the vision tower takes {}x{}",
             px->size() / N, image_size, image_size));
-    b.pixels = torch::from_blob(px->data(), {N, 3, image_size, image_size}, torch::kFloat32).clone();
+    b.pixels =
+        torch::from_blob(px->data(), {N, 3, image_size, image_size}, torch::kFloat32).clone();
     return b;
 }
 

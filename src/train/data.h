@@ -97,7 +97,7 @@ std::vector<size_t> micro_slice(const std::vector<size_t>& global, int world, in
 // A micro-batch ready for the model.
 struct Batch {
     std::vector<const Sample*> samples;
-    torch::Tensor pixels;           // [N images, 3, S, S] float32, in sample order (undefined: none)
+    torch::Tensor pixels;  // [N images, 3, S, S] float32, in sample order (undefined: none)
     std::vector<int64_t> n_images;  // per sample
 };
 

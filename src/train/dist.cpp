@@ -17,9 +17,10 @@ Result<int> env_int(const char* name, bool* present) {
     char* end = nullptr;
     long x = std::strtol(v, &end, 10);
     if (*end != '\0' || x < 0)
-        return Status::invalid_argument(fmt::format("environment variable {}='{}' is not a "
-                                                    "non-negative integer",
-                                                    name, v));
+        return Status::invalid_argument(
+            fmt::format("environment variable {}='{}' is not a "
+                        "non-negative integer",
+                        name, v));
     return static_cast<int>(x);
 }
 
@@ -45,7 +46,8 @@ class GlooGroup : public ProcessGroup {
             auto work = pg_->allreduce(ts, o);
             work->wait();
         } catch (const std::exception& e) {
-            return Status::unavailable(std::string("gloo allreduce failed (a rank died?): ") + e.what());
+            return Status::unavailable(std::string("gloo allreduce failed (a rank died?): ") +
+                                       e.what());
         }
         return {};
     }
@@ -90,17 +92,19 @@ Result<DistEnv> dist_env_from_environment() {
     }
     if (e.world < 1) return Status::invalid_argument("WORLD_SIZE / SLURM_NTASKS must be >= 1");
     if (e.rank >= e.world)
-        return Status::invalid_argument(
-            fmt::format("rank {} is not below the world size {} (RANK / SLURM_PROCID)", e.rank, e.world));
+        return Status::invalid_argument(fmt::format(
+            "rank {} is not below the world size {} (RANK / SLURM_PROCID)", e.rank, e.world));
     if (const char* a = std::getenv("MASTER_ADDR"); a && *a) e.master_addr = a;
     MF_ASSIGN_OR_RETURN(int port, env_int("MASTER_PORT", &p));
     if (p) {
-        if (port == 0 || port > 65535) return Status::invalid_argument("MASTER_PORT must be 1..65535");
+        if (port == 0 || port > 65535)
+            return Status::invalid_argument("MASTER_PORT must be 1..65535");
         e.master_port = port;
     }
     if (e.world > 1 && e.source == "slurm" && !std::getenv("MASTER_ADDR"))
         return Status::invalid_argument(
-            "Slurm run with SLURM_NTASKS > 1 but no MASTER_ADDR: export MASTER_ADDR=$(scontrol show "
+            "Slurm run with SLURM_NTASKS > 1 but no MASTER_ADDR: export MASTER_ADDR=$(scontrol "
+            "show "
             "hostnames $SLURM_JOB_NODELIST | head -n1) in the batch script (docs/train.md)");
     return e;
 }

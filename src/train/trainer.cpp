@@ -63,7 +63,8 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
 
 }  // namespace
 
-torch::Tensor micro_batch_loss_sum(model::MultimodalLM& m, const std::vector<const Sample*>& samples,
+torch::Tensor micro_batch_loss_sum(model::MultimodalLM& m,
+                                   const std::vector<const Sample*>& samples,
                                    const torch::Tensor& pixels, int64_t* tokens, int64_t* positions,
                                    bool grad_checkpoint) {
     const auto dt = m->dtype();
@@ -80,10 +81,13 @@ torch::Tensor micro_batch_loss_sum(model::MultimodalLM& m, const std::vector<con
         std::vector<int64_t> lab;
         lab.reserve(e.size(1));
         for (size_t i = 0; i < s->ids.size(); ++i) {
-            if (s->ids[i] == model::kImageMarker) lab.insert(lab.end(), P, kIgnore);
-            else lab.push_back(s->labels[i]);
+            if (s->ids[i] == model::kImageMarker)
+                lab.insert(lab.end(), P, kIgnore);
+            else
+                lab.push_back(s->labels[i]);
         }
-        TORCH_CHECK(static_cast<int64_t>(lab.size()) == e.size(1), "label/embedding length mismatch");
+        TORCH_CHECK(static_cast<int64_t>(lab.size()) == e.size(1),
+                    "label/embedding length mismatch");
         T = std::max(T, e.size(1));
         embeds.push_back(e);
         labels.push_back(std::move(lab));
@@ -96,7 +100,8 @@ torch::Tensor micro_batch_loss_sum(model::MultimodalLM& m, const std::vector<con
     torch::Tensor x = torch::cat(embeds, 0);  // [B, T, H]
     std::vector<int64_t> flat(B * T, kIgnore);
     for (int64_t b = 0; b < B; ++b)
-        for (size_t t = 0; t < labels[b].size(); ++t) flat[b * T + t] = labels[b][t];
+        for (size_t t = 0; t < labels[b].size(); ++t)
+            flat[b * T + t] = labels[b][t];
     // Position t predicts label t+1.
     std::vector<int64_t> rows, targets;
     for (int64_t b = 0; b < B; ++b)
@@ -135,7 +140,8 @@ torch::Tensor micro_batch_loss_sum(model::MultimodalLM& m, const std::vector<con
         logits, tgt, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
 }
 
-std::vector<torch::Tensor> set_trainable(model::MultimodalLM& m, bool vision, bool projector, bool lm) {
+std::vector<torch::Tensor> set_trainable(model::MultimodalLM& m, bool vision, bool projector,
+                                         bool lm) {
     std::vector<torch::Tensor> out;
     auto mark = [&](torch::nn::Module* mod, bool on) {
         if (!mod) return;
@@ -177,20 +183,21 @@ std::string loss_svg(const std::vector<std::pair<int64_t, double>>& pts, const s
     auto py = [&](double y) { return Hh - Bm - (y - y0) / (y1 - y0) * (Hh - Tp - Bm); };
     s += fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{2}\" y2=\"{1}\" stroke=\"black\"/>\n", L,
                      Hh - Bm, W - R);
-    s += fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{0}\" y2=\"{2}\" stroke=\"black\"/>\n", L, Tp,
-                     Hh - Bm);
+    s += fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{0}\" y2=\"{2}\" stroke=\"black\"/>\n", L,
+                     Tp, Hh - Bm);
     for (int k = 0; k <= 4; ++k) {
         double y = y0 + (y1 - y0) * k / 4;
         s += fmt::format("<text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\">{:.3g}</text>\n", L - 4,
                          py(y) + 4, y);
         double x = x0 + (x1 - x0) * k / 4.0;
-        s += fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{:.0f}</text>\n", px(x),
-                         Hh - Bm + 16, x);
+        s += fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{:.0f}</text>\n",
+                         px(x), Hh - Bm + 16, x);
     }
     s += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">step</text>\n", (W + L) / 2,
                      Hh - 6);
     s += "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1.5\" points=\"";
-    for (auto& [x, y] : pts) s += fmt::format("{:.1f},{:.1f} ", px(double(x)), py(y));
+    for (auto& [x, y] : pts)
+        s += fmt::format("{:.1f},{:.1f} ", px(double(x)), py(y));
     s += "\"/>\n</svg>\n";
     return s;
 }
@@ -199,7 +206,8 @@ std::string loss_svg(const std::vector<std::pair<int64_t, double>>& pts, const s
 
 Status resolve_options(TrainOptions& o) {
     if (o.stage != "align" && o.stage != "instruct")
-        return Status::invalid_argument("--stage must be 'align' or 'instruct', not '" + o.stage + "'");
+        return Status::invalid_argument("--stage must be 'align' or 'instruct', not '" + o.stage +
+                                        "'");
     bool align = o.stage == "align";
     if (o.lr <= 0) o.lr = align ? 1e-3 : 2e-5;
     if (o.global_batch <= 0) o.global_batch = align ? 256 : 128;
@@ -229,10 +237,18 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const char* kTokenizerFiles[] = {"tokenizer.json",       "tokenizer_config.json",   "special_tokens_map.json",
-                                 "added_tokens.json",    "vocab.json",              "vocab.txt",
-                                 "merges.txt",           "tokenizer.model",         "preprocessor_config.json",
-                                 "generation_config.json", "chat_template.jinja",   "chat_template.json"};
+const char* kTokenizerFiles[] = {"tokenizer.json",
+                                 "tokenizer_config.json",
+                                 "special_tokens_map.json",
+                                 "added_tokens.json",
+                                 "vocab.json",
+                                 "vocab.txt",
+                                 "merges.txt",
+                                 "tokenizer.model",
+                                 "preprocessor_config.json",
+                                 "generation_config.json",
+                                 "chat_template.jinja",
+                                 "chat_template.json"};
 
 Status copy_tokenizer_files(const fs::path& from, const fs::path& to) {
     for (const char* f : kTokenizerFiles) {
@@ -240,7 +256,9 @@ Status copy_tokenizer_files(const fs::path& from, const fs::path& to) {
         if (!fs::is_regular_file(from / f, ec)) continue;
         if (fs::equivalent(from / f, to / f, ec)) continue;
         fs::copy_file(from / f, to / f, fs::copy_options::overwrite_existing, ec);
-        if (ec) return Status::io_error(fmt::format("copy {} to {}: {}", (from / f).string(), to.string(), ec.message()));
+        if (ec)
+            return Status::io_error(
+                fmt::format("copy {} to {}: {}", (from / f).string(), to.string(), ec.message()));
     }
     return {};
 }
@@ -280,9 +298,11 @@ struct AutocastGuard {
 };
 
 std::string metrics_line(const StepMetrics& s) {
-    return json{{"step", s.step},         {"epoch", s.epoch},        {"loss", s.loss},
-                {"lr", s.lr},             {"grad_norm", s.grad_norm}, {"tokens", s.tokens},
-                {"positions", s.positions}, {"tokens_per_s", s.tokens_per_s}, {"elapsed_s", s.elapsed_s}}
+    return json{{"step", s.step},           {"epoch", s.epoch},
+                {"loss", s.loss},           {"lr", s.lr},
+                {"grad_norm", s.grad_norm}, {"tokens", s.tokens},
+                {"positions", s.positions}, {"tokens_per_s", s.tokens_per_s},
+                {"elapsed_s", s.elapsed_s}}
         .dump();
 }
 
@@ -298,9 +318,9 @@ Result<TrainResult> run_training(TrainOptions o, ProcessGroup* pg) {
     const int rank = pg->rank(), world = pg->world();
     const bool lead = rank == 0;
     if (o.global_batch % (o.batch_size * world) != 0)
-        return Status::invalid_argument(fmt::format(
-            "--global-batch {} must be a multiple of --batch-size {} x {} processes", o.global_batch,
-            o.batch_size, world));
+        return Status::invalid_argument(
+            fmt::format("--global-batch {} must be a multiple of --batch-size {} x {} processes",
+                        o.global_batch, o.batch_size, world));
     const int accum = static_cast<int>(o.global_batch / (o.batch_size * world));
     if (lead) MF_RETURN_IF_ERROR(io::ensure_dir(o.out));
 
@@ -315,7 +335,8 @@ Result<TrainResult> run_training(TrainOptions o, ProcessGroup* pg) {
     } else {
         auto t = io::detect_chat_template(o.model);
         if (!t.ok())
-            return t.status().with_context("cannot tell the model's chat template; pass --chat-format");
+            return t.status().with_context(
+                "cannot tell the model's chat template; pass --chat-format");
         tmpl.emplace(*t);
     }
 
@@ -328,7 +349,8 @@ Result<TrainResult> run_training(TrainOptions o, ProcessGroup* pg) {
         MF_ASSIGN_OR_RETURN(std::string st, io::read_file(resume_dir / "trainer_state.json"));
         state = json::parse(st, nullptr, false);
         if (state.is_discarded() || !state.contains("step"))
-            return Status::corruption((resume_dir / "trainer_state.json").string() + ": not a trainer state");
+            return Status::corruption((resume_dir / "trainer_state.json").string() +
+                                      ": not a trainer state");
     }
     MF_ASSIGN_OR_RETURN(model::MultimodalLM m,
                         model::load_multimodal_lm(resume_dir.empty() ? o.model : resume_dir,
@@ -346,7 +368,8 @@ Result<TrainResult> run_training(TrainOptions o, ProcessGroup* pg) {
             improc = cfg.arch == model::Arch::kLlavaHf ? model::ImageProcessorConfig::llava_hf()
                                                        : model::ImageProcessorConfig::llava15();
         }
-        if (cfg.arch != model::Arch::kLlavaHf) improc.pad_to_square = cfg.image_aspect_ratio == "pad";
+        if (cfg.arch != model::Arch::kLlavaHf)
+            improc.pad_to_square = cfg.image_aspect_ratio == "pad";
     }
 
     // Data.
@@ -359,11 +382,12 @@ Result<TrainResult> run_training(TrainOptions o, ProcessGroup* pg) {
                         load_samples(o.data, *tok, *tmpl, image_dir, to, rejects));
     if (lead) MF_RETURN_IF_ERROR(write_rejects(o.out / "rejects.jsonl", rejects));
     if (samples.empty())
-        return Status::invalid_argument(fmt::format(
-            "{}: no usable sample ({} rejected; see {})", o.data.string(), rejects.size(),
-            (o.out / "rejects.jsonl").string()));
+        return Status::invalid_argument(fmt::format("{}: no usable sample ({} rejected; see {})",
+                                                    o.data.string(), rejects.size(),
+                                                    (o.out / "rejects.jsonl").string()));
     std::vector<int64_t> lengths;
-    for (auto& s : samples) lengths.push_back(s.length);
+    for (auto& s : samples)
+        lengths.push_back(s.length);
     const int64_t GB = o.global_batch;
     const int64_t spe = (static_cast<int64_t>(samples.size()) + GB - 1) / GB;
     const int64_t total = spe * o.epochs;
@@ -371,7 +395,9 @@ Result<TrainResult> run_training(TrainOptions o, ProcessGroup* pg) {
 
     // Trainable parameters + optimizer.
     auto params = set_trainable(m, *o.train_vision, *o.train_projector, *o.train_lm);
-    if (params.empty()) return Status::invalid_argument("no trainable parameter (the model lacks the unfrozen parts)");
+    if (params.empty())
+        return Status::invalid_argument(
+            "no trainable parameter (the model lacks the unfrozen parts)");
     torch::optim::AdamW opt(params, torch::optim::AdamWOptions(o.lr)
                                         .betas({o.adam_beta1, o.adam_beta2})
                                         .eps(o.adam_eps)
@@ -408,18 +434,31 @@ Result<TrainResult> run_training(TrainOptions o, ProcessGroup* pg) {
                 std::string line;
                 while (std::getline(in, line)) {
                     auto j = json::parse(line, nullptr, false);
-                    if (!j.is_discarded() && j.value("step", int64_t{0}) <= start) kept += line + "\n";
+                    if (!j.is_discarded() && j.value("step", int64_t{0}) <= start)
+                        kept += line + "\n";
                 }
             }
         }
         MF_RETURN_IF_ERROR(io::write_file_atomic(o.out / "metrics.jsonl", kept));
-        json cfgj{{"stage", o.stage}, {"model", o.model.string()}, {"data", o.data.string()},
+        json cfgj{{"stage", o.stage},
+                  {"model", o.model.string()},
+                  {"data", o.data.string()},
                   {"chat_format", std::string(io::chat_format_name(tmpl->format()))},
-                  {"lr", o.lr}, {"global_batch", GB}, {"batch_size", o.batch_size}, {"world", world},
-                  {"grad_accum", accum}, {"epochs", o.epochs}, {"total_steps", total},
-                  {"warmup_steps", warmup}, {"max_length", o.max_length}, {"dtype", o.compute_dtype},
-                  {"train_vision", *o.train_vision}, {"train_projector", *o.train_projector},
-                  {"train_lm", *o.train_lm}, {"samples", samples.size()}, {"rejected", rejects.size()}};
+                  {"lr", o.lr},
+                  {"global_batch", GB},
+                  {"batch_size", o.batch_size},
+                  {"world", world},
+                  {"grad_accum", accum},
+                  {"epochs", o.epochs},
+                  {"total_steps", total},
+                  {"warmup_steps", warmup},
+                  {"max_length", o.max_length},
+                  {"dtype", o.compute_dtype},
+                  {"train_vision", *o.train_vision},
+                  {"train_projector", *o.train_projector},
+                  {"train_lm", *o.train_lm},
+                  {"samples", samples.size()},
+                  {"rejected", rejects.size()}};
         MF_RETURN_IF_ERROR(io::write_file_atomic(o.out / "train_config.json", cfgj.dump(2) + "\n"));
     }
     if (!o.quiet && lead)
@@ -450,10 +489,10 @@ Result<TrainResult> run_training(TrainOptions o, ProcessGroup* pg) {
         for (int k = 0; k < accum; ++k) {
             auto idx = micro_slice(g, world, rank, accum, k);
             std::vector<const Sample*> ss;
-            for (size_t i : idx) ss.push_back(&samples[i]);
-            v.push_back(loader.submit([ss, &improc, S, &image_pool] {
-                return make_batch(ss, improc, S, &image_pool);
-            }));
+            for (size_t i : idx)
+                ss.push_back(&samples[i]);
+            v.push_back(loader.submit(
+                [ss, &improc, S, &image_pool] { return make_batch(ss, improc, S, &image_pool); }));
         }
         return v;
     };
@@ -471,7 +510,8 @@ Result<TrainResult> run_training(TrainOptions o, ProcessGroup* pg) {
     const bool bf16 = o.compute_dtype == "bf16";
     // Flat gradient buffer for the all-reduce.
     int64_t n_params = 0;
-    for (auto& p : params) n_params += p.numel();
+    for (auto& p : params)
+        n_params += p.numel();
     auto save_checkpoint = [&](int64_t step) -> Status {
         if (lead) {
             fs::path dir = o.out / fmt::format("checkpoint-{}", step);
@@ -482,19 +522,27 @@ Result<TrainResult> run_training(TrainOptions o, ProcessGroup* pg) {
             MF_RETURN_IF_ERROR(copy_tokenizer_files(o.model, tmp));
             try {
                 torch::save(opt, (tmp / "optimizer.pt").string());
-                torch::save(at::detail::getDefaultCPUGenerator().get_state(), (tmp / "rng.pt").string());
+                torch::save(at::detail::getDefaultCPUGenerator().get_state(),
+                            (tmp / "rng.pt").string());
             } catch (const std::exception& e) {
                 return Status::io_error(std::string("saving the optimizer state: ") + e.what());
             }
-            json st{{"step", step},     {"total_steps", total}, {"global_batch", GB},
-                    {"samples", samples.size()}, {"seed", o.seed}, {"stage", o.stage},
-                    {"epoch", step / spe}, {"step_in_epoch", step % spe}, {"world", world}};
-            MF_RETURN_IF_ERROR(io::write_file_atomic(tmp / "trainer_state.json", st.dump(2) + "\n"));
+            json st{{"step", step},        {"total_steps", total},
+                    {"global_batch", GB},  {"samples", samples.size()},
+                    {"seed", o.seed},      {"stage", o.stage},
+                    {"epoch", step / spe}, {"step_in_epoch", step % spe},
+                    {"world", world}};
+            MF_RETURN_IF_ERROR(
+                io::write_file_atomic(tmp / "trainer_state.json", st.dump(2) + "\n"));
             fs::remove_all(dir, ec);
             fs::rename(tmp, dir, ec);
-            if (ec) return Status::io_error(fmt::format("rename {} -> {}: {}", tmp.string(), dir.string(), ec.message()));
+            if (ec)
+                return Status::io_error(
+                    fmt::format("rename {} -> {}: {}", tmp.string(), dir.string(), ec.message()));
             auto all = list_checkpoints(o.out);
-            for (size_t i = 0; i + static_cast<size_t>(std::max<int64_t>(1, o.keep_checkpoints)) < all.size(); ++i)
+            for (size_t i = 0;
+                 i + static_cast<size_t>(std::max<int64_t>(1, o.keep_checkpoints)) < all.size();
+                 ++i)
                 fs::remove_all(all[i].second, ec);
         }
         return pg->barrier();
@@ -507,10 +555,11 @@ Result<TrainResult> run_training(TrainOptions o, ProcessGroup* pg) {
         std::string line;
         while (std::getline(in, line)) {
             auto j = json::parse(line, nullptr, false);
-            if (!j.is_discarded()) pts.emplace_back(j["step"].get<int64_t>(), j["loss"].get<double>());
+            if (!j.is_discarded())
+                pts.emplace_back(j["step"].get<int64_t>(), j["loss"].get<double>());
         }
-        return io::write_file_atomic(o.out / "loss.svg",
-                                     loss_svg(pts, fmt::format("medforge train ({}) loss", o.stage)));
+        return io::write_file_atomic(
+            o.out / "loss.svg", loss_svg(pts, fmt::format("medforge train ({}) loss", o.stage)));
     };
 
     for (int64_t step = start; step < end; ++step) {
@@ -522,7 +571,8 @@ Result<TrainResult> run_training(TrainOptions o, ProcessGroup* pg) {
         for (auto& f : cur) {
             auto b = f.get();
             if (!b.ok()) return b.status();
-            for (const Sample* s : b->samples) counts_local[0] += s->trained_tokens;
+            for (const Sample* s : b->samples)
+                counts_local[0] += s->trained_tokens;
             batches.push_back(std::move(*b));
         }
         auto counts = torch::tensor({counts_local[0], 0.0, 0.0}, torch::kFloat64);
@@ -538,7 +588,8 @@ Result<TrainResult> run_training(TrainOptions o, ProcessGroup* pg) {
             torch::Tensor loss;
             {
                 AutocastGuard ag(bf16);
-                loss = micro_batch_loss_sum(m, b.samples, b.pixels, &ntok, &npos, o.grad_checkpoint);
+                loss =
+                    micro_batch_loss_sum(m, b.samples, b.pixels, &ntok, &npos, o.grad_checkpoint);
             }
             (loss / global_tokens).backward();
             loss_local += loss.item<double>();
@@ -548,7 +599,8 @@ Result<TrainResult> run_training(TrainOptions o, ProcessGroup* pg) {
         // Sum the gradients (each rank's are already divided by the global token count).
         if (world > 1) {
             std::vector<torch::Tensor> gs;
-            for (auto& p : params) gs.push_back(p.grad().reshape({-1}));
+            for (auto& p : params)
+                gs.push_back(p.grad().reshape({-1}));
             auto flat = torch::cat(gs);
             MF_RETURN_IF_ERROR(pg->allreduce_sum(flat));
             int64_t off = 0;
@@ -564,11 +616,13 @@ Result<TrainResult> run_training(TrainOptions o, ProcessGroup* pg) {
             gnorm = torch::nn::utils::clip_grad_norm_(params, o.max_grad_norm);
         else {
             double sq = 0;
-            for (auto& p : params) sq += p.grad().pow(2).sum().item<double>();
+            for (auto& p : params)
+                sq += p.grad().pow(2).sum().item<double>();
             gnorm = std::sqrt(sq);
         }
         double lr = cosine_lr(o.lr, step, warmup, total);
-        for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+        for (auto& g : opt.param_groups())
+            static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
         opt.step();
 
         auto now = std::chrono::steady_clock::now();
@@ -591,11 +645,12 @@ Result<TrainResult> run_training(TrainOptions o, ProcessGroup* pg) {
             MF_RETURN_IF_ERROR(mf.close());
             if (!o.quiet && (sm.step % o.log_every == 0 || sm.step == end)) {
                 double per = sm.elapsed_s / static_cast<double>(res.steps.size());
-                fmt::print(stderr,
-                           "step {}/{} | loss {:.4f} | lr {:.3e} | grad {:.3f} | {} tok/s | ETA {}\n",
-                           sm.step, total, sm.loss, sm.lr, sm.grad_norm,
-                           Progress::human_count(sm.tokens_per_s),
-                           Progress::human_duration(per * static_cast<double>(end - sm.step)));
+                fmt::print(
+                    stderr,
+                    "step {}/{} | loss {:.4f} | lr {:.3e} | grad {:.3f} | {} tok/s | ETA {}\n",
+                    sm.step, total, sm.loss, sm.lr, sm.grad_norm,
+                    Progress::human_count(sm.tokens_per_s),
+                    Progress::human_duration(per * static_cast<double>(end - sm.step)));
             }
         }
         if (o.save_every > 0 && sm.step % o.save_every == 0 && sm.step < total) {
@@ -605,7 +660,8 @@ Result<TrainResult> run_training(TrainOptions o, ProcessGroup* pg) {
     }
     // Stopped early (--max-steps): leave a resumable checkpoint. Finished: the final model.
     if (end < total) {
-        if (end > start && !(o.save_every > 0 && end % o.save_every == 0)) MF_RETURN_IF_ERROR(save_checkpoint(end));
+        if (end > start && !(o.save_every > 0 && end % o.save_every == 0))
+            MF_RETURN_IF_ERROR(save_checkpoint(end));
     } else if (lead) {
         MF_RETURN_IF_ERROR(model::save_multimodal_lm(
             m, o.out, o.save_dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32));

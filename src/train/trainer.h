@@ -1,6 +1,7 @@
 // `medforge train`: two-stage LLaVA training (stage "align": projector only, plain template;
 // stage "instruct": projector + LLM, the model's chat template), data-parallel over processes
-// (train/dist.h), with periodic Hugging Face-layout checkpoints and exact resume. See docs/train.md.
+// (train/dist.h), with periodic Hugging Face-layout checkpoints and exact resume. See
+// docs/train.md.
 #pragma once
 
 #include <torch/torch.h>
@@ -31,7 +32,8 @@ struct TrainOptions {
     double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_eps = 1e-8;
     double max_grad_norm = 1.0;  // <= 0: no clipping
     int64_t epochs = 1;
-    int64_t max_steps = 0;  // > 0: stop after this optimizer step (the schedule still spans `epochs`)
+    int64_t max_steps =
+        0;  // > 0: stop after this optimizer step (the schedule still spans `epochs`)
     // Freeze overrides (unset: the stage's default).
     std::optional<bool> train_vision, train_projector, train_lm;
     std::string compute_dtype = "f32";  // f32 | bf16 (autocast; master weights stay f32)
@@ -53,7 +55,7 @@ struct StepMetrics {
     int64_t step = 0;  // 1-based optimizer step
     int64_t epoch = 0;
     double loss = 0, lr = 0, grad_norm = 0;
-    int64_t tokens = 0;  // trained (label) tokens in the global batch
+    int64_t tokens = 0;     // trained (label) tokens in the global batch
     int64_t positions = 0;  // all positions run through the model (global batch)
     double tokens_per_s = 0, elapsed_s = 0;
 };
@@ -73,17 +75,20 @@ Result<TrainResult> run_training(TrainOptions o, ProcessGroup* pg = nullptr);
 // Sum of the token cross-entropies of a micro-batch over its labelled positions (a scalar in the
 // model's dtype, f32 at least) and, in *tokens, how many positions were labelled.
 // `image_embeds_pixels`: the batch's pixels [N, 3, S, S] (undefined: no image).
-torch::Tensor micro_batch_loss_sum(model::MultimodalLM& m, const std::vector<const Sample*>& samples,
+torch::Tensor micro_batch_loss_sum(model::MultimodalLM& m,
+                                   const std::vector<const Sample*>& samples,
                                    const torch::Tensor& pixels, int64_t* tokens,
                                    int64_t* positions = nullptr, bool grad_checkpoint = false);
 
 // Which parameters train: sets requires_grad and returns them in a fixed order.
-std::vector<torch::Tensor> set_trainable(model::MultimodalLM& m, bool vision, bool projector, bool lm);
+std::vector<torch::Tensor> set_trainable(model::MultimodalLM& m, bool vision, bool projector,
+                                         bool lm);
 
 // HF's cosine schedule with linear warmup: the learning rate of 0-based optimizer step `step`.
 double cosine_lr(double base, int64_t step, int64_t warmup, int64_t total);
 
 // The loss curve as an SVG line plot.
-std::string loss_svg(const std::vector<std::pair<int64_t, double>>& points, const std::string& title);
+std::string loss_svg(const std::vector<std::pair<int64_t, double>>& points,
+                     const std::string& title);
 
 }  // namespace mf::train

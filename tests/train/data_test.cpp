@@ -35,11 +35,13 @@ struct Fixture {
 TEST(TrainData, ReadsJsonlAndRejectsBadLinesWithFileLine) {
     Fixture f;
     write_text(f.tmp / "d.jsonl",
-               "{\"id\":\"ok1\",\"image\":\"a.jpg\",\"conversations\":[{\"from\":\"human\",\"value\":\"<image>\\nWhat?\"},{\"from\":\"gpt\",\"value\":\"A chest X-ray.\"}]}\n"
+               "{\"id\":\"ok1\",\"image\":\"a.jpg\",\"conversations\":[{\"from\":\"human\","
+               "\"value\":\"<image>\\nWhat?\"},{\"from\":\"gpt\",\"value\":\"A chest X-ray.\"}]}\n"
                "not json\n"
                "\n"
                "{\"id\":\"bad2\",\"conversations\":[{\"from\":\"robot\",\"value\":\"x\"}]}\n"
-               "{\"id\":\"ok2\",\"image\":[\"a.jpg\",\"a.jpg\"],\"conversations\":[{\"from\":\"human\",\"value\":\"Compare.\"},{\"from\":\"gpt\",\"value\":\"Same.\"}]}\n");
+               "{\"id\":\"ok2\",\"image\":[\"a.jpg\",\"a.jpg\"],\"conversations\":[{\"from\":"
+               "\"human\",\"value\":\"Compare.\"},{\"from\":\"gpt\",\"value\":\"Same.\"}]}\n");
     std::vector<Reject> rej;
     auto r = read_records(f.tmp / "d.jsonl", rej);
     ASSERT_TRUE(r.ok()) << r.status().to_string();
@@ -54,7 +56,8 @@ TEST(TrainData, ReadsJsonlAndRejectsBadLinesWithFileLine) {
 TEST(TrainData, ReadsJsonArray) {
     Fixture f;
     write_text(f.tmp / "d.json",
-               "[{\"id\":\"x\",\"image\":\"a.jpg\",\"conversations\":[{\"from\":\"human\",\"value\":\"Q\"},{\"from\":\"gpt\",\"value\":\"A\"}]},"
+               "[{\"id\":\"x\",\"image\":\"a.jpg\",\"conversations\":[{\"from\":\"human\","
+               "\"value\":\"Q\"},{\"from\":\"gpt\",\"value\":\"A\"}]},"
                " {\"id\":\"y\"}]");
     std::vector<Reject> rej;
     auto r = read_records(f.tmp / "d.json", rej);
@@ -66,7 +69,10 @@ TEST(TrainData, ReadsJsonArray) {
 
 TEST(TrainData, LabelsCoverExactlyTheAssistantTokens) {
     Fixture f;
-    Record r{"s1", "f:1", {"a.jpg"}, {{"user", "What is shown?"}, {"assistant", "A fracture of the left radius."}}};
+    Record r{"s1",
+             "f:1",
+             {"a.jpg"},
+             {{"user", "What is shown?"}, {"assistant", "A fracture of the left radius."}}};
     io::ChatTemplate t(io::ChatFormat::kChatML);
     TokenizeOptions o;
     o.image_tokens = 576;
@@ -88,7 +94,10 @@ TEST(TrainData, LabelsCoverExactlyTheAssistantTokens) {
 
 TEST(TrainData, PlainAlignTrainsTheCaptionOnly) {
     Fixture f;
-    Record r{"s1", "f:1", {"a.jpg"}, {{"user", "Describe the image."}, {"assistant", "Axial CT of the abdomen."}}};
+    Record r{"s1",
+             "f:1",
+             {"a.jpg"},
+             {{"user", "Describe the image."}, {"assistant", "Axial CT of the abdomen."}}};
     io::ChatTemplate t(io::ChatFormat::kPlain);
     TokenizeOptions o;
     o.image_tokens = 4;
@@ -97,7 +106,8 @@ TEST(TrainData, PlainAlignTrainsTheCaptionOnly) {
     ASSERT_EQ(s->ids[0], model::kImageMarker);  // the user turn is just the image
     std::vector<int32_t> all(s->ids.begin() + 1, s->ids.end());
     EXPECT_EQ(f.tok->decode(all, false), "Axial CT of the abdomen.\n");
-    for (size_t i = 1; i < s->ids.size(); ++i) EXPECT_EQ(s->labels[i], s->ids[i]);
+    for (size_t i = 1; i < s->ids.size(); ++i)
+        EXPECT_EQ(s->labels[i], s->ids[i]);
 }
 
 TEST(TrainData, TokenizationMismatchStopsNamingTheSample) {
@@ -108,7 +118,9 @@ TEST(TrainData, TokenizationMismatchStopsNamingTheSample) {
     o.plain_user_is_images = false;
     int mismatches = 0;
     for (auto [a, b] : std::vector<std::pair<std::string, std::string>>{
-             {"The patient has pneumo", "nia of the lung."}, {"The the", "re is a tumour"}, {"medic", "al imaging"}}) {
+             {"The patient has pneumo", "nia of the lung."},
+             {"The the", "re is a tumour"},
+             {"medic", "al imaging"}}) {
         Record r{"bad-sample", "data.jsonl:7", {}, {{"user", a}, {"assistant", b}}};
         auto s = tokenize_record(r, *f.tok, t, f.tmp.path(), o);
         if (!s.ok()) {
@@ -122,7 +134,8 @@ TEST(TrainData, TokenizationMismatchStopsNamingTheSample) {
     EXPECT_GT(mismatches, 0);
     // load_samples stops on it instead of rejecting.
     write_text(f.tmp / "m.jsonl",
-               "{\"id\":\"m1\",\"conversations\":[{\"from\":\"human\",\"value\":\"medic\"},{\"from\":\"gpt\",\"value\":\"al imaging\"}]}\n");
+               "{\"id\":\"m1\",\"conversations\":[{\"from\":\"human\",\"value\":\"medic\"},{"
+               "\"from\":\"gpt\",\"value\":\"al imaging\"}]}\n");
     std::vector<Reject> rej;
     auto all = load_samples(f.tmp / "m.jsonl", *f.tok, t, f.tmp.path(), o, rej);
     if (mismatches == 3) {
@@ -154,7 +167,10 @@ TEST(TrainData, TruncationKeepsWholeImagesAndCountsPositions) {
     io::ChatTemplate t(io::ChatFormat::kChatML);
     TokenizeOptions o;
     o.image_tokens = 4;
-    Record r{"s", "f:1", {"a.jpg"}, {{"user", "<image>\nQ"}, {"assistant", std::string(200, 'x') + " end"}}};
+    Record r{"s",
+             "f:1",
+             {"a.jpg"},
+             {{"user", "<image>\nQ"}, {"assistant", std::string(200, 'x') + " end"}}};
     auto full = tokenize_record(r, *f.tok, t, f.tmp.path(), o);
     ASSERT_TRUE(full.ok());
     o.max_length = full->length - 5;
@@ -168,14 +184,17 @@ TEST(TrainData, TruncationKeepsWholeImagesAndCountsPositions) {
 
 TEST(TrainData, EpochBatchesAreAPermutationGroupedByLength) {
     std::vector<int64_t> len;
-    for (int i = 0; i < 37; ++i) len.push_back((i * 7919) % 101);
-    auto a = epoch_batches(len, 8, 1, 0), b = epoch_batches(len, 8, 1, 0), c = epoch_batches(len, 8, 1, 1);
+    for (int i = 0; i < 37; ++i)
+        len.push_back((i * 7919) % 101);
+    auto a = epoch_batches(len, 8, 1, 0), b = epoch_batches(len, 8, 1, 0),
+         c = epoch_batches(len, 8, 1, 1);
     EXPECT_EQ(a, b);
     EXPECT_NE(a, c);
     ASSERT_EQ(a.size(), 5u);
     std::set<size_t> seen;
     for (auto& g : a) {
-        for (size_t k = 0; k + 1 < g.size(); ++k) EXPECT_GE(len[g[k]], len[g[k + 1]]);
+        for (size_t k = 0; k + 1 < g.size(); ++k)
+            EXPECT_GE(len[g[k]], len[g[k + 1]]);
         seen.insert(g.begin(), g.end());
     }
     EXPECT_EQ(seen.size(), 37u);

@@ -26,7 +26,8 @@ model::ModelConfig tiny_config(int64_t image_size = 28) {
 void randomise(torch::nn::Module& m, uint64_t seed) {
     torch::manual_seed(seed);
     torch::NoGradGuard ng;
-    for (auto& p : m.parameters()) p.normal_(0, 0.3);
+    for (auto& p : m.parameters())
+        p.normal_(0, 0.3);
 }
 
 #define ASSERT_TRUE_OR(x) \
@@ -34,7 +35,8 @@ void randomise(torch::nn::Module& m, uint64_t seed) {
 
 // Max relative error between autograd and central differences of f over `n` random entries of
 // each tensor in `wrt` (eps 1e-5, float64; truncation error ~1e-10, rounding ~1e-11).
-double check(const std::function<torch::Tensor()>& f, const std::vector<torch::Tensor>& wrt, int n = 12) {
+double check(const std::function<torch::Tensor()>& f, const std::vector<torch::Tensor>& wrt,
+             int n = 12) {
     for (auto t : wrt)
         if (t.grad().defined()) t.mutable_grad().zero_();
     f().backward();
@@ -78,7 +80,8 @@ TEST(TrainGrad, DecoderLayerWithAttentionAndRope) {
     sin = sin.to(torch::kFloat64);
     auto f = [&] { return (layer->forward(x, cos, sin, nullptr, 0, {}) * R).sum(); };
     std::vector<torch::Tensor> wrt{x};
-    for (auto& p : layer->parameters()) wrt.push_back(p);
+    for (auto& p : layer->parameters())
+        wrt.push_back(p);
     EXPECT_LT(check(f, wrt), 1e-5);
 }
 
@@ -99,7 +102,8 @@ TEST(TrainGrad, ClipLayerAndProjector) {
     auto x = torch::randn({2, 5, c.vision.hidden_size}, torch::kFloat64).requires_grad_(true);
     auto R = torch::randn({2, 5, c.vision.hidden_size}, torch::kFloat64);
     std::vector<torch::Tensor> wrt{x};
-    for (auto& p : layer->parameters()) wrt.push_back(p);
+    for (auto& p : layer->parameters())
+        wrt.push_back(p);
     EXPECT_LT(check([&] { return (layer(x) * R).sum(); }, wrt), 1e-5);
 
     model::Projector proj("mlp2x_gelu", c.vision.hidden_size, c.text.hidden_size);
@@ -107,7 +111,8 @@ TEST(TrainGrad, ClipLayerAndProjector) {
     randomise(*proj, 4);
     auto R2 = torch::randn({2, 5, c.text.hidden_size}, torch::kFloat64);
     std::vector<torch::Tensor> wrt2{x};
-    for (auto& p : proj->parameters()) wrt2.push_back(p);
+    for (auto& p : proj->parameters())
+        wrt2.push_back(p);
     EXPECT_LT(check([&] { return (proj(x) * R2).sum(); }, wrt2), 1e-5);
 }
 
@@ -137,11 +142,14 @@ TEST(TrainGrad, WholeLlavaLossThroughEveryPart) {
     EXPECT_LT(check(f, params, 3), 1e-5);
     EXPECT_EQ(tokens, 5);
     // The same with activation checkpointing gives the same gradients.
-    for (auto& p : params) p.mutable_grad().zero_();
+    for (auto& p : params)
+        p.mutable_grad().zero_();
     f().backward();
     std::vector<torch::Tensor> g1;
-    for (auto& p : params) g1.push_back(p.grad().clone());
-    for (auto& p : params) p.mutable_grad().zero_();
+    for (auto& p : params)
+        g1.push_back(p.grad().clone());
+    for (auto& p : params)
+        p.mutable_grad().zero_();
     micro_batch_loss_sum(m, batch, px, &tokens, nullptr, true).backward();
     for (size_t i = 0; i < params.size(); ++i)
         EXPECT_LT((params[i].grad() - g1[i]).abs().max().item<double>(), 1e-12) << i;
@@ -153,7 +161,8 @@ TEST(TrainGrad, CosineScheduleMatchesHuggingFace) {
     EXPECT_DOUBLE_EQ(cosine_lr(1.0, 1, 3, 100), 1.0 / 3);
     EXPECT_DOUBLE_EQ(cosine_lr(1.0, 3, 3, 100), 1.0);
     EXPECT_NEAR(cosine_lr(1.0, 51, 3, 100), 0.5 * (1 + std::cos(M_PI * 48.0 / 97.0)), 1e-15);
-    EXPECT_NEAR(cosine_lr(2e-5, 99, 3, 100), 2e-5 * 0.5 * (1 + std::cos(M_PI * 96.0 / 97.0)), 1e-20);
+    EXPECT_NEAR(cosine_lr(2e-5, 99, 3, 100), 2e-5 * 0.5 * (1 + std::cos(M_PI * 96.0 / 97.0)),
+                1e-20);
 }
 
 }  // namespace

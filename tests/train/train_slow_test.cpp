@@ -55,9 +55,12 @@ fs::path setup(const TempDir& tmp, int copies = 1) {
         model::MultimodalLM m(*cfg);
         torch::NoGradGuard ng;
         for (auto& kv : m->named_parameters()) {
-            if (kv.value().dim() >= 2) kv.value().normal_(0, 0.02);
-            else if (kv.key().find("bias") != std::string::npos) kv.value().zero_();
-            else kv.value().fill_(1.0);
+            if (kv.value().dim() >= 2)
+                kv.value().normal_(0, 0.02);
+            else if (kv.key().find("bias") != std::string::npos)
+                kv.value().zero_();
+            else
+                kv.value().fill_(1.0);
         }
         EXPECT_TRUE(model::save_multimodal_lm(m, io.out, torch::kFloat32).ok());
     }
@@ -101,7 +104,8 @@ TrainOptions base_options(const TempDir& tmp, const std::string& out) {
 
 std::vector<double> losses(const fs::path& metrics) {
     std::vector<double> v;
-    for (auto& l : mf::test::read_lines(metrics)) v.push_back(nlohmann::json::parse(l)["loss"].get<double>());
+    for (auto& l : mf::test::read_lines(metrics))
+        v.push_back(nlohmann::json::parse(l)["loss"].get<double>());
     return v;
 }
 
@@ -111,7 +115,8 @@ double max_param_diff(const fs::path& a, const fs::path& b) {
     EXPECT_TRUE(ma.ok() && mb.ok());
     auto pa = (*ma)->named_parameters(), pb = (*mb)->named_parameters();
     double worst = 0;
-    for (auto& kv : pa) worst = std::max(worst, (kv.value() - pb[kv.key()]).abs().max().item<double>());
+    for (auto& kv : pa)
+        worst = std::max(worst, (kv.value() - pb[kv.key()]).abs().max().item<double>());
     return worst;
 }
 
@@ -145,7 +150,8 @@ TEST(TrainSlow, LearnsASmallVqaSetAndAnswersIt) {
         ASSERT_TRUE(g.ok()) << g.status().to_string();
         // Huatuo's turn ends "{reply} \n" + EOS (llava_qwen2's template).
         std::string text = g->text;
-        while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+        while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
+            text.pop_back();
         EXPECT_EQ(text, kQa[i].a);
     }
 }
@@ -181,7 +187,8 @@ TEST(TrainSlow, StoppedAndResumedRunMatchesAnUninterruptedOne) {
     auto a = losses(tmp / "full/metrics.jsonl"), b = losses(tmp / "parts/metrics.jsonl");
     ASSERT_EQ(a.size(), 8u);
     ASSERT_EQ(b.size(), 8u);
-    for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-6 * std::abs(a[i])) << "step " << i + 1;
+    for (size_t i = 0; i < a.size(); ++i)
+        EXPECT_NEAR(a[i], b[i], 1e-6 * std::abs(a[i])) << "step " << i + 1;
     EXPECT_LT(max_param_diff(tmp / "full", tmp / "parts"), 1e-6);
 }
 
@@ -193,19 +200,22 @@ TEST(TrainSlow, TwoProcessesMatchOneProcessWithTheDoubleBatch) {
         "--epochs 1 --quiet --threads 1 --workers 1",
         (tmp / "base").string(), (tmp / "data/vqa.jsonl").string(), (tmp / "data").string());
     std::string bin = mf::test::medforge_binary().string();
-    auto one = mf::test::run_command(bin + common + " --batch-size 2 --out " + (tmp / "one").string());
+    auto one =
+        mf::test::run_command(bin + common + " --batch-size 2 --out " + (tmp / "one").string());
     ASSERT_EQ(one.exit_code, 0) << one.output;
     int port = 29000 + static_cast<int>(::getpid() % 2000);
     std::string env = fmt::format("WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT={} ", port);
     std::string out2 = " --batch-size 1 --out " + (tmp / "two").string();
-    auto two = mf::test::run_command("RANK=1 " + env + bin + common + out2 + " > " + (tmp / "r1.log").string() +
-                                     " 2>&1 & p=$!; RANK=0 " + env + bin + common + out2 +
-                                     "; rc=$?; wait $p; rc1=$?; exit $((rc | rc1))");
+    auto two =
+        mf::test::run_command("RANK=1 " + env + bin + common + out2 + " > " +
+                              (tmp / "r1.log").string() + " 2>&1 & p=$!; RANK=0 " + env + bin +
+                              common + out2 + "; rc=$?; wait $p; rc1=$?; exit $((rc | rc1))");
     ASSERT_EQ(two.exit_code, 0) << two.output << mf::test::read_text(tmp / "r1.log");
     auto a = losses(tmp / "one/metrics.jsonl"), b = losses(tmp / "two/metrics.jsonl");
     ASSERT_EQ(a.size(), 4u);
     ASSERT_EQ(b.size(), 4u);
-    for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-5) << "step " << i + 1;
+    for (size_t i = 0; i < a.size(); ++i)
+        EXPECT_NEAR(a[i], b[i], 1e-5) << "step " << i + 1;
     double d = max_param_diff(tmp / "one", tmp / "two");
     EXPECT_LT(d, 1e-5);
     EXPECT_GT(max_param_diff(tmp / "one", tmp / "base"), 1e-4);  // it did train
