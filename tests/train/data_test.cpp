@@ -117,6 +117,7 @@ TEST(TrainData, TokenizationMismatchStopsNamingTheSample) {
     TokenizeOptions o;
     o.plain_user_is_images = false;
     int mismatches = 0;
+    std::pair<std::string, std::string> bad;
     for (auto [a, b] : std::vector<std::pair<std::string, std::string>>{
              {"The patient has pneumo", "nia of the lung."},
              {"The the", "re is a tumour"},
@@ -125,6 +126,7 @@ TEST(TrainData, TokenizationMismatchStopsNamingTheSample) {
         auto s = tokenize_record(r, *f.tok, t, f.tmp.path(), o);
         if (!s.ok()) {
             ++mismatches;
+            bad = {a, b};
             EXPECT_EQ(s.status().code(), StatusCode::kFailedPrecondition);
             EXPECT_NE(s.status().message().find("bad-sample"), std::string::npos);
             EXPECT_NE(s.status().message().find("data.jsonl:7"), std::string::npos);
@@ -134,14 +136,17 @@ TEST(TrainData, TokenizationMismatchStopsNamingTheSample) {
     EXPECT_GT(mismatches, 0);
     // load_samples stops on it instead of rejecting.
     write_text(f.tmp / "m.jsonl",
-               "{\"id\":\"m1\",\"conversations\":[{\"from\":\"human\",\"value\":\"medic\"},{"
-               "\"from\":\"gpt\",\"value\":\"al imaging\"}]}\n");
+               "{\"id\":\"ok\",\"conversations\":[{\"from\":\"human\",\"value\":\"Hello\\n\"},"
+               "{\"from\":\"gpt\",\"value\":\"Fine.\"}]}\n"
+               "{\"id\":\"m1\",\"conversations\":[{\"from\":\"human\",\"value\":\"" +
+                   bad.first + "\"},{\"from\":\"gpt\",\"value\":\"" + bad.second + "\"}]}\n");
     std::vector<Reject> rej;
     auto all = load_samples(f.tmp / "m.jsonl", *f.tok, t, f.tmp.path(), o, rej);
-    if (mismatches == 3) {
-        ASSERT_FALSE(all.ok());
-        EXPECT_NE(all.status().message().find("m.jsonl:1"), std::string::npos);
-    }
+    ASSERT_FALSE(all.ok());
+    EXPECT_EQ(all.status().code(), StatusCode::kFailedPrecondition);
+    EXPECT_NE(all.status().message().find("m.jsonl:2"), std::string::npos)
+        << all.status().message();
+    EXPECT_NE(all.status().message().find("'m1'"), std::string::npos);
 }
 
 TEST(TrainData, BadRecordsAreRejectedWithReasons) {
