@@ -223,3 +223,37 @@ TEST(TrainSlow, TwoProcessesMatchOneProcessWithTheDoubleBatch) {
 
 }  // namespace
 }  // namespace mf::train
+
+namespace mf::train {
+namespace {
+
+TEST(TrainSlow, KilledRunResumesToTheSameLosses) {
+    TempDir tmp;
+    setup(tmp, 3);  // 12 samples, global batch 1: 12 steps
+    std::string bin = mf::test::medforge_binary().string();
+    std::string common = fmt::format(
+        "{} train --stage instruct --model {} --data {} --images {} --lr 1e-3 --global-batch 1 "
+        "--batch-size 1 --quiet --threads 1 --workers 1 --save-every 2",
+        bin, (tmp / "base").string(), (tmp / "data/vqa.jsonl").string(), (tmp / "data").string());
+    auto full = mf::test::run_command(common + " --out " + (tmp / "full").string());
+    ASSERT_EQ(full.exit_code, 0) << full.output;
+    // SIGKILL once checkpoint-4 exists (mid-run: the process is somewhere in steps 5..12).
+    fs::path out = tmp / "killed";
+    auto k = mf::test::run_command(common + " --out " + out.string() + " & p=$!; while [ ! -d " +
+                                   (out / "checkpoint-4").string() +
+                                   " ]; do sleep 0.01; done; kill -9 $p; wait $p; exit 0");
+    ASSERT_EQ(k.exit_code, 0) << k.output;
+    if (fs::exists(out / "model.safetensors")) GTEST_SKIP() << "the run finished before the kill";
+    EXPECT_LT(mf::test::read_lines(out / "metrics.jsonl").size(), 12u);
+    auto r = mf::test::run_command(common + " --out " + out.string());
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    auto a = losses(tmp / "full/metrics.jsonl"), b = losses(out / "metrics.jsonl");
+    ASSERT_EQ(a.size(), 12u);
+    ASSERT_EQ(b.size(), 12u);
+    for (size_t i = 0; i < a.size(); ++i)
+        EXPECT_NEAR(a[i], b[i], 1e-6 * std::abs(a[i])) << "step " << i + 1;
+    EXPECT_LT(max_param_diff(tmp / "full", out), 1e-6);
+}
+
+}  // namespace
+}  // namespace mf::train
