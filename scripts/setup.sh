@@ -16,7 +16,7 @@ if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
 # Keep this list in sync with docs/install.md. libtorch-dev is for the model engine (later issues).
 PACKAGES=(
   cmake g++ pkg-config ninja-build git clang-format
-  libopenblas-openmp-dev libtorch-dev
+  libopenblas-openmp-dev libtorch-dev libgloo-dev
   nlohmann-json3-dev libsimdjson-dev libpcre2-dev libutf8proc-dev libcli11-dev libfmt-dev libspdlog-dev
   libstb-dev libturbojpeg0-dev libjpeg-dev libpng-dev libwebp-dev libtiff-dev
   libpugixml-dev libfaiss-dev libcurl4-openssl-dev libcpp-httplib-dev libsqlite3-dev libzstd-dev

@@ -43,6 +43,7 @@ int run_judge(int argc, char** argv);
 int run_model(int argc, char** argv);
 int run_verify(int argc, char** argv);
 int run_serve(int argc, char** argv);
+int run_train(int argc, char** argv);
 
 namespace {
 // Keep in pipeline order; `medforge help` prints it as is.
@@ -71,6 +72,8 @@ constexpr std::array kCommands = {
     Command{"judge",
             "score VQA data of several construction methods with an MLLM judge (1-5, 4 criteria)",
             run_judge},
+    Command{"train", "train a LLaVA-style model: align (projector) then instruct (projector + LLM)",
+            run_train},
     Command{"chat", "chat with a local model (LLaVA / HuatuoGPT-Vision / Qwen2 / LLaMA), with images",
             run_chat},
     Command{"serve", "OpenAI-compatible HTTP server over a local model (continuous batching)",

@@ -29,7 +29,9 @@ torch::Tensor ClipAttentionImpl::forward(const torch::Tensor& x) {
     auto k = k_proj(x).view({B, N, heads, head_dim}).transpose(1, 2);
     auto v = v_proj(x).view({B, N, heads, head_dim}).transpose(1, 2);
     auto scores = torch::matmul(q, k.transpose(-1, -2)).mul_(1.0 / std::sqrt(double(head_dim)));
-    auto probs = torch::softmax(scores.to(torch::kFloat32), -1).to(x.scalar_type());  // [B,h,N,N]
+    // float32 softmax (float64 stays float64, for the gradient checks)
+    const auto acc = x.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+    auto probs = torch::softmax(scores.to(acc), -1).to(x.scalar_type());  // [B,h,N,N]
     auto o = torch::matmul(probs, v).transpose(1, 2).reshape({B, N, H});
     return out_proj(o);
 }

@@ -57,7 +57,9 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
     // Group the query heads that share a KV head: [B, kvH, rep*T, D] (a view, no copy).
     auto qg = q.reshape({B, kvH, rep * T, D});
     auto scores = torch::matmul(qg, k.transpose(-1, -2)).mul_(scale);  // [B, kvH, rep*T, S]
-    scores = scores.view({B, kvH, rep, T, S}).to(torch::kFloat32);
+    // float32 softmax (float64 stays float64, for the gradient checks)
+    const auto acc = q.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+    scores = scores.view({B, kvH, rep, T, S}).to(acc);
     if (T > 1 || q_offset + T < S) {
         // key s is visible from query t iff s <= q_offset + t
         auto tpos = torch::arange(T, torch::kInt64).unsqueeze(1) + q_offset;  // [T, 1]
@@ -112,7 +114,7 @@ RMSNormImpl::RMSNormImpl(int64_t n, double e) : eps(e) {
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
-    auto xf = x.to(torch::kFloat32);
+    auto xf = x.to(x.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32);
     auto var = xf.pow(2).mean(-1, /*keepdim=*/true);
     auto y = (xf * torch::rsqrt(var + eps)).to(x.scalar_type());
     return weight * y;
