@@ -1,5 +1,7 @@
 #include "serve/scheduler.h"
 
+#include "core/text.h"
+
 #include <fmt/core.h>
 
 #include "core/log.h"
@@ -230,7 +232,8 @@ bool Scheduler::advance(Seq& s, const float* logits, int64_t vocab) {
     std::string text;
     {
         std::lock_guard lk(tok_mu_);
-        text = engine_.tokenizer().decode(s.tokens, true);
+        // invalid UTF-8 from byte-level tokens -> U+FFFD, exactly as model::generate does
+        text = text::sanitize_utf8(engine_.tokenizer().decode(s.tokens, true));
     }
     size_t cut = std::string::npos;
     for (const auto& st : sp.stop) {
