@@ -24,7 +24,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-double secs(Clock::time_point a) { return std::chrono::duration<double>(Clock::now() - a).count(); }
+double secs(Clock::time_point a) {
+    return std::chrono::duration<double>(Clock::now() - a).count();
+}
 
 // Sum of a large array on all threads: the machine's read bandwidth.
 double read_bandwidth_gbs() {
@@ -42,7 +44,8 @@ double read_bandwidth_gbs() {
 
 void random_init(torch::nn::Module& m) {
     torch::NoGradGuard ng;
-    for (auto& p : m.parameters()) p.normal_(0.0, 0.02);
+    for (auto& p : m.parameters())
+        p.normal_(0.0, 0.02);
 }
 
 }  // namespace
@@ -53,11 +56,16 @@ int main(int argc, char** argv) {
     bool vision = true, quick = false;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
-        if (a == "--dtype" && i + 1 < argc) dtype_s = argv[++i];
-        else if (a == "--prefill" && i + 1 < argc) prefill = std::atoi(argv[++i]);
-        else if (a == "--decode" && i + 1 < argc) decode = std::atoi(argv[++i]);
-        else if (a == "--no-vision") vision = false;
-        else if (a == "--quick") quick = true;
+        if (a == "--dtype" && i + 1 < argc)
+            dtype_s = argv[++i];
+        else if (a == "--prefill" && i + 1 < argc)
+            prefill = std::atoi(argv[++i]);
+        else if (a == "--decode" && i + 1 < argc)
+            decode = std::atoi(argv[++i]);
+        else if (a == "--no-vision")
+            vision = false;
+        else if (a == "--quick")
+            quick = true;
     }
     if (quick) {
         prefill = 64;
@@ -65,8 +73,8 @@ int main(int argc, char** argv) {
     }
     init_torch_threads();
     torch::Dtype dt = dtype_s == "f32" ? torch::kFloat32 : torch::kBFloat16;
-    fmt::print("threads {}, dtype {}, bf16 kernel available: {}\n", torch::get_num_threads(), dtype_s,
-               bf16_gemv_available() ? "yes" : "no");
+    fmt::print("threads {}, dtype {}, bf16 kernel available: {}\n", torch::get_num_threads(),
+               dtype_s, bf16_gemv_available() ? "yes" : "no");
     double bw = read_bandwidth_gbs();
     fmt::print("read bandwidth: {:.1f} GB/s\n", bw);
 
@@ -86,7 +94,8 @@ int main(int argc, char** argv) {
                 best = std::min(best, secs(t0));
             }
             fmt::print("GEMV 151936x896 bf16, {:<26}: {:.1f} GB/s of weights\n",
-                       mode == 0 ? "medforge kernel" : "libtorch linear (baseline)", wbytes / best / 1e9);
+                       mode == 0 ? "medforge kernel" : "libtorch linear (baseline)",
+                       wbytes / best / 1e9);
         }
         set_custom_kernels(true);
     }
@@ -97,7 +106,8 @@ int main(int argc, char** argv) {
     lm->to(dt);
     lm->eval();
     double bytes = 0;
-    for (auto& p : lm->parameters()) bytes += p.numel() * p.element_size();
+    for (auto& p : lm->parameters())
+        bytes += p.numel() * p.element_size();
     // tied embeddings: the embedding matrix is read once per token by the LM head
     fmt::print("decoder: Qwen2-0.5B shape, {:.0f} M parameters, {:.0f} MB of weights\n",
                bytes / (dt == torch::kFloat32 ? 4 : 2) / 1e6, bytes / 1e6);
@@ -123,15 +133,17 @@ int main(int argc, char** argv) {
         };
         next = step(next);
         auto t1 = Clock::now();
-        for (int i = 0; i < decode; ++i) next = step(next);
+        for (int i = 0; i < decode; ++i)
+            next = step(next);
         double td = secs(t1);
         double tps = decode / td;
         double bound = bw * 1e9 / bytes;
-        fmt::print("{:<28} prefill {} tokens: {:.1f} tok/s | decode batch 1: {:.1f} tok/s = {:.0f}% of "
-                   "the bandwidth bound ({:.1f} tok/s)\n",
-                   name, prefill, prefill / tp, tps, 100 * tps / bound, bound);
+        fmt::print(
+            "{:<28} prefill {} tokens: {:.1f} tok/s | decode batch 1: {:.1f} tok/s = {:.0f}% of "
+            "the bandwidth bound ({:.1f} tok/s)\n",
+            name, prefill, prefill / tp, tps, 100 * tps / bound, bound);
     }
-    set_custom_kernels(true);
+    set_custom_kernels(false);
     if (vision) {
         auto vc = init_config("llava-qwen2", "0.5b").value();  // CLIP ViT-L/14-336 tower
         vc.text.vocab_size = 1024;
@@ -148,7 +160,8 @@ int main(int argc, char** argv) {
             tower->hidden_state(px, vc.vision.num_hidden_layers - 1);
             best = std::min(best, secs(t0));
         }
-        fmt::print("CLIP ViT-L/14-336 image encode (23 of 24 layers, as LLaVA uses it): {:.2f} s\n", best);
+        fmt::print("CLIP ViT-L/14-336 image encode (23 of 24 layers, as LLaVA uses it): {:.2f} s\n",
+                   best);
     }
     return 0;
 }

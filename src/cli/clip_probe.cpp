@@ -18,7 +18,8 @@ Result<std::shared_ptr<ClipFeatures>> ClipFeatures::open(const fs::path& dir) {
     model::init_torch_threads();
     auto f = std::make_shared<ClipFeatures>();
     f->dir_ = io::absolute_normal(dir);
-    MF_ASSIGN_OR_RETURN(f->model_, model::load_multimodal_lm(dir, model::LoadOptions{torch::kFloat32}));
+    MF_ASSIGN_OR_RETURN(f->model_,
+                        model::load_multimodal_lm(dir, model::LoadOptions{torch::kFloat32}));
     if (!f->model_->vision)
         return Status::invalid_argument(fmt::format(
             "{}: has no CLIP vision tower (use a CLIP or LLaVA checkpoint)", dir.string()));
@@ -30,7 +31,8 @@ Result<std::shared_ptr<ClipFeatures>> ClipFeatures::open(const fs::path& dir) {
     return f;
 }
 
-Result<std::vector<std::vector<float>>> ClipFeatures::embed(const std::vector<io::Image>& images) const {
+Result<std::vector<std::vector<float>>> ClipFeatures::embed(
+    const std::vector<io::Image>& images) const {
     torch::NoGradGuard ng;
     const int64_t S = model_->config().vision.image_size;
     std::vector<std::vector<float>> out;
@@ -41,7 +43,8 @@ Result<std::vector<std::vector<float>>> ClipFeatures::embed(const std::vector<io
         for (size_t i = 0; i < n; ++i) {
             MF_ASSIGN_OR_RETURN(std::vector<float> v, model::preprocess(images[b + i], improc_));
             if (static_cast<int64_t>(v.size()) != 3 * S * S)
-                return Status::invalid_argument("the image processor's output size does not match the tower");
+                return Status::invalid_argument(
+                    "the image processor's output size does not match the tower");
             std::memcpy(px[static_cast<int64_t>(i)].data_ptr<float>(), v.data(), v.size() * 4);
         }
         auto pooled = model_->vision->pooled(px).to(torch::kFloat32).contiguous();  // [n, H]
@@ -55,7 +58,8 @@ Result<std::vector<std::vector<float>>> ClipFeatures::embed(const std::vector<io
 
 float ClipProbeClassifier::probability_from_features(const std::vector<float>& f) const {
     double z = bias_;
-    for (size_t i = 0; i < w_.size() && i < f.size(); ++i) z += w_[i] * (f[i] - mean_[i]) / std_[i];
+    for (size_t i = 0; i < w_.size() && i < f.size(); ++i)
+        z += w_[i] * (f[i] - mean_[i]) / std_[i];
     return static_cast<float>(1.0 / (1.0 + std::exp(-z)));
 }
 
@@ -78,10 +82,13 @@ Result<ClipProbeClassifier> ClipProbeClassifier::train(std::shared_ptr<ClipFeatu
     c.mean_.assign(d, 0);
     c.std_.assign(d, 0);
     for (const auto& r : data.x)
-        for (size_t j = 0; j < d; ++j) c.mean_[j] += r[j] / double(n);
+        for (size_t j = 0; j < d; ++j)
+            c.mean_[j] += r[j] / double(n);
     for (const auto& r : data.x)
-        for (size_t j = 0; j < d; ++j) c.std_[j] += (r[j] - c.mean_[j]) * (r[j] - c.mean_[j]) / double(n);
-    for (auto& s : c.std_) s = std::sqrt(s) + 1e-6;
+        for (size_t j = 0; j < d; ++j)
+            c.std_[j] += (r[j] - c.mean_[j]) * (r[j] - c.mean_[j]) / double(n);
+    for (auto& s : c.std_)
+        s = std::sqrt(s) + 1e-6;
     // Full-batch gradient descent on the class-weighted, L2-regularised log loss (float64).
     auto X = torch::empty({static_cast<int64_t>(n), static_cast<int64_t>(d)}, torch::kFloat64);
     for (size_t i = 0; i < n; ++i)
@@ -103,7 +110,8 @@ Result<ClipProbeClassifier> ClipProbeClassifier::train(std::shared_ptr<ClipFeatu
         b -= opt.learning_rate * g.sum().item<double>();
     }
     c.w_.resize(d);
-    for (size_t j = 0; j < d; ++j) c.w_[j] = w[j].item<double>();
+    for (size_t j = 0; j < d; ++j)
+        c.w_[j] = w[j].item<double>();
     c.bias_ = b;
     return c;
 }
@@ -117,7 +125,8 @@ curate::Metrics cross_validate_probe(const curate::Dataset& data, int folds, uin
         for (size_t i = 0; i < data.y.size(); ++i)
             if (data.y[i] == label) idx.push_back(i);
         std::shuffle(idx.begin(), idx.end(), rng);
-        for (size_t k = 0; k < idx.size(); ++k) fold[idx[k]] = static_cast<int>(k % folds);
+        for (size_t k = 0; k < idx.size(); ++k)
+            fold[idx[k]] = static_cast<int>(k % folds);
     }
     curate::Metrics m;
     for (int f = 0; f < folds; ++f) {
@@ -129,7 +138,8 @@ curate::Metrics cross_validate_probe(const curate::Dataset& data, int folds, uin
         }
         auto c = ClipProbeClassifier::train(nullptr, tr, opt);
         if (!c.ok()) continue;
-        for (size_t i = 0; i < te.x.size(); ++i) m.add(te.y[i], c->probability_from_features(te.x[i]) >= 0.5f);
+        for (size_t i = 0; i < te.x.size(); ++i)
+            m.add(te.y[i], c->probability_from_features(te.x[i]) >= 0.5f);
     }
     return m;
 }
@@ -173,7 +183,8 @@ Result<ClipProbeClassifier> ClipProbeClassifier::load(const fs::path& path) {
         fs::path vdir = vision;
         if (vdir.is_relative()) vdir = path.parent_path() / vdir;
         auto f = ClipFeatures::open(vdir);
-        if (!f.ok()) return f.status().with_context(fmt::format("{}: vision checkpoint", path.string()));
+        if (!f.ok())
+            return f.status().with_context(fmt::format("{}: vision checkpoint", path.string()));
         c.feats_ = *f;
     } catch (const std::exception& e) {
         return bad(e.what());
@@ -183,7 +194,8 @@ Result<ClipProbeClassifier> ClipProbeClassifier::load(const fs::path& path) {
 
 void register_clip_probe_format() {
     curate::register_classifier_format(
-        "medforge-clip-probe", [](const fs::path& p) -> Result<std::unique_ptr<curate::ImageClassifier>> {
+        "medforge-clip-probe",
+        [](const fs::path& p) -> Result<std::unique_ptr<curate::ImageClassifier>> {
             MF_ASSIGN_OR_RETURN(ClipProbeClassifier c, ClipProbeClassifier::load(p));
             return std::unique_ptr<curate::ImageClassifier>(new ClipProbeClassifier(std::move(c)));
         });

@@ -34,9 +34,12 @@ int run_chat(int argc, char** argv) {
     app.add_option("--system", system, "system prompt (formats that have one)");
     app.add_option("--max-tokens", sp.max_tokens, "most tokens to generate per reply")
         ->check(CLI::Range(1, 1 << 20));
-    app.add_option("--temperature", sp.temperature, "0 = greedy (default)")->check(CLI::Range(0.0, 100.0));
-    app.add_option("--top-k", sp.top_k, "keep the k most likely tokens (0 = off)")->check(CLI::NonNegativeNumber);
-    app.add_option("--top-p", sp.top_p, "nucleus sampling mass (1 = off)")->check(CLI::Range(0.0, 1.0));
+    app.add_option("--temperature", sp.temperature, "0 = greedy (default)")
+        ->check(CLI::Range(0.0, 100.0));
+    app.add_option("--top-k", sp.top_k, "keep the k most likely tokens (0 = off)")
+        ->check(CLI::NonNegativeNumber);
+    app.add_option("--top-p", sp.top_p, "nucleus sampling mass (1 = off)")
+        ->check(CLI::Range(0.0, 1.0));
     app.add_option("--repetition-penalty", sp.repetition_penalty, "CTRL-style penalty (1 = off)")
         ->check(CLI::Range(0.01, 100.0));
     app.add_option("--seed", sp.seed, "sampling seed (same seed, same text)");
@@ -63,7 +66,8 @@ int run_chat(int argc, char** argv) {
     for (const auto& f : images) {
         auto im = io::decode_image_file(f);
         if (im.error != io::ImageError::kOk)
-            return fail(Status::invalid_argument(fmt::format("{}: cannot use this image: {}", f, im.detail)),
+            return fail(Status::invalid_argument(
+                            fmt::format("{}: cannot use this image: {}", f, im.detail)),
                         "chat");
         imgs.push_back(std::move(im.image));
     }
@@ -86,13 +90,15 @@ int run_chat(int argc, char** argv) {
         }
         conv.push_back({"assistant", r->text});
         if (stats) {
-            double dec = r->tokens.size() > 1 ? (r->tokens.size() - 1) / std::max(1e-9, r->decode_seconds) : 0;
+            double dec = r->tokens.size() > 1
+                             ? (r->tokens.size() - 1) / std::max(1e-9, r->decode_seconds)
+                             : 0;
             std::fprintf(stderr,
                          "[%lld prompt positions, prefill %.2f s (%.0f tok/s), %zu tokens at %.1f "
                          "tok/s, finish: %s]\n",
                          static_cast<long long>(r->prompt_tokens), r->prefill_seconds,
-                         r->prompt_tokens / std::max(1e-9, r->prefill_seconds), r->tokens.size(), dec,
-                         r->finish_reason.c_str());
+                         r->prompt_tokens / std::max(1e-9, r->prefill_seconds), r->tokens.size(),
+                         dec, r->finish_reason.c_str());
         }
         return kExitOk;
     };

@@ -30,12 +30,13 @@ size_t count_label(const curate::Dataset& d, int label) {
     return std::count(d.y.begin(), d.y.end(), label);
 }
 
-// Decoded images of the folders (recursive), labelled; undecodable files are skipped with a warning.
-Status decode_labelled(const std::vector<std::string>& dirs, int label, std::vector<io::Image>& imgs,
-                       curate::Dataset& data) {
+// Decoded images of the folders (recursive), labelled; undecodable files are skipped with a
+// warning.
+Status decode_labelled(const std::vector<std::string>& dirs, int label,
+                       std::vector<io::Image>& imgs, curate::Dataset& data) {
     for (const auto& d : dirs) {
-        MF_ASSIGN_OR_RETURN(auto files, io::list_files(d, {".jpg", ".jpeg", ".png", ".gif", ".webp", ".tif",
-                                                           ".tiff", ".bmp"}));
+        MF_ASSIGN_OR_RETURN(auto files, io::list_files(d, {".jpg", ".jpeg", ".png", ".gif", ".webp",
+                                                           ".tif", ".tiff", ".bmp"}));
         for (const auto& f : files) {
             auto r = io::decode_image_file(f);
             if (!r.ok()) {
@@ -88,7 +89,8 @@ int train_clip_probe(const std::string& vision, const std::vector<std::string>& 
 }
 
 int use_clip_probe(const std::string& path, bool eval, const std::vector<std::string>& medical,
-                   const std::vector<std::string>& nonmedical, const std::vector<std::string>& images) {
+                   const std::vector<std::string>& nonmedical,
+                   const std::vector<std::string>& images) {
     auto probe = ClipProbeClassifier::load(path);
     if (!probe.ok()) return fail(probe.status(), "classifier");
     if (eval) {
@@ -103,8 +105,8 @@ int use_clip_probe(const std::string& path, bool eval, const std::vector<std::st
             if (!p.ok()) return fail(p.status(), data.paths[i]);
             m.add(data.y[i], *p >= 0.5f);
         }
-        fmt::print("images: {} medical, {} non-medical\n{}\n", count_label(data, 1), count_label(data, 0),
-                   m.to_string());
+        fmt::print("images: {} medical, {} non-medical\n{}\n", count_label(data, 1),
+                   count_label(data, 0), m.to_string());
         return kExitOk;
     }
     int failures = 0;
@@ -154,13 +156,15 @@ int run_classifier(int argc, char** argv) {
     train->add_flag("!--no-class-weights", topt.class_weights,
                     "do not weight classes by inverse frequency");
     std::string features = "stats", vision;
-    train->add_option("--features", features,
-                      "stats (20 image statistics, no download) or clip (a linear probe on CLIP "
-                      "image embeddings; needs --vision)")
+    train
+        ->add_option("--features", features,
+                     "stats (20 image statistics, no download) or clip (a linear probe on CLIP "
+                     "image embeddings; needs --vision)")
         ->check(CLI::IsMember({"stats", "clip"}))
         ->capture_default_str();
-    train->add_option("--vision", vision,
-                      "--features clip: a CLIP (e.g. clip-vit-large-patch14-336) or LLaVA checkpoint");
+    train->add_option(
+        "--vision", vision,
+        "--features clip: a CLIP (e.g. clip-vit-large-patch14-336) or LLaVA checkpoint");
 
     auto* eval = app.add_subcommand("eval", "score a model on labelled folders");
     eval->add_option("--model", model_path, "model JSON (default: the shipped model)");
@@ -180,14 +184,17 @@ int run_classifier(int argc, char** argv) {
     };
 
     if (*train && features == "clip") {
-        if (vision.empty()) return fail(Status::invalid_argument("--features clip needs --vision DIR"), "classifier train");
+        if (vision.empty())
+            return fail(Status::invalid_argument("--features clip needs --vision DIR"),
+                        "classifier train");
         return train_clip_probe(vision, medical, nonmedical, out, folds, seed);
     }
     // eval / predict of a CLIP probe: features come from its vision checkpoint
     if (!*train && !model_path.empty()) {
         auto text = io::read_file(model_path);
         if (text.ok() && text->find("\"medforge-clip-probe\"") != std::string::npos)
-            return use_clip_probe(model_path, static_cast<bool>(*eval), medical, nonmedical, images);
+            return use_clip_probe(model_path, static_cast<bool>(*eval), medical, nonmedical,
+                                  images);
     }
     if (*train) {
         auto data = load_labelled(medical, nonmedical, common.threads);

@@ -76,12 +76,14 @@ int run_eval(int argc, char** argv) {
     app.add_option("--images", images, "image directory (default: the data file's directory)");
     app.add_flag("--no-images", p.no_images, "send text only (recorded in the protocol card)");
     std::string model_dir, dtype_s;
-    auto* ep_opt = app.add_option("--endpoint", p.endpoint, "base URL, e.g. http://127.0.0.1:8000/v1");
+    auto* ep_opt =
+        app.add_option("--endpoint", p.endpoint, "base URL, e.g. http://127.0.0.1:8000/v1");
     app.add_option("--model", p.model, "model name sent to the endpoint");
     auto* md_opt = app.add_option("--model-dir", model_dir,
                                   "run a local checkpoint in this process instead of an endpoint");
     ep_opt->excludes(md_opt);
-    app.add_option("--dtype", dtype_s, "--model-dir: compute dtype f32 or bf16 (default: the checkpoint's)");
+    app.add_option("--dtype", dtype_s,
+                   "--model-dir: compute dtype f32 or bf16 (default: the checkpoint's)");
     app.add_option("--out", out, "output directory")->required();
     app.add_option("--extractor", extractor, "robust (default) | official (match_choice3)");
     app.add_option("--limit", p.limit, "evaluate only the first N items");

@@ -88,23 +88,26 @@ int model_init(int argc, char** argv) {
     model::InitOptions o;
     std::string out;
     bool force = false;
-    app.add_option("--arch", o.arch, "llava-qwen2 (HuatuoGPT-Vision), llava-llama, llava-hf, qwen2, llama, clip-vision, "
-                   "bert, mpnet (sentence encoders)")
+    app.add_option(
+           "--arch", o.arch,
+           "llava-qwen2 (HuatuoGPT-Vision), llava-llama, llava-hf, qwen2, llama, clip-vision, "
+           "bert, mpnet (sentence encoders)")
         ->required();
     app.add_option("--size", o.size,
                    "tiny | small (~100M) | 0.5b (Qwen2-0.5B shape) | clip-l336; bert/mpnet: tiny | "
                    "minilm | base");
     app.add_option("-o,--out", out, "output folder (created)")->required();
     app.add_option("--seed", o.seed, "random seed (same seed, same weights)");
-    app.add_option("--dtype", o.dtype, "saved dtype: f32 or bf16")->check(CLI::IsMember({"f32", "bf16"}));
+    app.add_option("--dtype", o.dtype, "saved dtype: f32 or bf16")
+        ->check(CLI::IsMember({"f32", "bf16"}));
     app.add_flag("--random-all", o.random_all,
                  "also randomise biases and norm weights (HF starts them at 0 and 1)");
     app.add_flag("--force", force, "replace a checkpoint already in --out");
     if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
     o.out = out;
     if (!force && fs::exists(o.out / "config.json"))
-        return fail(Status::failed_precondition(
-                        fmt::format("{} already holds a checkpoint: pass --force to replace it", out)),
+        return fail(Status::failed_precondition(fmt::format(
+                        "{} already holds a checkpoint: pass --force to replace it", out)),
                     "model init");
     Status st;
     if (o.arch == "bert" || o.arch == "mpnet") {
@@ -147,7 +150,8 @@ int model_inspect(int argc, char** argv) {
         else if (n.find("mm_projector") != std::string::npos ||
                  n.find("multi_modal_projector") != std::string::npos)
             proj += k;
-        else if (n.find("position_ids") != std::string::npos || n.find("inv_freq") != std::string::npos)
+        else if (n.find("position_ids") != std::string::npos ||
+                 n.find("inv_freq") != std::string::npos)
             other += k;
         else
             lm += k;
@@ -158,17 +162,19 @@ int model_inspect(int argc, char** argv) {
         tok_kind = std::string((*tok)->kind());
         tok_vocab = static_cast<int64_t>((*tok)->vocab_size());
     }
-    if (auto t = io::detect_chat_template(dir); t.ok()) chat = std::string(io::chat_format_name(t->format()));
+    if (auto t = io::detect_chat_template(dir); t.ok())
+        chat = std::string(io::chat_format_name(t->format()));
     const auto& c = *cfg;
     nlohmann::json j = {{"dir", dir},
                         {"arch", std::string(model::arch_name(c.arch))},
                         {"model_type", c.model_type},
                         {"torch_dtype", c.torch_dtype},
                         {"tensors", set->size()},
-                        {"parameters", {{"total", lm + vision + proj + other},
-                                        {"language_model", lm},
-                                        {"vision_tower", vision},
-                                        {"projector", proj}}},
+                        {"parameters",
+                         {{"total", lm + vision + proj + other},
+                          {"language_model", lm},
+                          {"vision_tower", vision},
+                          {"projector", proj}}},
                         {"dtypes", by_dtype},
                         {"tokenizer", {{"kind", tok_kind}, {"vocab", tok_vocab}}},
                         {"chat_template", chat}};
@@ -186,14 +192,11 @@ int model_inspect(int argc, char** argv) {
                      {"rope_theta", c.text.rope_theta},
                      {"tied_embeddings", c.text.tie_word_embeddings}};
     if (model::is_llava(c.arch) || c.arch == model::Arch::kClipVision)
-        j["vision"] = {{"layers", c.vision.num_hidden_layers},
-                       {"hidden", c.vision.hidden_size},
-                       {"heads", c.vision.num_attention_heads},
-                       {"image_size", c.vision.image_size},
-                       {"patch_size", c.vision.patch_size},
-                       {"image_tokens", c.vision.num_patches()},
-                       {"select_layer", c.vision_select_layer},
-                       {"projector", c.projector_type}};
+        j["vision"] = {
+            {"layers", c.vision.num_hidden_layers},  {"hidden", c.vision.hidden_size},
+            {"heads", c.vision.num_attention_heads}, {"image_size", c.vision.image_size},
+            {"patch_size", c.vision.patch_size},     {"image_tokens", c.vision.num_patches()},
+            {"select_layer", c.vision_select_layer}, {"projector", c.projector_type}};
     if (as_json) {
         std::fputs((j.dump(2) + "\n").c_str(), stdout);
         return kExitOk;
@@ -206,18 +209,20 @@ int model_inspect(int argc, char** argv) {
     };
     std::string o = fmt::format("{}\n  architecture   {} (model_type {}, saved as {})\n", dir,
                                 model::arch_name(c.arch), c.model_type, c.torch_dtype);
-    o += fmt::format("  parameters     {} total: language model {}, vision tower {}, projector {}\n",
-                     human(lm + vision + proj + other), human(lm), human(vision), human(proj));
+    o +=
+        fmt::format("  parameters     {} total: language model {}, vision tower {}, projector {}\n",
+                    human(lm + vision + proj + other), human(lm), human(vision), human(proj));
     std::string dts;
-    for (const auto& [k, v] : by_dtype) dts += fmt::format("{}{} {}", dts.empty() ? "" : ", ", k, human(v));
+    for (const auto& [k, v] : by_dtype)
+        dts += fmt::format("{}{} {}", dts.empty() ? "" : ", ", k, human(v));
     o += fmt::format("  tensors        {} ({})\n", set->size(), dts);
     if (j.contains("text"))
         o += fmt::format(
             "  decoder        {}: {} layers, hidden {}, MLP {}, {} heads / {} kv heads (dim {}), "
             "vocab {}, context {}, rope theta {:g}{}\n",
             c.text.family, c.text.num_hidden_layers, c.text.hidden_size, c.text.intermediate_size,
-            c.text.num_attention_heads, c.text.num_key_value_heads, c.text.head_dim, c.text.vocab_size,
-            c.text.max_position_embeddings, c.text.rope_theta,
+            c.text.num_attention_heads, c.text.num_key_value_heads, c.text.head_dim,
+            c.text.vocab_size, c.text.max_position_embeddings, c.text.rope_theta,
             c.text.tie_word_embeddings ? ", tied embeddings" : "");
     if (j.contains("vision"))
         o += fmt::format(

@@ -23,10 +23,14 @@ Status to_engine_messages(const std::vector<llm::ChatMessage>& in,
             io::DecodeResult d;
             if (url.rfind("data:", 0) == 0) {
                 size_t comma = url.find(',');
-                if (comma == std::string::npos || url.substr(0, comma).find(";base64") == std::string::npos)
-                    return Status::invalid_argument(fmt::format(
-                        "messages[{}].content[{}]: image data URL must be base64 (data:<mime>;base64,...)", mi, pi));
-                MF_ASSIGN_OR_RETURN(std::string bytes, llm::base64_decode(std::string_view(url).substr(comma + 1)));
+                if (comma == std::string::npos ||
+                    url.substr(0, comma).find(";base64") == std::string::npos)
+                    return Status::invalid_argument(
+                        fmt::format("messages[{}].content[{}]: image data URL must be base64 "
+                                    "(data:<mime>;base64,...)",
+                                    mi, pi));
+                MF_ASSIGN_OR_RETURN(std::string bytes,
+                                    llm::base64_decode(std::string_view(url).substr(comma + 1)));
                 d = io::decode_image_bytes(bytes);
             } else if (url.rfind("file://", 0) == 0) {
                 d = io::decode_image_file(url.substr(7));
@@ -48,7 +52,7 @@ Status to_engine_messages(const std::vector<llm::ChatMessage>& in,
 }
 
 Result<std::unique_ptr<LocalModelClient>> LocalModelClient::open(const std::filesystem::path& dir,
-                                                                  const model::EngineOptions& opt) {
+                                                                 const model::EngineOptions& opt) {
     std::unique_ptr<LocalModelClient> c(new LocalModelClient());
     MF_ASSIGN_OR_RETURN(c->engine_, model::Engine::load(dir, opt));
     return c;

@@ -44,12 +44,13 @@ Result<std::unique_ptr<ImageClassifier>> load_image_classifier(const std::filesy
         std::lock_guard<std::mutex> lock(registry_mu());
         auto it = registry().find(format);
         if (it != registry().end()) loader = it->second;
-        for (const auto& [k, _] : registry()) known += ", " + k;
+        for (const auto& [k, _] : registry())
+            known += ", " + k;
     }
     if (!loader)
-        return Status::unsupported(fmt::format(
-            "{}: classifier format '{}' is not known to this program (known: {})", path.string(),
-            format, known));
+        return Status::unsupported(
+            fmt::format("{}: classifier format '{}' is not known to this program (known: {})",
+                        path.string(), format, known));
     return loader(path);
 }
 

@@ -24,7 +24,7 @@ struct DTypeRow {
     size_t size;
 };
 constexpr DTypeRow kDTypes[] = {
-    {DType::kF64, "F64", 8}, {DType::kF32, "F32", 4},  {DType::kF16, "F16", 2},
+    {DType::kF64, "F64", 8},   {DType::kF32, "F32", 4}, {DType::kF16, "F16", 2},
     {DType::kBF16, "BF16", 2}, {DType::kI64, "I64", 8}, {DType::kI32, "I32", 4},
     {DType::kI16, "I16", 2},   {DType::kI8, "I8", 1},   {DType::kU8, "U8", 1},
     {DType::kBool, "BOOL", 1},
@@ -93,7 +93,7 @@ uint16_t f32_to_f16(float f) {
     std::memcpy(&u, &f, 4);
     uint32_t sign = (u >> 16) & 0x8000u;
     uint32_t abs = u & 0x7fffffffu;
-    if (abs > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);  // NaN
+    if (abs > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);   // NaN
     if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // overflow -> inf
     if (abs < 0x38800000u) {  // subnormal or zero in f16
         if (abs < 0x33000000u) return static_cast<uint16_t>(sign);
@@ -114,7 +114,8 @@ uint16_t f32_to_f16(float f) {
 
 int64_t TensorInfo::numel() const {
     int64_t n = 1;
-    for (auto d : shape) n *= d;
+    for (auto d : shape)
+        n *= d;
     return n;
 }
 std::string TensorInfo::shape_str() const {
@@ -132,8 +133,8 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open(const fs::path& p
     f->path_ = path;
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return Status::not_found(
-            fmt::format("{}: cannot open safetensors file: {}", path.string(), std::strerror(errno)));
+        return Status::not_found(fmt::format("{}: cannot open safetensors file: {}", path.string(),
+                                             std::strerror(errno)));
     struct stat st {};
     if (fstat(fd, &st) != 0) {
         ::close(fd);
@@ -155,7 +156,8 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open(const fs::path& p
     f->map_size_ = size;
     const auto* base = static_cast<const uint8_t*>(m);
     uint64_t hlen = 0;
-    for (int i = 7; i >= 0; --i) hlen = (hlen << 8) | base[i];
+    for (int i = 7; i >= 0; --i)
+        hlen = (hlen << 8) | base[i];
     if (hlen > size - 8 || hlen > (uint64_t{100} << 20))
         return Status::corruption(
             fmt::format("{}: header length {} does not fit the file ({} bytes); the file is "
@@ -164,8 +166,8 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open(const fs::path& p
     json h = json::parse(reinterpret_cast<const char*>(base + 8),
                          reinterpret_cast<const char*>(base + 8 + hlen), nullptr, false);
     if (h.is_discarded() || !h.is_object())
-        return Status::corruption(
-            fmt::format("{}: the header is not a JSON object; not a safetensors file", path.string()));
+        return Status::corruption(fmt::format(
+            "{}: the header is not a JSON object; not a safetensors file", path.string()));
     const uint8_t* data = base + 8 + hlen;
     size_t data_size = size - 8 - hlen;
     std::vector<std::pair<uint64_t, uint64_t>> spans;
@@ -203,13 +205,14 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open(const fs::path& p
             return bad("data_offsets must be [begin, end]");
         uint64_t b = off[0].get<uint64_t>(), en = off[1].get<uint64_t>();
         if (b > en || en > data_size)
-            return bad(fmt::format("data_offsets [{}, {}] outside the {}-byte data buffer "
-                                   "(truncated file?)",
-                                   b, en, data_size));
+            return bad(
+                fmt::format("data_offsets [{}, {}] outside the {}-byte data buffer "
+                            "(truncated file?)",
+                            b, en, data_size));
         uint64_t want = static_cast<uint64_t>(t.numel()) * dtype_size(t.dtype);
         if (en - b != want)
-            return bad(fmt::format("{} bytes for shape {} of {} (needs {})", en - b,
-                                   t.shape_str(), dtype_name(t.dtype), want));
+            return bad(fmt::format("{} bytes for shape {} of {} (needs {})", en - b, t.shape_str(),
+                                   dtype_name(t.dtype), want));
         t.data = data + b;
         t.nbytes = en - b;
         spans.emplace_back(b, en);
@@ -222,7 +225,8 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open(const fs::path& p
                 fmt::format("{}: two tensors overlap in the data buffer", path.string()));
     std::sort(f->tensors_.begin(), f->tensors_.end(),
               [](const TensorInfo& a, const TensorInfo& b) { return a.name < b.name; });
-    for (size_t i = 0; i < f->tensors_.size(); ++i) f->index_[f->tensors_[i].name] = i;
+    for (size_t i = 0; i < f->tensors_.size(); ++i)
+        f->index_[f->tensors_[i].name] = i;
     return f;
 }
 
@@ -250,25 +254,27 @@ Result<SafetensorsSet> SafetensorsSet::open(const fs::path& dir) {
         json idx = json::parse(text, nullptr, false);
         if (idx.is_discarded() || !idx.is_object() || !idx.contains("weight_map") ||
             !idx["weight_map"].is_object())
-            return Status::corruption(fmt::format(
-                "{}: not a safetensors index (needs an object field 'weight_map')",
-                idx_path.string()));
+            return Status::corruption(
+                fmt::format("{}: not a safetensors index (needs an object field 'weight_map')",
+                            idx_path.string()));
         std::vector<std::string> names;
         for (auto it = idx["weight_map"].begin(); it != idx["weight_map"].end(); ++it) {
             if (!it->is_string())
                 return Status::corruption(fmt::format("{}: weight_map['{}'] is not a file name",
-                                                       idx_path.string(), it.key()));
+                                                      idx_path.string(), it.key()));
             names.push_back(it->get<std::string>());
         }
         std::sort(names.begin(), names.end());
         names.erase(std::unique(names.begin(), names.end()), names.end());
-        for (const auto& n : names) files.push_back(dir / n);
+        for (const auto& n : names)
+            files.push_back(dir / n);
         MF_ASSIGN_OR_RETURN(auto set2, [&]() -> Result<SafetensorsSet> {
             SafetensorsSet s;
             s.dir_ = dir;
             for (const auto& p : files) {
                 auto f = SafetensorsFile::open(p);
-                if (!f.ok()) return f.status().with_context(fmt::format("listed in {}", idx_path.string()));
+                if (!f.ok())
+                    return f.status().with_context(fmt::format("listed in {}", idx_path.string()));
                 s.files_.push_back(std::shared_ptr<SafetensorsFile>(std::move(*f)));
             }
             return s;
@@ -281,9 +287,9 @@ Result<SafetensorsSet> SafetensorsSet::open(const fs::path& dir) {
             for (const auto& f : set.files_)
                 if (f->path() == want && f->find(it.key())) found = true;
             if (!found)
-                return Status::corruption(fmt::format("{}: tensor '{}' is listed in {} but not there",
-                                                       idx_path.string(), it.key(),
-                                                       want.filename().string()));
+                return Status::corruption(
+                    fmt::format("{}: tensor '{}' is listed in {} but not there", idx_path.string(),
+                                it.key(), want.filename().string()));
         }
         files.clear();
     } else if (fs::exists(dir / "model.safetensors")) {
@@ -298,7 +304,8 @@ Result<SafetensorsSet> SafetensorsSet::open(const fs::path& dir) {
                 "a Hugging Face checkpoint folder?",
                 dir.string()));
     } else {
-        return Status::not_found(fmt::format("{}: no such checkpoint folder or file", dir.string()));
+        return Status::not_found(
+            fmt::format("{}: no such checkpoint folder or file", dir.string()));
     }
     for (const auto& p : files) {
         MF_ASSIGN_OR_RETURN(auto f, SafetensorsFile::open(p));
@@ -308,10 +315,10 @@ Result<SafetensorsSet> SafetensorsSet::open(const fs::path& dir) {
         for (const auto& t : set.files_[i]->tensors()) {
             auto [it, inserted] = set.by_name_.emplace(t.name, std::make_pair(i, &t));
             if (!inserted)
-                return Status::corruption(fmt::format(
-                    "tensor '{}' is in both {} and {}", t.name,
-                    set.files_[it->second.first]->path().filename().string(),
-                    set.files_[i]->path().filename().string()));
+                return Status::corruption(
+                    fmt::format("tensor '{}' is in both {} and {}", t.name,
+                                set.files_[it->second.first]->path().filename().string(),
+                                set.files_[i]->path().filename().string()));
         }
     return set;
 }
@@ -323,7 +330,8 @@ const TensorInfo* SafetensorsSet::find(std::string_view name) const {
 std::vector<std::string> SafetensorsSet::names() const {
     std::vector<std::string> v;
     v.reserve(by_name_.size());
-    for (const auto& [k, _] : by_name_) v.push_back(k);
+    for (const auto& [k, _] : by_name_)
+        v.push_back(k);
     std::sort(v.begin(), v.end());
     return v;
 }
@@ -347,7 +355,8 @@ std::string header_json(std::span<const TensorToWrite> tensors,
         off += t.bytes.size();
     }
     std::string s = h.dump();
-    while ((8 + s.size()) % 8 != 0) s.push_back(' ');
+    while ((8 + s.size()) % 8 != 0)
+        s.push_back(' ');
     return s;
 }
 }  // namespace
@@ -356,7 +365,8 @@ Status write_safetensors(const fs::path& path, std::span<const TensorToWrite> te
                          const std::map<std::string, std::string>& metadata) {
     for (const auto& t : tensors) {
         int64_t n = 1;
-        for (auto d : t.shape) n *= d;
+        for (auto d : t.shape)
+            n *= d;
         if (static_cast<uint64_t>(n) * dtype_size(t.dtype) != t.bytes.size())
             return Status::invalid_argument(fmt::format(
                 "write_safetensors {}: tensor '{}' has {} bytes, shape needs {}", path.string(),
@@ -366,10 +376,13 @@ Status write_safetensors(const fs::path& path, std::span<const TensorToWrite> te
     fs::path tmp = path;
     tmp += ".tmp";
     std::FILE* f = std::fopen(tmp.c_str(), "wb");
-    if (!f) return Status::io_error(fmt::format("{}: cannot create: {}", tmp.string(), std::strerror(errno)));
+    if (!f)
+        return Status::io_error(
+            fmt::format("{}: cannot create: {}", tmp.string(), std::strerror(errno)));
     uint8_t len[8];
     uint64_t hl = header.size();
-    for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(hl >> (8 * i));
+    for (int i = 0; i < 8; ++i)
+        len[i] = static_cast<uint8_t>(hl >> (8 * i));
     bool ok = std::fwrite(len, 1, 8, f) == 8 &&
               std::fwrite(header.data(), 1, header.size(), f) == header.size();
     for (const auto& t : tensors)
@@ -385,7 +398,8 @@ Status write_safetensors(const fs::path& path, std::span<const TensorToWrite> te
     }
     std::error_code ec;
     fs::rename(tmp, path, ec);
-    if (ec) return Status::io_error(fmt::format("{}: rename failed: {}", path.string(), ec.message()));
+    if (ec)
+        return Status::io_error(fmt::format("{}: rename failed: {}", path.string(), ec.message()));
     return Status::ok_status();
 }
 
@@ -394,10 +408,12 @@ Status write_checkpoint_tensors(const fs::path& dir, std::span<const TensorToWri
                                 const std::map<std::string, std::string>& metadata) {
     MF_RETURN_IF_ERROR(ensure_dir(dir));
     size_t total = 0;
-    for (const auto& t : tensors) total += t.bytes.size();
+    for (const auto& t : tensors)
+        total += t.bytes.size();
     std::error_code ec;
     fs::remove(dir / "model.safetensors.index.json", ec);
-    if (total <= max_shard_bytes) return write_safetensors(dir / "model.safetensors", tensors, metadata);
+    if (total <= max_shard_bytes)
+        return write_safetensors(dir / "model.safetensors", tensors, metadata);
     fs::remove(dir / "model.safetensors", ec);
     std::vector<std::pair<size_t, size_t>> shards;  // [begin, end) into tensors
     size_t begin = 0, acc = 0;
@@ -415,7 +431,8 @@ Status write_checkpoint_tensors(const fs::path& dir, std::span<const TensorToWri
         std::string name = fmt::format("model-{:05d}-of-{:05d}.safetensors", s + 1, shards.size());
         auto part = tensors.subspan(shards[s].first, shards[s].second - shards[s].first);
         MF_RETURN_IF_ERROR(write_safetensors(dir / name, part, metadata));
-        for (const auto& t : part) weight_map[t.name] = name;
+        for (const auto& t : part)
+            weight_map[t.name] = name;
     }
     json idx = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
     return write_file_atomic(dir / "model.safetensors.index.json", idx.dump(2) + "\n");

@@ -1,7 +1,8 @@
 // Safetensors (Hugging Face) reading and writing, without torch.
 //
 // Format: 8-byte little-endian header length N, N bytes of JSON
-//   {"__metadata__": {str: str}, "<name>": {"dtype": "BF16", "shape": [..], "data_offsets": [b, e]}}
+//   {"__metadata__": {str: str}, "<name>": {"dtype": "BF16", "shape": [..], "data_offsets": [b,
+//   e]}}
 // then the data buffer; offsets are relative to the end of the header. Files are memory-mapped
 // read-only; a TensorInfo's data pointer stays valid while its file object lives.
 //

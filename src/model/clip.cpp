@@ -66,22 +66,23 @@ ClipEmbeddingsImpl::ClipEmbeddingsImpl(const VisionConfig& c) {
         torch::nn::Conv2d(torch::nn::Conv2dOptions(c.num_channels, c.hidden_size, c.patch_size)
                               .stride(c.patch_size)
                               .bias(false)));
-    position_embedding = register_module(
-        "position_embedding", torch::nn::Embedding(c.num_patches() + 1, c.hidden_size));
+    position_embedding = register_module("position_embedding",
+                                         torch::nn::Embedding(c.num_patches() + 1, c.hidden_size));
 }
 
 torch::Tensor ClipEmbeddingsImpl::forward(const torch::Tensor& pixels) {
     const int64_t B = pixels.size(0);
     auto p = patch_embedding(pixels.to(patch_embedding->weight.scalar_type()));  // [B, H, g, g]
-    p = p.flatten(2).transpose(1, 2);                                          // [B, N, H]
+    p = p.flatten(2).transpose(1, 2);                                            // [B, N, H]
     auto cls = class_embedding.view({1, 1, -1}).expand({B, 1, p.size(2)});
-    auto x = torch::cat({cls, p}, 1);                                          // [B, N+1, H]
+    auto x = torch::cat({cls, p}, 1);  // [B, N+1, H]
     return x + position_embedding->weight.unsqueeze(0);
 }
 
 ClipEncoderImpl::ClipEncoderImpl(const VisionConfig& c) {
     layers = register_module("layers", torch::nn::ModuleList());
-    for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(ClipLayer(c));
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i)
+        layers->push_back(ClipLayer(c));
 }
 
 ClipVisionTransformerImpl::ClipVisionTransformerImpl(const VisionConfig& c) {

@@ -17,10 +17,14 @@ struct ArchRow {
     std::string_view name;
 };
 constexpr ArchRow kArchs[] = {
-    {Arch::kQwen2, "qwen2"},           {Arch::kLlama, "llama"},
-    {Arch::kLlavaQwen2, "llava-qwen2"}, {Arch::kLlavaLlama, "llava-llama"},
-    {Arch::kLlavaHf, "llava-hf"},       {Arch::kClipVision, "clip-vision"},
-    {Arch::kBert, "bert"},             {Arch::kMpnet, "mpnet"},
+    {Arch::kQwen2, "qwen2"},
+    {Arch::kLlama, "llama"},
+    {Arch::kLlavaQwen2, "llava-qwen2"},
+    {Arch::kLlavaLlama, "llava-llama"},
+    {Arch::kLlavaHf, "llava-hf"},
+    {Arch::kClipVision, "clip-vision"},
+    {Arch::kBert, "bert"},
+    {Arch::kMpnet, "mpnet"},
 };
 
 // Reads optional typed keys with HF semantics: absent -> keep the default; present with the wrong
@@ -64,9 +68,9 @@ class Reader {
   private:
     void fail(const char* key, const char* want) {
         if (st_.ok())
-            st_ = Status::invalid_argument(
-                fmt::format("{}: {}{}: expected {}, got {}", origin_, prefix_, key, want,
-                            j_[key].dump().substr(0, 60)));
+            st_ = Status::invalid_argument(fmt::format("{}: {}{}: expected {}, got {}", origin_,
+                                                       prefix_, key, want,
+                                                       j_[key].dump().substr(0, 60)));
     }
     const json& j_;
     std::string origin_, prefix_;
@@ -127,28 +131,28 @@ Status read_text(const json& j, const std::string& origin, const std::string& pr
     if (t.num_key_value_heads <= 0) t.num_key_value_heads = t.num_attention_heads;
     if (t.hidden_size <= 0 || t.num_attention_heads <= 0 || t.num_hidden_layers <= 0 ||
         t.vocab_size <= 0 || t.intermediate_size <= 0)
-        return Status::invalid_argument(fmt::format(
-            "{}: {}hidden_size, num_attention_heads, num_hidden_layers, vocab_size and "
-            "intermediate_size must be positive",
-            origin, prefix));
+        return Status::invalid_argument(
+            fmt::format("{}: {}hidden_size, num_attention_heads, num_hidden_layers, vocab_size and "
+                        "intermediate_size must be positive",
+                        origin, prefix));
     if (t.head_dim <= 0) {
         if (t.hidden_size % t.num_attention_heads != 0)
-            return Status::invalid_argument(fmt::format(
-                "{}: {}hidden_size {} is not a multiple of num_attention_heads {}", origin, prefix,
-                t.hidden_size, t.num_attention_heads));
+            return Status::invalid_argument(
+                fmt::format("{}: {}hidden_size {} is not a multiple of num_attention_heads {}",
+                            origin, prefix, t.hidden_size, t.num_attention_heads));
         t.head_dim = t.hidden_size / t.num_attention_heads;
     }
     if (t.num_attention_heads % t.num_key_value_heads != 0)
-        return Status::invalid_argument(fmt::format(
-            "{}: {}num_attention_heads {} is not a multiple of num_key_value_heads {}", origin,
-            prefix, t.num_attention_heads, t.num_key_value_heads));
+        return Status::invalid_argument(
+            fmt::format("{}: {}num_attention_heads {} is not a multiple of num_key_value_heads {}",
+                        origin, prefix, t.num_attention_heads, t.num_key_value_heads));
     if (t.head_dim % 2 != 0)
         return Status::invalid_argument(
             fmt::format("{}: {}head_dim {} must be even for RoPE", origin, prefix, t.head_dim));
     if (t.hidden_act != "silu")
-        return Status::unsupported(fmt::format(
-            "{}: {}hidden_act '{}' is not supported for the decoder (only silu)", origin, prefix,
-            t.hidden_act));
+        return Status::unsupported(
+            fmt::format("{}: {}hidden_act '{}' is not supported for the decoder (only silu)",
+                        origin, prefix, t.hidden_act));
     return Status::ok_status();
 }
 
@@ -198,8 +202,8 @@ VisionConfig clip_vit_l14_336() {
 }
 
 std::string first_architecture(const json& j) {
-    if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
-        j["architectures"][0].is_string())
+    if (j.contains("architectures") && j["architectures"].is_array() &&
+        !j["architectures"].empty() && j["architectures"][0].is_string())
         return j["architectures"][0].get<std::string>();
     return {};
 }
@@ -264,13 +268,13 @@ Result<ModelConfig> parse_model_config(std::string_view text, std::string_view o
     switch (c.arch) {
         case Arch::kQwen2:
         case Arch::kLlama:
-            MF_RETURN_IF_ERROR(read_text(j, origin, "", c.arch == Arch::kQwen2 ? "qwen2" : "llama",
-                                         c.text));
+            MF_RETURN_IF_ERROR(
+                read_text(j, origin, "", c.arch == Arch::kQwen2 ? "qwen2" : "llama", c.text));
             break;
         case Arch::kLlavaQwen2:
         case Arch::kLlavaLlama: {
-            MF_RETURN_IF_ERROR(read_text(j, origin, "",
-                                         c.arch == Arch::kLlavaQwen2 ? "qwen2" : "llama", c.text));
+            MF_RETURN_IF_ERROR(
+                read_text(j, origin, "", c.arch == Arch::kLlavaQwen2 ? "qwen2" : "llama", c.text));
             Reader r(j, origin, "");
             r.str("mm_projector_type", c.projector_type);
             r.i64("mm_vision_select_layer", c.vision_select_layer);
@@ -282,7 +286,8 @@ Result<ModelConfig> parse_model_config(std::string_view text, std::string_view o
             r.i64("mm_hidden_size", mm_hidden);
             MF_RETURN_IF_ERROR(r.status());
             if (j.contains("vision_config") && j["vision_config"].is_object()) {
-                MF_RETURN_IF_ERROR(read_vision(j["vision_config"], origin, "vision_config.", c.vision));
+                MF_RETURN_IF_ERROR(
+                    read_vision(j["vision_config"], origin, "vision_config.", c.vision));
             } else {
                 // The LLaVA code names its tower; its config lives in that checkpoint. The tower
                 // every published LLaVA-1.5 / HuatuoGPT-Vision model uses is CLIP ViT-L/14-336.
@@ -296,11 +301,11 @@ Result<ModelConfig> parse_model_config(std::string_view text, std::string_view o
         }
         case Arch::kLlavaHf: {
             if (!j.contains("text_config") || !j["text_config"].is_object())
-                return Status::invalid_argument(
-                    fmt::format("{}: text_config: missing (LlavaForConditionalGeneration)", origin));
+                return Status::invalid_argument(fmt::format(
+                    "{}: text_config: missing (LlavaForConditionalGeneration)", origin));
             if (!j.contains("vision_config") || !j["vision_config"].is_object())
-                return Status::invalid_argument(
-                    fmt::format("{}: vision_config: missing (LlavaForConditionalGeneration)", origin));
+                return Status::invalid_argument(fmt::format(
+                    "{}: vision_config: missing (LlavaForConditionalGeneration)", origin));
             const json& tc = j["text_config"];
             std::string fam = "llama";
             if (tc.contains("model_type") && tc["model_type"].is_string() &&
@@ -330,7 +335,8 @@ Result<ModelConfig> parse_model_config(std::string_view text, std::string_view o
         }
         case Arch::kClipVision: {
             if (j.contains("vision_config") && j["vision_config"].is_object())
-                MF_RETURN_IF_ERROR(read_vision(j["vision_config"], origin, "vision_config.", c.vision));
+                MF_RETURN_IF_ERROR(
+                    read_vision(j["vision_config"], origin, "vision_config.", c.vision));
             else
                 MF_RETURN_IF_ERROR(read_vision(j, origin, "", c.vision));
             break;
@@ -341,15 +347,16 @@ Result<ModelConfig> parse_model_config(std::string_view text, std::string_view o
     }
     if (is_llava(c.arch)) {
         if (c.projector_type != "mlp2x_gelu" && c.projector_type != "linear")
-            return Status::unsupported(fmt::format(
-                "{}: mm_projector_type '{}' (supported: mlp2x_gelu, linear)", origin,
-                c.projector_type));
+            return Status::unsupported(
+                fmt::format("{}: mm_projector_type '{}' (supported: mlp2x_gelu, linear)", origin,
+                            c.projector_type));
         if (c.vision_select_feature != "patch" && c.vision_select_feature != "cls_patch")
-            return Status::unsupported(fmt::format(
-                "{}: mm_vision_select_feature '{}' (patch or cls_patch)", origin,
-                c.vision_select_feature));
+            return Status::unsupported(
+                fmt::format("{}: mm_vision_select_feature '{}' (patch or cls_patch)", origin,
+                            c.vision_select_feature));
         int64_t L = c.vision.num_hidden_layers;
-        int64_t sel = c.vision_select_layer < 0 ? L + 1 + c.vision_select_layer : c.vision_select_layer;
+        int64_t sel =
+            c.vision_select_layer < 0 ? L + 1 + c.vision_select_layer : c.vision_select_layer;
         if (sel < 0 || sel > L)
             return Status::invalid_argument(fmt::format(
                 "{}: vision feature layer {} is outside the {} hidden states of the tower", origin,
@@ -432,7 +439,8 @@ std::string model_config_json(const ModelConfig& c) {
             j["model_type"] = "llava";
             json t;
             t["model_type"] = c.text.family;
-            t["architectures"] = {c.text.family == "qwen2" ? "Qwen2ForCausalLM" : "LlamaForCausalLM"};
+            t["architectures"] = {c.text.family == "qwen2" ? "Qwen2ForCausalLM"
+                                                           : "LlamaForCausalLM"};
             text(t, c.text);
             j["text_config"] = t;
             j["vision_config"] = vision(c.vision);

@@ -9,8 +9,8 @@
 //   llava-hf     LlavaForConditionalGeneration (llava-hf/llava-1.5-7b-hf): text_config,
 //                vision_config; tensors language_model.*, vision_tower.*, multi_modal_projector.*.
 //   qwen2, llama plain causal LMs (Qwen2ForCausalLM, LlamaForCausalLM).
-//   clip-vision  CLIPVisionModel / CLIPModel (vision_config or top-level vision keys); vision_model.*.
-//   bert, mpnet  sentence encoders (see text_encoder.h).
+//   clip-vision  CLIPVisionModel / CLIPModel (vision_config or top-level vision keys);
+//   vision_model.*. bert, mpnet  sentence encoders (see text_encoder.h).
 #pragma once
 
 #include <cstdint>
@@ -62,13 +62,13 @@ struct VisionConfig {
 
 struct ModelConfig {
     Arch arch = Arch::kQwen2;
-    std::string model_type;      // as written in config.json
-    std::string torch_dtype;     // "bfloat16", "float32", ... (informational)
-    TextConfig text;             // decoder (unused for clip-vision)
-    VisionConfig vision;         // LLaVA and clip-vision
+    std::string model_type;   // as written in config.json
+    std::string torch_dtype;  // "bfloat16", "float32", ... (informational)
+    TextConfig text;          // decoder (unused for clip-vision)
+    VisionConfig vision;      // LLaVA and clip-vision
     // LLaVA fusion
     std::string projector_type = "mlp2x_gelu";
-    int64_t vision_select_layer = -2;     // hidden_states index (penultimate layer)
+    int64_t vision_select_layer = -2;             // hidden_states index (penultimate layer)
     std::string vision_select_feature = "patch";  // "patch" drops CLS; "cls_patch" keeps it
     int64_t image_token_index = -200;  // llava-hf: a vocab id (32000); LLaVA code: -200 marker
     std::string image_aspect_ratio = "pad";

@@ -20,13 +20,13 @@ KVCache KVCache::create(const TextConfig& c, int64_t batch, int64_t capacity, to
     return kv;
 }
 
-std::pair<torch::Tensor, torch::Tensor> rope_tables(const torch::Tensor& positions, int64_t head_dim,
-                                                    double theta) {
+std::pair<torch::Tensor, torch::Tensor> rope_tables(const torch::Tensor& positions,
+                                                    int64_t head_dim, double theta) {
     // inv_freq[i] = theta^(-2i/D), i < D/2 (float32 as in HF)
     auto idx = torch::arange(0, head_dim, 2, torch::kInt64).to(torch::kFloat32);
     auto inv_freq = 1.0 / torch::pow(torch::tensor(theta, torch::kFloat32), idx / double(head_dim));
     auto freqs = torch::outer(positions.to(torch::kFloat32), inv_freq);  // [T, D/2]
-    auto emb = torch::cat({freqs, freqs}, -1);                          // [T, D]
+    auto emb = torch::cat({freqs, freqs}, -1);                           // [T, D]
     return {emb.cos(), emb.sin()};
 }
 
@@ -41,7 +41,8 @@ torch::Tensor rotate_half(const torch::Tensor& x) {
     return torch::cat({-x.narrow(-1, h, h), x.narrow(-1, 0, h)}, -1);
 }
 // x [B, heads, T, D]; cos/sin [T, D] float32 -> x's dtype (as HF does).
-torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
+torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos,
+                         const torch::Tensor& sin) {
     auto c = cos.to(x.scalar_type());
     auto s = sin.to(x.scalar_type());
     return x * c + rotate_half(x) * s;
@@ -68,14 +69,15 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
         scores.masked_fill_(masked, -std::numeric_limits<float>::infinity());
     }
     if (pad_mask.defined())
-        scores.masked_fill_(pad_mask.view({B, 1, 1, 1, S}), -std::numeric_limits<float>::infinity());
-    auto probs = torch::softmax(scores, -1).to(q.scalar_type());  // [B, kvH, rep, T, S]
+        scores.masked_fill_(pad_mask.view({B, 1, 1, 1, S}),
+                            -std::numeric_limits<float>::infinity());
+    auto probs = torch::softmax(scores, -1).to(q.scalar_type());    // [B, kvH, rep, T, S]
     auto out = torch::matmul(probs.view({B, kvH, rep * T, S}), v);  // [B, kvH, rep*T, D]
     return out.view({B, nH, T, D});
 }
 
-torch::Tensor attention_naive(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                              int64_t q_offset) {
+torch::Tensor attention_naive(const torch::Tensor& q, const torch::Tensor& k,
+                              const torch::Tensor& v, int64_t q_offset) {
     const int64_t B = q.size(0), nH = q.size(1), T = q.size(2), D = q.size(3);
     const int64_t kvH = k.size(1), S = k.size(2), rep = nH / kvH;
     auto out = torch::zeros_like(q, torch::kFloat32);
@@ -93,15 +95,18 @@ torch::Tensor attention_naive(const torch::Tensor& q, const torch::Tensor& k, co
                 double mx = -1e300;
                 for (int64_t s = 0; s <= last; ++s) {
                     double dot = 0;
-                    for (int64_t d = 0; d < D; ++d) dot += double(qa[b][h][t][d]) * ka[b][kh][s][d];
+                    for (int64_t d = 0; d < D; ++d)
+                        dot += double(qa[b][h][t][d]) * ka[b][kh][s][d];
                     w[s] = dot / std::sqrt(double(D));
                     mx = std::max(mx, w[s]);
                 }
                 double sum = 0;
-                for (int64_t s = 0; s <= last; ++s) sum += (w[s] = std::exp(w[s] - mx));
+                for (int64_t s = 0; s <= last; ++s)
+                    sum += (w[s] = std::exp(w[s] - mx));
                 for (int64_t d = 0; d < D; ++d) {
                     double acc = 0;
-                    for (int64_t s = 0; s <= last; ++s) acc += w[s] / sum * va[b][kh][s][d];
+                    for (int64_t s = 0; s <= last; ++s)
+                        acc += w[s] / sum * va[b][kh][s][d];
                     oa[b][h][t][d] = float(acc);
                 }
             }
@@ -181,9 +186,11 @@ torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Ten
 }
 
 DecoderBodyImpl::DecoderBodyImpl(const TextConfig& c) {
-    embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
+    embed_tokens =
+        register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
     layers = register_module("layers", torch::nn::ModuleList());
-    for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(DecoderLayer(c));
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i)
+        layers->push_back(DecoderLayer(c));
     norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
 }
 
@@ -191,7 +198,8 @@ CausalLMImpl::CausalLMImpl(const TextConfig& c) : cfg_(c) {
     model = register_module("model", DecoderBody(c));
     if (!c.tie_word_embeddings)
         lm_head = register_module(
-            "lm_head", torch::nn::Linear(torch::nn::LinearOptions(c.hidden_size, c.vocab_size).bias(false)));
+            "lm_head",
+            torch::nn::Linear(torch::nn::LinearOptions(c.hidden_size, c.vocab_size).bias(false)));
 }
 
 torch::Tensor CausalLMImpl::embed(const torch::Tensor& ids) {
@@ -226,7 +234,8 @@ torch::Tensor CausalLMImpl::forward_step_batched(const torch::Tensor& embeds,
         TORCH_CHECK(caches[b] && caches[b]->length + 1 <= caches[b]->capacity, "KV cache full");
         pos[b] = caches[b]->length;
     }
-    auto [cos, sin] = rope_tables(torch::tensor(pos, torch::kInt64), cfg_.head_dim, cfg_.rope_theta);
+    auto [cos, sin] =
+        rope_tables(torch::tensor(pos, torch::kInt64), cfg_.head_dim, cfg_.rope_theta);
     auto c4 = cos.view({B, 1, 1, cfg_.head_dim});  // broadcast over heads, per sequence
     auto s4 = sin.view({B, 1, 1, cfg_.head_dim});
     torch::Tensor h = embeds;
@@ -256,7 +265,8 @@ torch::Tensor CausalLMImpl::forward_step_batched(const torch::Tensor& embeds,
         h = h + layer->mlp(layer->post_attention_layernorm(h));
         ++li;
     }
-    for (auto* c : caches) c->length += 1;
+    for (auto* c : caches)
+        c->length += 1;
     return model->norm(h);
 }
 

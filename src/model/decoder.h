@@ -25,8 +25,8 @@ struct KVCache {
 };
 
 // Rotary tables for positions [T] -> cos, sin [T, D] (float32, rotate-half layout).
-std::pair<torch::Tensor, torch::Tensor> rope_tables(const torch::Tensor& positions, int64_t head_dim,
-                                                    double theta);
+std::pair<torch::Tensor, torch::Tensor> rope_tables(const torch::Tensor& positions,
+                                                    int64_t head_dim, double theta);
 
 // softmax(q k^T / sqrt(D) + causal) v with grouped KV heads.
 //   q [B, nH, T, D]; k, v [B, kvH, S, D]; query t sits at absolute position q_offset + t and sees
@@ -34,8 +34,8 @@ std::pair<torch::Tensor, torch::Tensor> rope_tables(const torch::Tensor& positio
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         int64_t q_offset, const torch::Tensor& pad_mask = {});
 // Loop-per-head reference of the same (slow; for tests).
-torch::Tensor attention_naive(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                              int64_t q_offset);
+torch::Tensor attention_naive(const torch::Tensor& q, const torch::Tensor& k,
+                              const torch::Tensor& v, int64_t q_offset);
 
 class RMSNormImpl : public torch::nn::Module {
   public:
@@ -51,8 +51,9 @@ class DecoderAttentionImpl : public torch::nn::Module {
     explicit DecoderAttentionImpl(const TextConfig& c);
     // x [B, T, H]; cos/sin [T, D]; cache slot `layer` of `cache` (may be null): keys of x are
     // written at positions cache->length .. +T.
-    torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                          KVCache* cache, int64_t layer, const torch::Tensor& pad_mask);
+    torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos,
+                          const torch::Tensor& sin, KVCache* cache, int64_t layer,
+                          const torch::Tensor& pad_mask);
     torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
     int64_t n_heads, n_kv, head_dim;
 };
@@ -69,8 +70,9 @@ TORCH_MODULE(DecoderMlp);
 class DecoderLayerImpl : public torch::nn::Module {
   public:
     explicit DecoderLayerImpl(const TextConfig& c);
-    torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                          KVCache* cache, int64_t layer, const torch::Tensor& pad_mask);
+    torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos,
+                          const torch::Tensor& sin, KVCache* cache, int64_t layer,
+                          const torch::Tensor& pad_mask);
     DecoderAttention self_attn{nullptr};
     DecoderMlp mlp{nullptr};
     RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
@@ -102,7 +104,8 @@ class CausalLMImpl : public torch::nn::Module {
     // projections and MLPs run batched over B (weights read once per step); attention and RoPE
     // use each sequence's own position and cache. Advances every cache by one. Equals B separate
     // forward_hidden calls. Returns the final-normed hidden states [B, 1, H].
-    torch::Tensor forward_step_batched(const torch::Tensor& embeds, const std::vector<KVCache*>& caches);
+    torch::Tensor forward_step_batched(const torch::Tensor& embeds,
+                                       const std::vector<KVCache*>& caches);
     // hidden [.., H] -> logits [.., V] (float32)
     torch::Tensor logits(const torch::Tensor& hidden);
 

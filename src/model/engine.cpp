@@ -34,7 +34,8 @@ Result<std::unique_ptr<Engine>> Engine::load(const fs::path& dir, const EngineOp
                 "llama2, plain)");
         e->template_.emplace(*t);
     }
-    for (int32_t id : e->template_->stop_ids(*e->tok_)) e->eos_.push_back(id);
+    for (int32_t id : e->template_->stop_ids(*e->tok_))
+        e->eos_.push_back(id);
     if (cfg.text.eos_token_id &&
         std::find(e->eos_.begin(), e->eos_.end(), *cfg.text.eos_token_id) == e->eos_.end())
         e->eos_.push_back(*cfg.text.eos_token_id);
@@ -53,7 +54,8 @@ Result<std::unique_ptr<Engine>> Engine::load(const fs::path& dir, const EngineOp
                 dir.string(), w, h, cfg.vision.image_size));
     }
     e->id_ = fs::absolute(dir).lexically_normal().filename().string();
-    if (e->id_.empty()) e->id_ = fs::absolute(dir).lexically_normal().parent_path().filename().string();
+    if (e->id_.empty())
+        e->id_ = fs::absolute(dir).lexically_normal().parent_path().filename().string();
     return e;
 }
 
@@ -75,7 +77,8 @@ Result<std::vector<int64_t>> Engine::prompt_ids(std::vector<io::ChatMessage> mes
         for (auto& m : messages)
             if (m.role == "user") {
                 std::string pre;
-                for (size_t i = 0; i < n_images; ++i) pre += "<image>\n";
+                for (size_t i = 0; i < n_images; ++i)
+                    pre += "<image>\n";
                 m.text = pre + m.text;
                 markers = n_images;
                 break;
@@ -85,8 +88,9 @@ Result<std::vector<int64_t>> Engine::prompt_ids(std::vector<io::ChatMessage> mes
         return Status::invalid_argument(fmt::format(
             "the conversation has {} <image> markers but {} images were given", markers, n_images));
     if (n_images > 0 && !model_->has_vision())
-        return Status::invalid_argument(fmt::format(
-            "model '{}' is text-only ({}); it cannot take images", id_, arch_name(model_->config().arch)));
+        return Status::invalid_argument(
+            fmt::format("model '{}' is text-only ({}); it cannot take images", id_,
+                        arch_name(model_->config().arch)));
     io::ChatTokenizeOptions o;
     o.add_generation_prompt = true;
     o.image_token_id = io::kLlavaImageTokenIndex;
@@ -113,8 +117,8 @@ Result<torch::Tensor> Engine::pixels(const std::vector<io::Image>& images) const
 }
 
 Result<GenerationResult> Engine::chat(const std::vector<io::ChatMessage>& messages,
-                                      const std::vector<io::Image>& images, const SamplingParams& sp,
-                                      const DeltaFn& on_delta) {
+                                      const std::vector<io::Image>& images,
+                                      const SamplingParams& sp, const DeltaFn& on_delta) {
     MF_ASSIGN_OR_RETURN(std::vector<int64_t> ids, prompt_ids(messages, images.size()));
     int64_t len = model_->expanded_length(ids);
     if (len + sp.max_tokens > max_context())

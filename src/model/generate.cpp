@@ -16,7 +16,8 @@ size_t stream_safe_length(std::string_view text, const std::vector<std::string>&
     size_t n = text.size();
     // A byte-level token may end inside a multi-byte character; decoders show it as U+FFFD.
     static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
-    while (n >= 3 && text.substr(n - 3, 3) == kReplacement) n -= 3;
+    while (n >= 3 && text.substr(n - 3, 3) == kReplacement)
+        n -= 3;
     size_t hold = 0;
     for (const auto& s : stop)
         for (size_t k = std::min(s.size() - 1, n); k > hold; --k)

@@ -62,8 +62,8 @@ struct Special {
 
 std::vector<Special> special_tokens(const std::string& family) {
     if (family == "llama")
-        return {{"<|begin_of_text|>"}, {"<|end_of_text|>"},   {"<|start_header_id|>"},
-                {"<|end_header_id|>"}, {"<|eot_id|>"},        {"<image>"}};
+        return {{"<|begin_of_text|>"}, {"<|end_of_text|>"}, {"<|start_header_id|>"},
+                {"<|end_header_id|>"}, {"<|eot_id|>"},      {"<image>"}};
     return {{"<|endoftext|>"}, {"<|im_start|>"}, {"<|im_end|>"}, {"<image>"}};
 }
 
@@ -84,7 +84,8 @@ Result<int64_t> write_tiny_tokenizer(const fs::path& dir, const std::string& fam
             flush();
             cur = " ";
         } else if (alpha) {
-            if (!cur.empty() && cur != " " && !std::isalpha(static_cast<unsigned char>(cur.back()))) flush();
+            if (!cur.empty() && cur != " " && !std::isalpha(static_cast<unsigned char>(cur.back())))
+                flush();
             cur.push_back(ch);
         } else {
             flush();
@@ -101,12 +102,14 @@ Result<int64_t> write_tiny_tokenizer(const fs::path& dir, const std::string& fam
         vocab[io::BpeTokenizer::bytes_to_unicode(byte)] = next++;
     }
     std::vector<std::pair<std::vector<std::string>, int>> seqs;
-    for (const auto& [w, c] : words) seqs.push_back({utf8_chars(w), c});
+    for (const auto& [w, c] : words)
+        seqs.push_back({utf8_chars(w), c});
     json merges = json::array();
     for (int m = 0; m < n_merges; ++m) {
         std::map<std::pair<std::string, std::string>, int> counts;
         for (const auto& [s, c] : seqs)
-            for (size_t i = 0; i + 1 < s.size(); ++i) counts[{s[i], s[i + 1]}] += c;
+            for (size_t i = 0; i + 1 < s.size(); ++i)
+                counts[{s[i], s[i + 1]}] += c;
         if (counts.empty()) break;
         auto best = counts.begin();
         for (auto it = counts.begin(); it != counts.end(); ++it)
@@ -142,49 +145,51 @@ Result<int64_t> write_tiny_tokenizer(const fs::path& dir, const std::string& fam
     }
     // The Qwen2 / LLaMA-3 pre-tokenizer regex (same as the published tokenizer.json files).
     const std::string qwen_re =
-        "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+        "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+        "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
         "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-    json tok = {
-        {"version", "1.0"},
-        {"truncation", nullptr},
-        {"padding", nullptr},
-        {"added_tokens", added},
-        {"normalizer", nullptr},
-        {"pre_tokenizer",
-         {{"type", "Sequence"},
-          {"pretokenizers",
-           json::array({{{"type", "Split"},
-                         {"pattern", {{"Regex", qwen_re}}},
-                         {"behavior", "Isolated"},
-                         {"invert", false}},
-                        {{"type", "ByteLevel"},
-                         {"add_prefix_space", false},
-                         {"trim_offsets", false},
-                         {"use_regex", false}}})}}},
-        {"post_processor",
-         {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}}},
-        {"decoder",
-         {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}}},
-        {"model",
-         {{"type", "BPE"},
-          {"dropout", nullptr},
-          {"unk_token", nullptr},
-          {"continuing_subword_prefix", ""},
-          {"end_of_word_suffix", ""},
-          {"fuse_unk", false},
-          {"byte_fallback", false},
-          {"vocab", vocab},
-          {"merges", merges}}}};
+    json tok = {{"version", "1.0"},
+                {"truncation", nullptr},
+                {"padding", nullptr},
+                {"added_tokens", added},
+                {"normalizer", nullptr},
+                {"pre_tokenizer",
+                 {{"type", "Sequence"},
+                  {"pretokenizers", json::array({{{"type", "Split"},
+                                                  {"pattern", {{"Regex", qwen_re}}},
+                                                  {"behavior", "Isolated"},
+                                                  {"invert", false}},
+                                                 {{"type", "ByteLevel"},
+                                                  {"add_prefix_space", false},
+                                                  {"trim_offsets", false},
+                                                  {"use_regex", false}}})}}},
+                {"post_processor",
+                 {{"type", "ByteLevel"},
+                  {"add_prefix_space", false},
+                  {"trim_offsets", false},
+                  {"use_regex", false}}},
+                {"decoder",
+                 {{"type", "ByteLevel"},
+                  {"add_prefix_space", false},
+                  {"trim_offsets", false},
+                  {"use_regex", false}}},
+                {"model",
+                 {{"type", "BPE"},
+                  {"dropout", nullptr},
+                  {"unk_token", nullptr},
+                  {"continuing_subword_prefix", ""},
+                  {"end_of_word_suffix", ""},
+                  {"fuse_unk", false},
+                  {"byte_fallback", false},
+                  {"vocab", vocab},
+                  {"merges", merges}}}};
     MF_RETURN_IF_ERROR(io::ensure_dir(dir));
     MF_RETURN_IF_ERROR(io::write_file_atomic(dir / "tokenizer.json", tok.dump(1) + "\n"));
     json cfg;
     if (family == "llama") {
-        cfg = {{"bos_token", "<|begin_of_text|>"},
-               {"eos_token", "<|eot_id|>"},
-               {"pad_token", "<|end_of_text|>"},
-               {"add_bos_token", true},
-               {"model_max_length", 4096},
-               {"tokenizer_class", "PreTrainedTokenizerFast"}};
+        cfg = {{"bos_token", "<|begin_of_text|>"}, {"eos_token", "<|eot_id|>"},
+               {"pad_token", "<|end_of_text|>"},   {"add_bos_token", true},
+               {"model_max_length", 4096},         {"tokenizer_class", "PreTrainedTokenizerFast"}};
     } else {
         cfg = {{"bos_token", nullptr},
                {"eos_token", "<|im_end|>"},
@@ -194,7 +199,8 @@ Result<int64_t> write_tiny_tokenizer(const fs::path& dir, const std::string& fam
     }
     json added_dec = json::object();
     for (const auto& a : added)
-        added_dec[std::to_string(a["id"].get<int64_t>())] = {{"content", a["content"]}, {"special", true}};
+        added_dec[std::to_string(a["id"].get<int64_t>())] = {{"content", a["content"]},
+                                                             {"special", true}};
     cfg["added_tokens_decoder"] = added_dec;
     if (!chat_template.empty()) cfg["chat_template"] = chat_template;
     MF_RETURN_IF_ERROR(io::write_file_atomic(dir / "tokenizer_config.json", cfg.dump(2) + "\n"));
@@ -302,7 +308,8 @@ Status init_model(const InitOptions& o) {
         if (c.text.bos_token_id) gen["bos_token_id"] = *c.text.bos_token_id;
         if (c.text.eos_token_id) gen["eos_token_id"] = *c.text.eos_token_id;
         if (c.text.pad_token_id) gen["pad_token_id"] = *c.text.pad_token_id;
-        MF_RETURN_IF_ERROR(io::write_file_atomic(o.out / "generation_config.json", gen.dump(2) + "\n"));
+        MF_RETURN_IF_ERROR(
+            io::write_file_atomic(o.out / "generation_config.json", gen.dump(2) + "\n"));
     }
     if (is_llava(c.arch) || c.arch == Arch::kClipVision) {
         json pp = {{"image_processor_type", "CLIPImageProcessor"},
@@ -330,7 +337,10 @@ Status init_model(const InitOptions& o) {
             if (n.ends_with("norm.weight") || n.ends_with("layernorm.weight") ||
                 n.ends_with("layrnorm.weight") || n.find("layer_norm") != std::string::npos ||
                 n.ends_with("norm1.weight") || n.ends_with("norm2.weight")) {
-                if (n.ends_with(".bias")) w.zero_(); else w.fill_(1.0);
+                if (n.ends_with(".bias"))
+                    w.zero_();
+                else
+                    w.fill_(1.0);
                 if (o.random_all) w.add_(torch::randn_like(w) * 0.1);
             } else if (n.ends_with(".bias")) {
                 w.zero_();

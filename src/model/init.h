@@ -14,9 +14,10 @@
 namespace mf::model {
 
 struct InitOptions {
-    std::string arch = "llava-qwen2";  // llava-qwen2 | llava-llama | llava-hf | qwen2 | llama | clip-vision
-    std::string size = "tiny";         // tiny | small (~100M LLaVA-shaped) | 0.5b (Qwen2-0.5B shape)
-                                       // | clip-l336 (the real CLIP ViT-L/14-336 shape)
+    std::string arch =
+        "llava-qwen2";  // llava-qwen2 | llava-llama | llava-hf | qwen2 | llama | clip-vision
+    std::string size = "tiny";  // tiny | small (~100M LLaVA-shaped) | 0.5b (Qwen2-0.5B shape)
+                                // | clip-l336 (the real CLIP ViT-L/14-336 shape)
     std::filesystem::path out;
     uint64_t seed = 0;
     std::string dtype = "f32";  // saved dtype: f32 | bf16

@@ -3,6 +3,9 @@
 // the memory bandwidth; decode speed is bounded by weight bytes / bandwidth, so a dedicated
 // AVX512-BF16 kernel (vdpbf16ps, fp32 accumulation) streams the weights instead.
 //
+// Status: correct (tests) but not yet faster than libtorch here, so it is OFF by default
+// (set_custom_kernels(true) or MF_BF16_KERNEL=1 turns it on); bench_model compares both.
+//
 // linear() dispatches: the kernel for bf16 inputs with at most kMaxKernelRows rows, without
 // autograd, on CPUs with AVX512-BF16; torch::linear otherwise (training, prefill, f32, other CPUs).
 #pragma once
@@ -15,6 +18,7 @@ constexpr int64_t kMaxKernelRows = 8;
 
 bool bf16_gemv_available();        // compiled in and the CPU has avx512_bf16
 void set_custom_kernels(bool on);  // process-wide switch (benchmarks compare both paths)
+// Default: off, unless the environment sets MF_BF16_KERNEL=1.
 bool custom_kernels_enabled();
 
 // y = x W^T (+ b); x [..., K], W [O, K], b [O] or undefined. Output dtype = x's, or float32 when

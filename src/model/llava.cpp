@@ -45,7 +45,8 @@ int64_t MultimodalLMImpl::image_tokens() const {
 torch::Tensor MultimodalLMImpl::encode_images(const torch::Tensor& pixels) {
     TORCH_CHECK(vision && projector, "this model has no vision tower");
     int64_t L = cfg_.vision.num_hidden_layers;
-    int64_t k = cfg_.vision_select_layer < 0 ? L + 1 + cfg_.vision_select_layer : cfg_.vision_select_layer;
+    int64_t k =
+        cfg_.vision_select_layer < 0 ? L + 1 + cfg_.vision_select_layer : cfg_.vision_select_layer;
     auto feats = vision->hidden_state(pixels.to(dtype_), k);  // [N, P+1, Hv]
     if (cfg_.vision_select_feature == "patch") feats = feats.narrow(1, 1, feats.size(1) - 1);
     return projector(feats);  // [N, P, Ht]
@@ -53,7 +54,8 @@ torch::Tensor MultimodalLMImpl::encode_images(const torch::Tensor& pixels) {
 
 int64_t MultimodalLMImpl::expanded_length(const std::vector<int64_t>& ids) const {
     int64_t n = 0;
-    for (auto id : ids) n += (id == kImageMarker) ? image_tokens() : 1;
+    for (auto id : ids)
+        n += (id == kImageMarker) ? image_tokens() : 1;
     return n;
 }
 
@@ -65,7 +67,7 @@ torch::Tensor MultimodalLMImpl::embed_prompt(const std::vector<int64_t>& ids,
     auto flush = [&] {
         if (run.empty()) return;
         auto t = torch::tensor(run, torch::kInt64).unsqueeze(0);  // [1, n]
-        parts.push_back(lm->embed(t));                              // [1, n, H]
+        parts.push_back(lm->embed(t));                            // [1, n, H]
         run.clear();
     };
     for (auto id : ids) {
@@ -101,13 +103,17 @@ std::string checkpoint_name(Arch a, const std::string& n, bool new_hf) {
     if (auto r = strip("vision.")) {
         switch (a) {
             case Arch::kLlavaQwen2:
-            case Arch::kLlavaLlama: return "model.vision_tower.vision_tower." + *r;
-            case Arch::kLlavaHf: return (new_hf ? "model.vision_tower." : "vision_tower.") + *r;
-            default: return *r;
+            case Arch::kLlavaLlama:
+                return "model.vision_tower.vision_tower." + *r;
+            case Arch::kLlavaHf:
+                return (new_hf ? "model.vision_tower." : "vision_tower.") + *r;
+            default:
+                return *r;
         }
     }
     if (auto r = strip("projector.")) {
-        if (a == Arch::kLlavaHf) return (new_hf ? "model.multi_modal_projector." : "multi_modal_projector.") + *r;
+        if (a == Arch::kLlavaHf)
+            return (new_hf ? "model.multi_modal_projector." : "multi_modal_projector.") + *r;
         // LLaVA code: nn.Sequential(Linear, GELU, Linear) -> indices 0 and 2; "linear" type is a
         // plain nn.Linear named mm_projector.
         if (auto s = strip("projector.linear_1.")) return "model.mm_projector.0." + *s;
@@ -127,9 +133,9 @@ NameMap prefixed(Arch a, std::string prefix, bool new_hf) {
 Result<MultimodalLM> load_multimodal_lm(const fs::path& dir, const LoadOptions& opt) {
     MF_ASSIGN_OR_RETURN(ModelConfig cfg, load_model_config(dir));
     if (cfg.arch == Arch::kBert || cfg.arch == Arch::kMpnet)
-        return Status::invalid_argument(fmt::format(
-            "{}: is a {} sentence encoder, not a causal LM (use it as an embedder)", dir.string(),
-            arch_name(cfg.arch)));
+        return Status::invalid_argument(
+            fmt::format("{}: is a {} sentence encoder, not a causal LM (use it as an embedder)",
+                        dir.string(), arch_name(cfg.arch)));
     MF_ASSIGN_OR_RETURN(io::SafetensorsSet ckpt, io::SafetensorsSet::open(dir));
     torch::Dtype dtype = torch::kFloat32;
     if (opt.dtype) {
@@ -140,25 +146,32 @@ Result<MultimodalLM> load_multimodal_lm(const fs::path& dir, const LoadOptions& 
     if (dtype == torch::kFloat16) dtype = torch::kBFloat16;  // no fp16 matmul on CPU
     MultimodalLM m(cfg);
     m->set_dtype(dtype);
-    bool new_hf = cfg.arch == Arch::kLlavaHf && ckpt.find("language_model.model.embed_tokens.weight") == nullptr &&
+    bool new_hf = cfg.arch == Arch::kLlavaHf &&
+                  ckpt.find("language_model.model.embed_tokens.weight") == nullptr &&
                   ckpt.find("model.language_model.embed_tokens.weight") != nullptr;
     std::string what = dir.string();
-    if (m->lm) MF_RETURN_IF_ERROR(load_module(*m->lm, ckpt, prefixed(cfg.arch, "lm.", new_hf), what).status());
+    if (m->lm)
+        MF_RETURN_IF_ERROR(
+            load_module(*m->lm, ckpt, prefixed(cfg.arch, "lm.", new_hf), what).status());
     if (m->projector)
         MF_RETURN_IF_ERROR(
-            load_module(*m->projector, ckpt, prefixed(cfg.arch, "projector.", new_hf), what).status());
+            load_module(*m->projector, ckpt, prefixed(cfg.arch, "projector.", new_hf), what)
+                .status());
     if (m->vision) {
         // The tower is inside the checkpoint, or (LLaVA code) in the folder mm_vision_tower names.
-        std::string probe = checkpoint_name(cfg.arch, "vision.vision_model.embeddings.class_embedding", new_hf);
+        std::string probe =
+            checkpoint_name(cfg.arch, "vision.vision_model.embeddings.class_embedding", new_hf);
         if (ckpt.find(probe) || cfg.arch == Arch::kClipVision || cfg.arch == Arch::kLlavaHf) {
             MF_RETURN_IF_ERROR(
-                load_module(*m->vision, ckpt, prefixed(cfg.arch, "vision.", new_hf), what).status());
+                load_module(*m->vision, ckpt, prefixed(cfg.arch, "vision.", new_hf), what)
+                    .status());
         } else {
             fs::path tower = cfg.vision_tower_path;
             if (tower.is_relative()) tower = dir / tower;
             if (cfg.vision_tower_path.empty() || !fs::exists(tower / "config.json"))
                 return Status::not_found(fmt::format(
-                    "{}: the vision tower is not inside the checkpoint (no '{}') and mm_vision_tower "
+                    "{}: the vision tower is not inside the checkpoint (no '{}') and "
+                    "mm_vision_tower "
                     "'{}' is not a local folder with config.json; download the CLIP checkpoint and "
                     "set mm_vision_tower to its path",
                     dir.string(), probe, cfg.vision_tower_path));
@@ -182,22 +195,24 @@ Status save_multimodal_lm(MultimodalLM& m, const fs::path& dir, torch::Dtype sav
     const ModelConfig& cfg = m->config();
     OwnedTensors all;
     if (m->lm) {
-        MF_ASSIGN_OR_RETURN(auto t, module_tensors(*m->lm, prefixed(cfg.arch, "lm.", false), save_dtype));
+        MF_ASSIGN_OR_RETURN(auto t,
+                            module_tensors(*m->lm, prefixed(cfg.arch, "lm.", false), save_dtype));
         append_tensors(all, std::move(t));
     }
     if (m->projector) {
-        MF_ASSIGN_OR_RETURN(auto t, module_tensors(*m->projector, prefixed(cfg.arch, "projector.", false),
-                                                   save_dtype));
+        MF_ASSIGN_OR_RETURN(
+            auto t,
+            module_tensors(*m->projector, prefixed(cfg.arch, "projector.", false), save_dtype));
         append_tensors(all, std::move(t));
     }
     if (m->vision) {
-        MF_ASSIGN_OR_RETURN(auto t, module_tensors(*m->vision, prefixed(cfg.arch, "vision.", false),
-                                                   save_dtype));
+        MF_ASSIGN_OR_RETURN(
+            auto t, module_tensors(*m->vision, prefixed(cfg.arch, "vision.", false), save_dtype));
         append_tensors(all, std::move(t));
     }
     MF_RETURN_IF_ERROR(io::ensure_dir(dir));
     ModelConfig out = cfg;
-    out.torch_dtype = save_dtype == torch::kBFloat16 ? "bfloat16"
+    out.torch_dtype = save_dtype == torch::kBFloat16  ? "bfloat16"
                       : save_dtype == torch::kFloat16 ? "float16"
                                                       : "float32";
     MF_RETURN_IF_ERROR(io::write_checkpoint_tensors(dir, all.tensors, max_shard_bytes));
@@ -208,7 +223,8 @@ ParamCounts count_params(MultimodalLM& m) {
     ParamCounts c;
     auto sum = [](torch::nn::Module& mod) {
         int64_t n = 0;
-        for (const auto& p : mod.parameters()) n += p.numel();
+        for (const auto& p : mod.parameters())
+            n += p.numel();
         return n;
     };
     if (m->lm) c.lm = sum(*m->lm);

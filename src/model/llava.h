@@ -74,12 +74,13 @@ struct LoadOptions {
 
 // Reads config.json + safetensors of a folder into a ready (eval-mode, no-grad) model. Fails
 // naming any missing or misshapen tensor.
-Result<MultimodalLM> load_multimodal_lm(const std::filesystem::path& dir, const LoadOptions& opt = {});
+Result<MultimodalLM> load_multimodal_lm(const std::filesystem::path& dir,
+                                        const LoadOptions& opt = {});
 
 // Writes `m` as a Hugging Face checkpoint of its architecture into `dir` (config.json +
 // model.safetensors or shards). Tokenizer files are the caller's business.
-Status save_multimodal_lm(MultimodalLM& m, const std::filesystem::path& dir, torch::Dtype save_dtype,
-                          size_t max_shard_bytes = size_t{5} << 30);
+Status save_multimodal_lm(MultimodalLM& m, const std::filesystem::path& dir,
+                          torch::Dtype save_dtype, size_t max_shard_bytes = size_t{5} << 30);
 
 // Sum of parameter counts by part: "lm", "vision", "projector".
 struct ParamCounts {

@@ -18,7 +18,8 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int64_t> histor
         }
     }
     if (p_.temperature <= 0.0) {
-        return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) -
+                                    logits.begin());
     }
     cand_.clear();
     cand_.reserve(V);
@@ -39,8 +40,10 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int64_t> histor
     float mx = cand_.front().first;
     double sum = 0;
     std::vector<double> prob(cand_.size());
-    for (size_t i = 0; i < cand_.size(); ++i) sum += (prob[i] = std::exp(double(cand_[i].first - mx)));
-    for (auto& x : prob) x /= sum;
+    for (size_t i = 0; i < cand_.size(); ++i)
+        sum += (prob[i] = std::exp(double(cand_[i].first - mx)));
+    for (auto& x : prob)
+        x /= sum;
     if (p_.top_p < 1.0) {
         double acc = 0;
         size_t n = 0;
@@ -50,8 +53,10 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int64_t> histor
         }
         prob.resize(n);
         double s2 = 0;
-        for (auto x : prob) s2 += x;
-        for (auto& x : prob) x /= s2;
+        for (auto x : prob)
+            s2 += x;
+        for (auto& x : prob)
+            x /= s2;
     }
     std::uniform_real_distribution<double> u(0.0, 1.0);
     double r = u(rng_), acc = 0;

@@ -11,9 +11,9 @@ namespace mf::model {
 
 struct SamplingParams {
     int max_tokens = 256;
-    double temperature = 0.0;  // 0 = greedy
-    int top_k = 0;             // 0 = off
-    double top_p = 1.0;        // 1 = off
+    double temperature = 0.0;         // 0 = greedy
+    int top_k = 0;                    // 0 = off
+    double top_p = 1.0;               // 1 = off
     double repetition_penalty = 1.0;  // CTRL-style: logit / p if > 0 else * p, on seen tokens
     uint64_t seed = 0;
     std::vector<std::string> stop;  // stop strings (not included in the output)

@@ -6,33 +6,54 @@ namespace mf::model {
 
 torch::Dtype to_torch_dtype(io::DType d) {
     switch (d) {
-        case io::DType::kF64: return torch::kFloat64;
-        case io::DType::kF32: return torch::kFloat32;
-        case io::DType::kF16: return torch::kFloat16;
-        case io::DType::kBF16: return torch::kBFloat16;
-        case io::DType::kI64: return torch::kInt64;
-        case io::DType::kI32: return torch::kInt32;
-        case io::DType::kI16: return torch::kInt16;
-        case io::DType::kI8: return torch::kInt8;
-        case io::DType::kU8: return torch::kUInt8;
-        case io::DType::kBool: return torch::kBool;
+        case io::DType::kF64:
+            return torch::kFloat64;
+        case io::DType::kF32:
+            return torch::kFloat32;
+        case io::DType::kF16:
+            return torch::kFloat16;
+        case io::DType::kBF16:
+            return torch::kBFloat16;
+        case io::DType::kI64:
+            return torch::kInt64;
+        case io::DType::kI32:
+            return torch::kInt32;
+        case io::DType::kI16:
+            return torch::kInt16;
+        case io::DType::kI8:
+            return torch::kInt8;
+        case io::DType::kU8:
+            return torch::kUInt8;
+        case io::DType::kBool:
+            return torch::kBool;
     }
     return torch::kFloat32;
 }
 
 Result<io::DType> from_torch_dtype(torch::Dtype d) {
     switch (d) {
-        case torch::kFloat64: return io::DType::kF64;
-        case torch::kFloat32: return io::DType::kF32;
-        case torch::kFloat16: return io::DType::kF16;
-        case torch::kBFloat16: return io::DType::kBF16;
-        case torch::kInt64: return io::DType::kI64;
-        case torch::kInt32: return io::DType::kI32;
-        case torch::kInt16: return io::DType::kI16;
-        case torch::kInt8: return io::DType::kI8;
-        case torch::kUInt8: return io::DType::kU8;
-        case torch::kBool: return io::DType::kBool;
-        default: return Status::unsupported("tensor dtype has no safetensors equivalent");
+        case torch::kFloat64:
+            return io::DType::kF64;
+        case torch::kFloat32:
+            return io::DType::kF32;
+        case torch::kFloat16:
+            return io::DType::kF16;
+        case torch::kBFloat16:
+            return io::DType::kBF16;
+        case torch::kInt64:
+            return io::DType::kI64;
+        case torch::kInt32:
+            return io::DType::kI32;
+        case torch::kInt16:
+            return io::DType::kI16;
+        case torch::kInt8:
+            return io::DType::kI8;
+        case torch::kUInt8:
+            return io::DType::kU8;
+        case torch::kBool:
+            return io::DType::kBool;
+        default:
+            return Status::unsupported("tensor dtype has no safetensors equivalent");
     }
 }
 
@@ -40,8 +61,7 @@ Result<torch::Dtype> parse_compute_dtype(std::string_view s) {
     if (s == "f32" || s == "float32" || s == "fp32") return torch::kFloat32;
     if (s == "bf16" || s == "bfloat16") return torch::kBFloat16;
     if (s == "f16" || s == "float16" || s == "fp16") return torch::kFloat16;
-    return Status::invalid_argument(
-        fmt::format("unknown dtype '{}' (use f32, bf16 or f16)", s));
+    return Status::invalid_argument(fmt::format("unknown dtype '{}' (use f32, bf16 or f16)", s));
 }
 
 std::string shape_str(torch::IntArrayRef sizes) {
@@ -80,9 +100,9 @@ Result<LoadReport> load_module(torch::nn::Module& module, const io::SafetensorsS
                 what, name, ckpt.dir().string(), shape_str(dst.sizes())));
         std::vector<int64_t> want(dst.sizes().begin(), dst.sizes().end());
         if (t->shape != want)
-            return Status::invalid_argument(fmt::format(
-                "{}: tensor '{}' in {} has shape {} but the config implies {}", what, name,
-                ckpt.file_of(name), t->shape_str(), shape_str(dst.sizes())));
+            return Status::invalid_argument(
+                fmt::format("{}: tensor '{}' in {} has shape {} but the config implies {}", what,
+                            name, ckpt.file_of(name), t->shape_str(), shape_str(dst.sizes())));
         dst.copy_(tensor_from(*t, dst.scalar_type()));
         ++rep.loaded;
         rep.params += static_cast<size_t>(t->numel());
@@ -112,15 +132,18 @@ Result<OwnedTensors> module_tensors(const torch::nn::Module& module, const NameM
         w.bytes = {static_cast<const uint8_t*>(c.data_ptr()), c.numel() * c.element_size()};
         out.tensors.push_back(std::move(w));
     };
-    for (const auto& p : module.named_parameters(true)) add(p.key(), p.value());
+    for (const auto& p : module.named_parameters(true))
+        add(p.key(), p.value());
     for (const auto& b : module.named_buffers(true))
         if (!is_derived_buffer(b.key())) add(b.key(), b.value());
     return out;
 }
 
 void append_tensors(OwnedTensors& a, OwnedTensors&& b) {
-    for (auto& t : b.tensors) a.tensors.push_back(std::move(t));
-    for (auto& k : b.keep) a.keep.push_back(std::move(k));
+    for (auto& t : b.tensors)
+        a.tensors.push_back(std::move(t));
+    for (auto& k : b.keep)
+        a.keep.push_back(std::move(k));
 }
 
 }  // namespace mf::model

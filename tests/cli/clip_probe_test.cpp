@@ -20,17 +20,20 @@ void write_images(const fs::path& dir, bool grey, int n, uint64_t seed) {
         im.height = 80 + static_cast<int>(rng() % 64);
         im.pixels.resize(static_cast<size_t>(im.width) * im.height * 3);
         int cx = im.width / 2, cy = im.height / 2;
-        uint8_t c[3] = {static_cast<uint8_t>(rng()), static_cast<uint8_t>(rng()), static_cast<uint8_t>(rng())};
+        uint8_t c[3] = {static_cast<uint8_t>(rng()), static_cast<uint8_t>(rng()),
+                        static_cast<uint8_t>(rng())};
         for (int y = 0; y < im.height; ++y)
             for (int x = 0; x < im.width; ++x) {
                 size_t o = (static_cast<size_t>(y) * im.width + x) * 3;
                 if (grey) {
                     double r = std::hypot(x - cx, y - cy);
-                    uint8_t v = static_cast<uint8_t>(std::clamp(200.0 - r * 2.5 + double(rng() % 30), 0.0, 255.0));
+                    uint8_t v = static_cast<uint8_t>(
+                        std::clamp(200.0 - r * 2.5 + double(rng() % 30), 0.0, 255.0));
                     im.pixels[o] = im.pixels[o + 1] = im.pixels[o + 2] = v;
                 } else {
                     bool bar = (x / 12) % 2 == 0 && y > im.height / 3;
-                    for (int k = 0; k < 3; ++k) im.pixels[o + k] = bar ? c[k] : 255;
+                    for (int k = 0; k < 3; ++k)
+                        im.pixels[o + k] = bar ? c[k] : 255;
                 }
             }
         write_text(dir / ("img" + std::to_string(i) + ".jpg"), io::encode_jpeg(im));
@@ -46,8 +49,8 @@ TEST(ClipProbe, TrainEvalPredict) {
     write_images(tmp.path() / "non", false, 10, 2);
     std::string probe = (tmp.path() / "probe.json").string();
     r = run_medforge("classifier train --features clip --vision " + clip + " --medical " +
-                     (tmp.path() / "med").string() + " --nonmedical " + (tmp.path() / "non").string() +
-                     " --folds 5 --out " + probe);
+                     (tmp.path() / "med").string() + " --nonmedical " +
+                     (tmp.path() / "non").string() + " --folds 5 --out " + probe);
     ASSERT_EQ(r.exit_code, 0) << r.output;
     EXPECT_NE(r.output.find("10 medical, 10 non-medical"), std::string::npos) << r.output;
     auto text = read_text(probe);
@@ -55,11 +58,13 @@ TEST(ClipProbe, TrainEvalPredict) {
     // new images of each class
     write_images(tmp.path() / "med2", true, 3, 11);
     write_images(tmp.path() / "non2", false, 3, 12);
-    r = run_medforge("classifier eval --model " + probe + " --medical " + (tmp.path() / "med2").string() +
-                     " --nonmedical " + (tmp.path() / "non2").string());
+    r = run_medforge("classifier eval --model " + probe + " --medical " +
+                     (tmp.path() / "med2").string() + " --nonmedical " +
+                     (tmp.path() / "non2").string());
     ASSERT_EQ(r.exit_code, 0) << r.output;
     EXPECT_NE(r.output.find("accuracy 1.000"), std::string::npos) << r.output;
-    r = run_medforge("classifier predict --model " + probe + " " + (tmp.path() / "med2/img0.jpg").string());
+    r = run_medforge("classifier predict --model " + probe + " " +
+                     (tmp.path() / "med2/img0.jpg").string());
     ASSERT_EQ(r.exit_code, 0) << r.output;
     EXPECT_NE(r.output.find("\tmedical"), std::string::npos) << r.output;
     // a broken probe file names itself

@@ -13,8 +13,9 @@ TEST(ModelCli, InitInspectChatEval) {
     std::string dir = (tmp.path() / "tiny").string();
     auto r = run_medforge("model init --arch llava-qwen2 --size tiny --seed 3 --out " + dir);
     ASSERT_EQ(r.exit_code, 0) << r.output;
-    for (const char* f : {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-                          "generation_config.json", "preprocessor_config.json"})
+    for (const char* f :
+         {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+          "generation_config.json", "preprocessor_config.json"})
         EXPECT_TRUE(fs::exists(tmp.path() / "tiny" / f)) << f;
     // a second init into the same folder needs --force
     r = run_medforge("model init --arch llava-qwen2 --out " + dir);
@@ -53,8 +54,9 @@ TEST(ModelCli, InitInspectChatEval) {
 
     // eval in-process: runs, writes the reports, and a re-run is served from the cache
     std::string out = (tmp.path() / "eval").string();
-    std::string ev = "eval --benchmark vqa-rad --data " + (shared_data() / "vqa_rad/testset.json").string() +
-                     " --images " + (shared_data() / "vqa_rad/images").string() + " --model-dir " + dir +
+    std::string ev = "eval --benchmark vqa-rad --data " +
+                     (shared_data() / "vqa_rad/testset.json").string() + " --images " +
+                     (shared_data() / "vqa_rad/images").string() + " --model-dir " + dir +
                      " --out " + out + " --limit 3";
     r = run_medforge(ev);
     ASSERT_EQ(r.exit_code, 0) << r.output;

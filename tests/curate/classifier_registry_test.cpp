@@ -26,7 +26,8 @@ TEST(ClassifierRegistry, LoadsBuiltInAndRegisteredFormats) {
         Result<float> medical_probability(const io::Image&) const override { return 0.5f; }
     };
     register_classifier_format("someone-elses", [](const std::filesystem::path&) {
-        return Result<std::unique_ptr<ImageClassifier>>(std::unique_ptr<ImageClassifier>(new Half()));
+        return Result<std::unique_ptr<ImageClassifier>>(
+            std::unique_ptr<ImageClassifier>(new Half()));
     });
     auto ok = load_image_classifier(tmp.path() / "x.json");
     ASSERT_TRUE(ok.ok());

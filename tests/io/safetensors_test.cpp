@@ -56,7 +56,8 @@ TEST(Safetensors, ReadsHandWrittenFile) {
         R"({"__metadata__":{"format":"pt"},"w":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}})";
     std::string file(8, '\0');
     uint64_t n = header.size();
-    for (int i = 0; i < 8; ++i) file[i] = static_cast<char>(n >> (8 * i));
+    for (int i = 0; i < 8; ++i)
+        file[i] = static_cast<char>(n >> (8 * i));
     file += header;
     uint16_t h[2] = {0x3c00, 0xc000};  // 1.0, -2.0 in IEEE half
     file.append(reinterpret_cast<const char*>(h), 4);
@@ -76,7 +77,8 @@ TEST(Safetensors, ShardedWithIndex) {
     mf::test::TempDir tmp;
     std::vector<std::vector<float>> data;
     std::vector<TensorToWrite> ts;
-    for (int i = 0; i < 5; ++i) data.push_back(std::vector<float>(100, float(i)));
+    for (int i = 0; i < 5; ++i)
+        data.push_back(std::vector<float>(100, float(i)));
     for (int i = 0; i < 5; ++i)
         ts.push_back({"t" + std::to_string(i), DType::kF32, {10, 10}, bytes_of(data[i])});
     // 400 bytes each, at most 900 per shard: t0 t1 | t2 t3 | t4
@@ -108,7 +110,8 @@ void expect_corrupt(const fs::path& p, const std::string& content, const std::st
 std::string with_header(const std::string& h, size_t data_bytes) {
     std::string file(8, '\0');
     uint64_t n = h.size();
-    for (int i = 0; i < 8; ++i) file[i] = static_cast<char>(n >> (8 * i));
+    for (int i = 0; i < 8; ++i)
+        file[i] = static_cast<char>(n >> (8 * i));
     return file + h + std::string(data_bytes, '\0');
 }
 

@@ -16,7 +16,8 @@ io::Image test_image(int w, int h) {
     im.width = w;
     im.height = h;
     im.pixels.resize(static_cast<size_t>(w) * h * 3);
-    for (size_t i = 0; i < im.pixels.size(); ++i) im.pixels[i] = static_cast<uint8_t>((i * 7) % 251);
+    for (size_t i = 0; i < im.pixels.size(); ++i)
+        im.pixels[i] = static_cast<uint8_t>((i * 7) % 251);
     return im;
 }
 
@@ -30,11 +31,11 @@ TEST(Chat, TinyLlavaAnswersWithImagesDeterministically) {
     sp.max_tokens = 12;
     sp.ignore_eos = true;
     std::string streamed;
-    auto r = (*e)->chat({{"user", "What is shown?"}}, {test_image(40, 30)}, sp,
-                        [&](std::string_view d) {
-                            streamed += d;
-                            return true;
-                        });
+    auto r =
+        (*e)->chat({{"user", "What is shown?"}}, {test_image(40, 30)}, sp, [&](std::string_view d) {
+            streamed += d;
+            return true;
+        });
     ASSERT_TRUE(r.ok()) << r.status().to_string();
     EXPECT_EQ(r->tokens.size(), 12u);
     EXPECT_EQ(r->finish_reason, "length");
@@ -120,11 +121,13 @@ TEST(Sampler, GreedyTopKTopPAndDistribution) {
     p.temperature = 1.0;
     p.top_k = 1;
     Sampler k1(p);
-    for (int i = 0; i < 20; ++i) EXPECT_EQ(k1.sample(logits, {}), 1);
+    for (int i = 0; i < 20; ++i)
+        EXPECT_EQ(k1.sample(logits, {}), 1);
     p.top_k = 0;
     p.top_p = 0.5;  // token 1 alone has ~0.6 of the mass
     Sampler tp(p);
-    for (int i = 0; i < 20; ++i) EXPECT_EQ(tp.sample(logits, {}), 1);
+    for (int i = 0; i < 20; ++i)
+        EXPECT_EQ(tp.sample(logits, {}), 1);
     // repetition penalty: a seen positive logit is divided -> greedy moves to token 2
     SamplingParams rp;
     rp.repetition_penalty = 3.0;
@@ -144,7 +147,8 @@ TEST(Sampler, GreedyTopKTopPAndDistribution) {
         ++counts[s.sample(l, {})];
     }
     double z = 0;
-    for (float x : logits) z += std::exp(x);
+    for (float x : logits)
+        z += std::exp(x);
     for (int i = 0; i < 4; ++i) {
         double p_i = std::exp(logits[i]) / z;
         double sd = std::sqrt(p_i * (1 - p_i) / N);

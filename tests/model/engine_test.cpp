@@ -56,7 +56,8 @@ TEST_P(EngineParity, LogitsMatchNumpyReference) {
     std::vector<torch::Tensor> step_logits;
     for (auto t : steps) {
         auto x = model->lm->embed(torch::tensor({{t}}, torch::kInt64));
-        step_logits.push_back(model->lm->logits(model->lm->forward_hidden(x, &cache)).squeeze(0).squeeze(0));
+        step_logits.push_back(
+            model->lm->logits(model->lm->forward_hidden(x, &cache)).squeeze(0).squeeze(0));
     }
     std::vector<int64_t> all = ids;
     all.insert(all.end(), steps.begin(), steps.end());
@@ -65,14 +66,15 @@ TEST_P(EngineParity, LogitsMatchNumpyReference) {
     double d_prefill = max_abs_diff(prefill, ref.narrow(0, 0, P));
     EXPECT_LT(d_prefill, 1e-4) << "prefill logits differ from the reference";
     double d_steps = 0;
-    for (int i = 0; i < 20; ++i) d_steps = std::max(d_steps, max_abs_diff(step_logits[i], ref[P + i]));
+    for (int i = 0; i < 20; ++i)
+        d_steps = std::max(d_steps, max_abs_diff(step_logits[i], ref[P + i]));
     EXPECT_LT(d_steps, 1e-4) << "cached-step logits differ from the reference";
     // and the logits are not trivially tiny (the comparison means something)
     EXPECT_GT(ref.abs().max().item<double>(), 1e-2);
     // prompt_logits (no cache) agrees too
     EXPECT_LT(max_abs_diff(prompt_logits(model, ids, pixels), ref.narrow(0, 0, P)), 1e-4);
-    std::printf("[parity] %s: prefill max|d| %.2e, 20 cached steps max|d| %.2e\n", GetParam().c_str(),
-                d_prefill, d_steps);
+    std::printf("[parity] %s: prefill max|d| %.2e, 20 cached steps max|d| %.2e\n",
+                GetParam().c_str(), d_prefill, d_steps);
 }
 
 INSTANTIATE_TEST_SUITE_P(Archs, EngineParity,
@@ -144,7 +146,8 @@ TEST(Engine, MissingOrMisshapenTensorNamesItself) {
         const auto* t = set->find(n);
         if (n == "model.layers.1.mlp.up_proj.weight") continue;
         if (n == "model.norm.weight") {
-            keep.push_back({n, io::DType::kF32, {7}, {reinterpret_cast<const uint8_t*>(wrong.data()), 28}});
+            keep.push_back(
+                {n, io::DType::kF32, {7}, {reinterpret_cast<const uint8_t*>(wrong.data()), 28}});
             continue;
         }
         keep.push_back({n, t->dtype, t->shape, {t->data, t->nbytes}});
@@ -168,16 +171,19 @@ TEST(Engine, MissingOrMisshapenTensorNamesItself) {
 }
 
 TEST(Engine, ConfigErrorsNameTheKey) {
-    auto r = parse_model_config(R"({"architectures":["Qwen2ForCausalLM"],"hidden_size":"big"})", "c.json");
+    auto r = parse_model_config(R"({"architectures":["Qwen2ForCausalLM"],"hidden_size":"big"})",
+                                "c.json");
     ASSERT_FALSE(r.ok());
     EXPECT_NE(r.status().message().find("hidden_size"), std::string::npos);
-    r = parse_model_config(R"({"architectures":["LlavaForConditionalGeneration"],"model_type":"llava"})", "c.json");
+    r = parse_model_config(
+        R"({"architectures":["LlavaForConditionalGeneration"],"model_type":"llava"})", "c.json");
     ASSERT_FALSE(r.ok());
     EXPECT_NE(r.status().message().find("text_config"), std::string::npos);
     r = parse_model_config(R"({"architectures":["GPT2LMHeadModel"]})", "c.json");
     ASSERT_FALSE(r.ok());
     EXPECT_NE(r.status().message().find("GPT2LMHeadModel"), std::string::npos);
-    r = parse_model_config(R"({"architectures":["LlamaForCausalLM"],"rope_scaling":{"type":"yarn"}})", "c.json");
+    r = parse_model_config(
+        R"({"architectures":["LlamaForCausalLM"],"rope_scaling":{"type":"yarn"}})", "c.json");
     ASSERT_FALSE(r.ok());
     EXPECT_NE(r.status().message().find("rope_scaling"), std::string::npos);
 }
@@ -207,8 +213,10 @@ TEST(Engine, ParsesPublishedLlavaHfConfig) {
     EXPECT_EQ(r->image_token_index, 32000);
     EXPECT_EQ(checkpoint_name(r->arch, "lm.model.layers.0.self_attn.q_proj.weight"),
               "language_model.model.layers.0.self_attn.q_proj.weight");
-    EXPECT_EQ(checkpoint_name(r->arch, "projector.linear_2.bias"), "multi_modal_projector.linear_2.bias");
-    EXPECT_EQ(checkpoint_name(Arch::kLlavaQwen2, "projector.linear_2.bias"), "model.mm_projector.2.bias");
+    EXPECT_EQ(checkpoint_name(r->arch, "projector.linear_2.bias"),
+              "multi_modal_projector.linear_2.bias");
+    EXPECT_EQ(checkpoint_name(Arch::kLlavaQwen2, "projector.linear_2.bias"),
+              "model.mm_projector.2.bias");
     EXPECT_EQ(checkpoint_name(Arch::kLlavaQwen2, "vision.vision_model.post_layernorm.weight"),
               "model.vision_tower.vision_tower.vision_model.post_layernorm.weight");
 }

@@ -1,4 +1,5 @@
-// Shared by the model tests: tiny checkpoints and the numpy reference (scripts/reference/llava_ref.py).
+// Shared by the model tests: tiny checkpoints and the numpy reference
+// (scripts/reference/llava_ref.py).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -25,7 +26,8 @@ inline bool have_numpy() {
     return ok == 1;
 }
 
-inline fs::path make_model(const mf::test::TempDir& tmp, const std::string& arch, bool random_all = true) {
+inline fs::path make_model(const mf::test::TempDir& tmp, const std::string& arch,
+                           bool random_all = true) {
     InitOptions o;
     o.arch = arch;
     o.size = "tiny";
@@ -39,10 +41,11 @@ inline fs::path make_model(const mf::test::TempDir& tmp, const std::string& arch
 
 // Runs the numpy reference on (ids, pixels) and returns its logits [T, V].
 inline torch::Tensor reference_logits(const fs::path& model, const fs::path& work,
-                               const std::vector<int64_t>& ids, const torch::Tensor& pixels,
-                               int64_t vocab) {
+                                      const std::vector<int64_t>& ids, const torch::Tensor& pixels,
+                                      int64_t vocab) {
     std::string ids_s = "[";
-    for (size_t i = 0; i < ids.size(); ++i) ids_s += (i ? "," : "") + std::to_string(ids[i]);
+    for (size_t i = 0; i < ids.size(); ++i)
+        ids_s += (i ? "," : "") + std::to_string(ids[i]);
     ids_s += "]";
     std::string px = "null";
     int64_t n_img = 0;
@@ -60,17 +63,21 @@ inline torch::Tensor reference_logits(const fs::path& model, const fs::path& wor
                       model.string() + " " + (work / "in.json").string() + " " +
                       (work / "out.f32").string();
     EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
-    std::string bytes((std::istreambuf_iterator<char>(std::ifstream(work / "out.f32", std::ios::binary).rdbuf())), {});
+    std::string bytes(
+        (std::istreambuf_iterator<char>(std::ifstream(work / "out.f32", std::ios::binary).rdbuf())),
+        {});
     std::vector<float> vals(bytes.size() / 4);
     std::memcpy(vals.data(), bytes.data(), bytes.size());
-    auto t = torch::from_blob(vals.data(), {static_cast<int64_t>(vals.size()) / vocab, vocab}).clone();
+    auto t =
+        torch::from_blob(vals.data(), {static_cast<int64_t>(vals.size()) / vocab, vocab}).clone();
     return t;
 }
 
 inline std::vector<int64_t> random_ids(int n, int64_t vocab, uint64_t seed) {
     std::mt19937_64 rng(seed);
     std::vector<int64_t> ids;
-    for (int i = 0; i < n; ++i) ids.push_back(static_cast<int64_t>(rng() % vocab));
+    for (int i = 0; i < n; ++i)
+        ids.push_back(static_cast<int64_t>(rng() % vocab));
     return ids;
 }
 
