@@ -17,11 +17,17 @@
 
 #include "core/text.h"
 #include "io/file.h"
+#include "io/tokenizer_internal.h"
 
 namespace mf::io {
 namespace {
 
 using json = nlohmann::json;
+using tok::field_error;
+using tok::MergeRule;
+using tok::pair_key;
+using tok::parse_merges;
+using tok::parse_vocab;
 
 // GPT-2's byte <-> unicode table: printable bytes map to themselves, the rest to U+0100 + n.
 struct ByteTable {
@@ -118,10 +124,6 @@ Result<std::shared_ptr<Regex>> compile(const std::string& pattern, bool literal,
     }
     pcre2_jit_compile(r->code, PCRE2_JIT_COMPLETE);  // falls back to the interpreter on failure
     return r;
-}
-
-uint64_t pair_key(int32_t a, int32_t b) {
-    return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
 }
 
 bool is_space_byte(char c) {
@@ -470,10 +472,6 @@ Result<BpeTokenizer> BpeTokenizer::load(const std::filesystem::path& tokenizer_j
 
 namespace {
 
-Status field_error(std::string_view origin, const std::string& field, const std::string& what) {
-    return Status::invalid_argument(std::string(origin) + ": field " + field + ": " + what);
-}
-
 Result<std::vector<PreStep>> parse_pre_tokenizer(const json& pt, const std::string& field,
                                                  std::string_view origin) {
     std::vector<PreStep> steps;
@@ -577,22 +575,8 @@ Result<BpeTokenizer> BpeTokenizer::from_json(std::string_view text, std::string_
         return field_error(origin, "model.byte_fallback", "true is not supported (byte-level)");
     }
     m->ignore_merges = model.value("ignore_merges", false);
-    const json& vocab = model.value("vocab", json());
-    if (!vocab.is_object() || vocab.empty()) {
-        return field_error(origin, "model.vocab", "missing, empty or not an object");
-    }
     int32_t max_id = -1;
-    m->vocab.reserve(vocab.size() * 2);
-    for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-        if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 ||
-            it.value().get<int64_t>() > INT32_MAX / 2) {
-            return field_error(origin, "model.vocab[\"" + it.key() + "\"]",
-                               "id must be a non-negative integer");
-        }
-        auto id = static_cast<int32_t>(it.value().get<int64_t>());
-        m->vocab[it.key()] = id;
-        max_id = std::max(max_id, id);
-    }
+    MF_RETURN_IF_ERROR(parse_vocab(model, origin, m->vocab, max_id));
     const json& added = j.value("added_tokens", json::array());
     if (!added.is_array()) return field_error(origin, "added_tokens", "not an array");
     for (size_t i = 0; i < added.size(); ++i) {
@@ -647,35 +631,11 @@ Result<BpeTokenizer> BpeTokenizer::from_json(std::string_view text, std::string_
         }
         m->byte_id[b] = it->second;
     }
-    const json& merges = model.value("merges", json());
-    if (!merges.is_array()) return field_error(origin, "model.merges", "missing or not an array");
-    m->merges.reserve(merges.size() * 2);
-    for (size_t i = 0; i < merges.size(); ++i) {
-        const json& mg = merges[i];
-        std::string f = "model.merges[" + std::to_string(i) + "]";
-        std::string a, b;
-        if (mg.is_string()) {
-            const std::string& s = mg.get_ref<const std::string&>();
-            size_t sp = s.find(' ');
-            if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos) {
-                return field_error(origin, f, "expected \"a b\" (two tokens, one space)");
-            }
-            a = s.substr(0, sp);
-            b = s.substr(sp + 1);
-        } else if (mg.is_array() && mg.size() == 2 && mg[0].is_string() && mg[1].is_string()) {
-            a = mg[0];
-            b = mg[1];
-        } else {
-            return field_error(origin, f, "expected \"a b\" or [\"a\", \"b\"]");
-        }
-        auto ia = m->vocab.find(a), ib = m->vocab.find(b), iab = m->vocab.find(a + b);
-        if (ia == m->vocab.end() || ib == m->vocab.end() || iab == m->vocab.end()) {
-            std::string missing = ia == m->vocab.end() ? a : ib == m->vocab.end() ? b : a + b;
-            return field_error(origin, f, "token '" + missing + "' is not in model.vocab");
-        }
-        m->merges.emplace(pair_key(ia->second, ib->second),
-                          Impl::Merge{static_cast<int32_t>(i), iab->second});
-    }
+    MF_ASSIGN_OR_RETURN(std::vector<MergeRule> rules, parse_merges(model, m->vocab, origin));
+    m->merges.reserve(rules.size() * 2);
+    // The first (lowest-rank) occurrence of a pair wins.
+    for (const auto& r : rules)
+        m->merges.emplace(pair_key(r.left, r.right), Impl::Merge{r.rank, r.merged});
     MF_ASSIGN_OR_RETURN(m->nfc,
                         parse_normalizer(j.value("normalizer", json()), "normalizer", origin));
     MF_ASSIGN_OR_RETURN(

@@ -14,14 +14,14 @@ namespace mf::io {
 
 using tok::field_error;
 using tok::json;
+using tok::MergeRule;
+using tok::pair_key;
+using tok::parse_merges;
+using tok::parse_vocab;
 
 namespace {
 
 const char* kSpace = "\xe2\x96\x81";  // U+2581 "▁"
-
-uint64_t pair_key(int32_t a, int32_t b) {
-    return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
-}
 
 void replace_all(std::string& s, const std::string& from, const std::string& to) {
     if (from.empty()) return;
@@ -436,22 +436,8 @@ Result<SpmBpeTokenizer> SpmBpeTokenizer::from_json(std::string_view text, std::s
     }
     m->byte_fallback = model.value("byte_fallback", false);
     m->fuse_unk = model.value("fuse_unk", false);
-    const json& vocab = model.value("vocab", json());
-    if (!vocab.is_object() || vocab.empty()) {
-        return field_error(origin, "model.vocab", "missing, empty or not an object");
-    }
     int32_t max_id = -1;
-    m->vocab.reserve(vocab.size() * 2);
-    for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-        if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 ||
-            it.value().get<int64_t>() > INT32_MAX / 2) {
-            return field_error(origin, "model.vocab[\"" + it.key() + "\"]",
-                               "id must be a non-negative integer");
-        }
-        auto id = static_cast<int32_t>(it.value().get<int64_t>());
-        m->vocab[it.key()] = id;
-        max_id = std::max(max_id, id);
-    }
+    MF_RETURN_IF_ERROR(parse_vocab(model, origin, m->vocab, max_id));
     MF_RETURN_IF_ERROR(m->added.parse(j.value("added_tokens", json::array()), origin));
     for (const auto& t : m->added.tokens()) {
         m->vocab[t.content] = t.id;
@@ -487,36 +473,11 @@ Result<SpmBpeTokenizer> SpmBpeTokenizer::from_json(std::string_view text, std::s
         return field_error(origin, "model.byte_fallback",
                            "true but the vocabulary lacks <0x00>..<0xFF> and has no unk_token");
     }
-    const json& merges = model.value("merges", json());
-    if (!merges.is_array()) return field_error(origin, "model.merges", "missing or not an array");
-    m->merges.reserve(merges.size() * 2);
-    for (size_t i = 0; i < merges.size(); ++i) {
-        const json& mg = merges[i];
-        std::string f = "model.merges[" + std::to_string(i) + "]";
-        std::string a, b;
-        if (mg.is_string()) {
-            const std::string& s = mg.get_ref<const std::string&>();
-            size_t sp = s.find(' ');
-            if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos) {
-                return field_error(origin, f, "expected \"a b\" (two tokens, one space)");
-            }
-            a = s.substr(0, sp);
-            b = s.substr(sp + 1);
-        } else if (mg.is_array() && mg.size() == 2 && mg[0].is_string() && mg[1].is_string()) {
-            a = mg[0];
-            b = mg[1];
-        } else {
-            return field_error(origin, f, "expected \"a b\" or [\"a\", \"b\"]");
-        }
-        auto ia = m->vocab.find(a), ib = m->vocab.find(b), iab = m->vocab.find(a + b);
-        if (ia == m->vocab.end() || ib == m->vocab.end() || iab == m->vocab.end()) {
-            std::string missing = ia == m->vocab.end() ? a : ib == m->vocab.end() ? b : a + b;
-            return field_error(origin, f, "token '" + missing + "' is not in model.vocab");
-        }
-        // The first (lowest-rank) occurrence of a pair wins.
-        m->merges.emplace(pair_key(ia->second, ib->second),
-                          Impl::Merge{static_cast<int32_t>(i), iab->second});
-    }
+    MF_ASSIGN_OR_RETURN(std::vector<MergeRule> rules, parse_merges(model, m->vocab, origin));
+    m->merges.reserve(rules.size() * 2);
+    // The first (lowest-rank) occurrence of a pair wins.
+    for (const auto& r : rules)
+        m->merges.emplace(pair_key(r.left, r.right), Impl::Merge{r.rank, r.merged});
     MF_RETURN_IF_ERROR(parse_norm(j.value("normalizer", json()), "normalizer", origin, m->norm));
     const json& pt = j.value("pre_tokenizer", json());
     if (!pt.is_null()) {

@@ -311,4 +311,59 @@ std::optional<std::string> config_token(const json& config, const char* key) {
     return std::nullopt;
 }
 
+Status parse_vocab(const json& model, std::string_view origin,
+                   std::unordered_map<std::string, int32_t>& vocab, int32_t& max_id) {
+    const json& v = model.value("vocab", json());
+    if (!v.is_object() || v.empty()) {
+        return field_error(origin, "model.vocab", "missing, empty or not an object");
+    }
+    vocab.reserve(v.size() * 2);
+    for (auto it = v.begin(); it != v.end(); ++it) {
+        if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 ||
+            it.value().get<int64_t>() > INT32_MAX / 2) {
+            return field_error(origin, "model.vocab[\"" + it.key() + "\"]",
+                               "id must be a non-negative integer");
+        }
+        auto id = static_cast<int32_t>(it.value().get<int64_t>());
+        vocab[it.key()] = id;
+        max_id = std::max(max_id, id);
+    }
+    return Status::ok_status();
+}
+
+Result<std::vector<MergeRule>> parse_merges(const json& model,
+                                            const std::unordered_map<std::string, int32_t>& vocab,
+                                            std::string_view origin) {
+    const json& merges = model.value("merges", json());
+    if (!merges.is_array()) return field_error(origin, "model.merges", "missing or not an array");
+    std::vector<MergeRule> out;
+    out.reserve(merges.size());
+    for (size_t i = 0; i < merges.size(); ++i) {
+        const json& mg = merges[i];
+        std::string f = "model.merges[" + std::to_string(i) + "]";
+        std::string a, b;
+        if (mg.is_string()) {
+            const std::string& s = mg.get_ref<const std::string&>();
+            size_t sp = s.find(' ');
+            if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos) {
+                return field_error(origin, f, "expected \"a b\" (two tokens, one space)");
+            }
+            a = s.substr(0, sp);
+            b = s.substr(sp + 1);
+        } else if (mg.is_array() && mg.size() == 2 && mg[0].is_string() && mg[1].is_string()) {
+            a = mg[0];
+            b = mg[1];
+        } else {
+            return field_error(origin, f, "expected \"a b\" or [\"a\", \"b\"]");
+        }
+        auto ia = vocab.find(a), ib = vocab.find(b), iab = vocab.find(a + b);
+        if (ia == vocab.end() || ib == vocab.end() || iab == vocab.end()) {
+            std::string missing = ia == vocab.end() ? a : ib == vocab.end() ? b : a + b;
+            return field_error(origin, f, "token '" + missing + "' is not in model.vocab");
+        }
+        out.push_back({static_cast<int32_t>(i), ia->second, ib->second, iab->second});
+    }
+    return out;
+}
+
 }  // namespace mf::io::tok

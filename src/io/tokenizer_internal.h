@@ -31,6 +31,25 @@ std::string_view trim_end(std::string_view s);
 
 Status field_error(std::string_view origin, const std::string& field, const std::string& what);
 
+// Key of a token-id pair in a merge table.
+inline uint64_t pair_key(int32_t a, int32_t b) {
+    return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
+}
+
+// Reads tokenizer.json's model.vocab ({token: id}, ids >= 0) into `vocab`; `max_id` becomes the
+// largest id seen (or stays as given). Errors name model.vocab["token"].
+Status parse_vocab(const json& model, std::string_view origin,
+                   std::unordered_map<std::string, int32_t>& vocab, int32_t& max_id);
+
+// One entry of model.merges ("a b" or ["a", "b"]) as vocabulary ids; rank = its position.
+struct MergeRule {
+    int32_t rank, left, right, merged;
+};
+// Parses model.merges against `vocab`; errors name model.merges[i] and the missing token.
+Result<std::vector<MergeRule>> parse_merges(const json& model,
+                                            const std::unordered_map<std::string, int32_t>& vocab,
+                                            std::string_view origin);
+
 struct AddedToken {
     int32_t id = 0;
     std::string content;

@@ -15,6 +15,7 @@ namespace mf::io {
 
 using tok::field_error;
 using tok::json;
+using tok::parse_vocab;
 
 namespace {
 
@@ -323,22 +324,8 @@ Result<WordPieceTokenizer> WordPieceTokenizer::from_json(std::string_view text,
         return field_error(origin, "model.type",
                            "'" + type + "' is not supported (WordPiece only)");
     }
-    const json& vocab = model.value("vocab", json());
-    if (!vocab.is_object() || vocab.empty()) {
-        return field_error(origin, "model.vocab", "missing, empty or not an object");
-    }
     int32_t max_id = -1;
-    m->vocab.reserve(vocab.size() * 2);
-    for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-        if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 ||
-            it.value().get<int64_t>() > INT32_MAX / 2) {
-            return field_error(origin, "model.vocab[\"" + it.key() + "\"]",
-                               "id must be a non-negative integer");
-        }
-        auto id = static_cast<int32_t>(it.value().get<int64_t>());
-        m->vocab[it.key()] = id;
-        max_id = std::max(max_id, id);
-    }
+    MF_RETURN_IF_ERROR(parse_vocab(model, origin, m->vocab, max_id));
     MF_RETURN_IF_ERROR(m->added.parse(j.value("added_tokens", json::array()), origin));
     for (const auto& t : m->added.tokens()) {
         m->vocab[t.content] = t.id;
