@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "model/fast_decode.h"
 #include "model/kernels.h"
 
 namespace mf::model {
@@ -212,6 +213,8 @@ torch::Tensor CausalLMImpl::forward_hidden(const torch::Tensor& embeds, KVCache*
     const int64_t start = cache ? cache->length : 0;
     TORCH_CHECK(!cache || start + T <= cache->capacity, "KV cache full: ", start + T, " > ",
                 cache ? cache->capacity : 0);
+    if (fast_decode_eligible(*this, embeds, cache, pad_mask))
+        return fast_decode_step(*this, embeds, *cache);
     auto pos = torch::arange(start, start + T, torch::kInt64);
     auto [cos, sin] = rope_tables(pos, cfg_.head_dim, cfg_.rope_theta);
     torch::Tensor h = embeds;
@@ -245,9 +248,9 @@ torch::Tensor CausalLMImpl::forward_step_batched(const torch::Tensor& embeds,
         auto& at = *layer->self_attn;
         const int64_t nH = at.n_heads, kvH = at.n_kv, D = at.head_dim;
         auto x = layer->input_layernorm(h);
-        auto q = at.q_proj(x).view({B, 1, nH, D}).transpose(1, 2);  // [B, nH, 1, D]
-        auto k = at.k_proj(x).view({B, 1, kvH, D}).transpose(1, 2);
-        auto v = at.v_proj(x).view({B, 1, kvH, D}).transpose(1, 2);
+        auto q = lin(at.q_proj, x).view({B, 1, nH, D}).transpose(1, 2);  // [B, nH, 1, D]
+        auto k = lin(at.k_proj, x).view({B, 1, kvH, D}).transpose(1, 2);
+        auto v = lin(at.v_proj, x).view({B, 1, kvH, D}).transpose(1, 2);
         q = apply_rope(q, c4, s4);
         k = apply_rope(k, c4, s4);
         std::vector<torch::Tensor> outs;
@@ -261,7 +264,7 @@ torch::Tensor CausalLMImpl::forward_step_batched(const torch::Tensor& embeds,
                                      kv.v[li].narrow(2, 0, off + 1), off));
         }
         auto o = torch::cat(outs, 0);  // [B, nH, 1, D]
-        h = h + at.o_proj(o.transpose(1, 2).reshape({B, 1, nH * D}));
+        h = h + lin(at.o_proj, o.transpose(1, 2).reshape({B, 1, nH * D}));
         h = h + layer->mlp(layer->post_attention_layernorm(h));
         ++li;
     }

@@ -12,6 +12,8 @@ Result<std::unique_ptr<Engine>> Engine::load(const fs::path& dir, const EngineOp
     init_torch_threads(opt.threads);
     std::unique_ptr<Engine> e(new Engine());
     MF_ASSIGN_OR_RETURN(e->model_, load_multimodal_lm(dir, LoadOptions{opt.dtype}));
+    // Decoding streams every weight each token: keep them on huge pages (model/weights.h).
+    move_to_hugepage_arena(*e->model_);
     const ModelConfig& cfg = e->model_->config();
     if (!e->model_->lm)
         return Status::invalid_argument(

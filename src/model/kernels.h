@@ -3,8 +3,9 @@
 // the memory bandwidth; decode speed is bounded by weight bytes / bandwidth, so a dedicated
 // AVX512-BF16 kernel (vdpbf16ps, fp32 accumulation) streams the weights instead.
 //
-// Status: correct (tests) but not yet faster than libtorch here, so it is OFF by default
-// (set_custom_kernels(true) or MF_BF16_KERNEL=1 turns it on); bench_model compares both.
+// On by default where the CPU has AVX512-BF16 (MF_BF16_KERNEL=0 or set_custom_kernels(false)
+// turns it off); bench_model compares it with libtorch. Batch-1 decoding also has a fused path
+// (model/fast_decode.h) built on gemv_bf16_multi.
 //
 // linear() dispatches: the kernel for bf16 inputs with at most kMaxKernelRows rows, without
 // autograd, on CPUs with AVX512-BF16; torch::linear otherwise (training, prefill, f32, other CPUs).
@@ -18,7 +19,7 @@ constexpr int64_t kMaxKernelRows = 8;
 
 bool bf16_gemv_available();        // compiled in and the CPU has avx512_bf16
 void set_custom_kernels(bool on);  // process-wide switch (benchmarks compare both paths)
-// Default: off, unless the environment sets MF_BF16_KERNEL=1.
+// Default: on where available, unless the environment sets MF_BF16_KERNEL=0.
 bool custom_kernels_enabled();
 
 // y = x W^T (+ b); x [..., K], W [O, K], b [O] or undefined. Output dtype = x's, or float32 when
@@ -30,5 +31,15 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w, const torch
 // contiguous. Returns [M, O] (bf16, or float32 when float_out).
 torch::Tensor linear_bf16_small(const torch::Tensor& x, const torch::Tensor& w,
                                 const torch::Tensor& b, bool float_out);
+
+// Several products with the same input in one parallel pass (e.g. q/k/v, or gate/up): for each
+// job, y[m * rows + o] = sum_k x[m * K + k] * w[o * K + k] (bf16 inputs, fp32 results), m < M.
+// Rows of all jobs are split across threads together. Requires bf16_gemv_available().
+struct GemvJob {
+    const uint16_t* w;  // [rows, K] bf16, contiguous
+    int64_t rows;
+    float* y;  // [M, rows]
+};
+void gemv_bf16_multi(const uint16_t* x, int64_t M, int64_t K, const GemvJob* jobs, int n_jobs);
 
 }  // namespace mf::model

@@ -2,6 +2,13 @@
 
 #include <fmt/core.h>
 
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
+
+#include <algorithm>
+#include <memory>
+
 namespace mf::model {
 
 torch::Dtype to_torch_dtype(io::DType d) {
@@ -144,6 +151,55 @@ void append_tensors(OwnedTensors& a, OwnedTensors&& b) {
         a.tensors.push_back(std::move(t));
     for (auto& k : b.keep)
         a.keep.push_back(std::move(k));
+}
+
+size_t move_to_hugepage_arena(torch::nn::Module& module) {
+#ifdef __linux__
+    constexpr size_t kHuge = size_t{2} << 20;
+    constexpr size_t kAlign = 64;
+    std::vector<torch::Tensor> tensors;
+    std::vector<const void*> seen;  // a tied tensor is listed once per owner: move it once
+    auto add = [&](const torch::Tensor& t) {
+        const void* impl = t.unsafeGetTensorImpl();
+        if (!t.defined() || std::find(seen.begin(), seen.end(), impl) != seen.end()) return;
+        seen.push_back(impl);
+        tensors.push_back(t);
+    };
+    for (auto& p : module.parameters(/*recurse=*/true))
+        add(p);
+    for (auto& b : module.buffers(/*recurse=*/true))
+        add(b);
+    size_t total = 0;
+    for (const auto& t : tensors)
+        total += (t.numel() * t.element_size() + kAlign - 1) / kAlign * kAlign;
+    if (total == 0) return 0;
+    const size_t bytes = (total + kHuge - 1) / kHuge * kHuge;
+    // Over-allocate by one huge page so the arena can start on a 2 MiB boundary.
+    void* raw =
+        mmap(nullptr, bytes + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) return 0;
+    auto* base =
+        reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(raw) + kHuge - 1) / kHuge * kHuge);
+    if (madvise(base, bytes, MADV_HUGEPAGE) != 0) {
+        munmap(raw, bytes + kHuge);
+        return 0;
+    }
+    std::shared_ptr<void> arena(raw, [len = bytes + kHuge](void* p) { munmap(p, len); });
+    torch::NoGradGuard no_grad;
+    size_t off = 0;
+    for (auto& t : tensors) {
+        const size_t n = t.numel() * t.element_size();
+        auto moved = torch::from_blob(
+            base + off, t.sizes(), [arena](void*) {}, t.options().requires_grad(false));
+        moved.copy_(t);
+        t.set_data(moved);
+        off += (n + kAlign - 1) / kAlign * kAlign;
+    }
+    return bytes;
+#else
+    (void)module;
+    return 0;
+#endif
 }
 
 }  // namespace mf::model

@@ -51,4 +51,12 @@ Result<OwnedTensors> module_tensors(const torch::nn::Module& module, const NameM
 // Appends b's tensors to a.
 void append_tensors(OwnedTensors& a, OwnedTensors&& b);
 
+// Inference only: moves every parameter and buffer of `module` into one anonymous arena aligned to
+// 2 MiB and advised MADV_HUGEPAGE (Linux; where transparent huge pages are "madvise" or "always").
+// Batch-1 decoding streams all weights every token; with 4 KiB pages the hardware prefetcher stops
+// at each page boundary and the TLB misses, which cost about 40% of the read rate on Zen 4
+// (bench_model measures both). Values, dtypes, shapes and requires_grad are unchanged. Returns the
+// arena's size in bytes (0 where huge pages are unavailable: the module is left as it was).
+size_t move_to_hugepage_arena(torch::nn::Module& module);
+
 }  // namespace mf::model

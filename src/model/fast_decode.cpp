@@ -1,0 +1,213 @@
+#include "model/fast_decode.h"
+
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <vector>
+
+#include "model/kernels.h"
+
+namespace mf::model {
+
+namespace {
+
+using BF = c10::BFloat16;
+
+// Rounds to the nearest bf16 value (as torch does whenever it stores a bf16 result).
+inline float rb(float v) {
+    return static_cast<float>(BF(v));
+}
+inline uint16_t bits(float v) {
+    return BF(v).x;
+}
+inline float fl(uint16_t b) {
+    return static_cast<float>(BF(b, BF::from_bits()));
+}
+const uint16_t* u16(const torch::Tensor& t) {
+    return reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>());
+}
+uint16_t* u16m(torch::Tensor& t) {
+    return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>());
+}
+
+// RMSNormImpl::forward: bf16(w * bf16(x * rsqrt(mean(x^2) + eps))), statistics in fp32.
+void rms_norm(const float* x, int64_t n, const torch::Tensor& weight, double eps, uint16_t* out) {
+    const uint16_t* w = u16(weight);
+    float ss = 0.f;
+    for (int64_t i = 0; i < n; ++i)
+        ss += x[i] * x[i];
+    const float inv = 1.f / std::sqrt(ss / static_cast<float>(n) + static_cast<float>(eps));
+    for (int64_t i = 0; i < n; ++i)
+        out[i] = bits(fl(w[i]) * rb(x[i] * inv));
+}
+
+// y = bf16(y + bias) (bias optional): the kernel path of model::linear.
+void finish_linear(float* y, int64_t n, const torch::Tensor& bias) {
+    if (bias.defined()) {
+        const uint16_t* b = u16(bias);
+        for (int64_t i = 0; i < n; ++i)
+            y[i] = rb(y[i] + fl(b[i]));
+    } else {
+        for (int64_t i = 0; i < n; ++i)
+            y[i] = rb(y[i]);
+    }
+}
+
+// x * cos + rotate_half(x) * sin over `heads` heads of D, each product and the sum rounded.
+void rope(float* x, int64_t heads, int64_t D, const float* c, const float* s) {
+    const int64_t h2 = D / 2;
+    for (int64_t h = 0; h < heads; ++h) {
+        float* v = x + h * D;
+        for (int64_t d = 0; d < h2; ++d) {
+            const float x1 = v[d], x2 = v[d + h2];
+            v[d] = rb(rb(x1 * c[d]) + rb(-x2 * s[d]));
+            v[d + h2] = rb(rb(x2 * c[d + h2]) + rb(x1 * s[d + h2]));
+        }
+    }
+}
+
+bool weight_ok(const torch::Tensor& t) {
+    return t.defined() && t.scalar_type() == torch::kBFloat16 && t.is_contiguous();
+}
+
+}  // namespace
+
+bool fast_decode_eligible(const CausalLMImpl& lm, const torch::Tensor& embeds, const KVCache* cache,
+                          const torch::Tensor& pad_mask) {
+    if (!cache || pad_mask.defined() || torch::GradMode::is_enabled()) return false;
+    if (!custom_kernels_enabled() || !bf16_gemv_available()) return false;
+    if (embeds.dim() != 3 || embeds.size(0) != 1 || embeds.size(1) != 1 ||
+        embeds.scalar_type() != torch::kBFloat16)
+        return false;
+    if (cache->length + 1 > cache->capacity || cache->k.empty()) return false;
+    const auto& k0 = cache->k[0];
+    if (k0.scalar_type() != torch::kBFloat16 || k0.size(0) != 1 || !k0.is_contiguous())
+        return false;
+    auto& layers = *lm.model->layers;
+    if (layers.size() == 0) return false;
+    const auto* l0 = layers.ptr(0)->as<DecoderLayerImpl>();
+    return weight_ok(l0->self_attn->q_proj->weight) && weight_ok(l0->mlp->down_proj->weight) &&
+           weight_ok(lm.model->norm->weight);
+}
+
+torch::Tensor fast_decode_step(CausalLMImpl& lm, const torch::Tensor& embeds, KVCache& cache) {
+    const TextConfig& c = lm.config();
+    const int64_t H = c.hidden_size, D = c.head_dim;
+    const int64_t nH = c.num_attention_heads, kvH = c.num_key_value_heads, rep = nH / kvH;
+    const int64_t I = c.intermediate_size;
+    const int64_t pos = cache.length, S = pos + 1, cap = cache.capacity;
+    TORCH_CHECK(pos + 1 <= cap, "KV cache full: ", pos + 1, " > ", cap);
+
+    // RoPE tables exactly as forward_hidden builds them, cast to bf16 as apply_rope does.
+    auto [cos_t, sin_t] = rope_tables(torch::tensor({pos}, torch::kInt64), D, c.rope_theta);
+    auto cos_f = cos_t.to(torch::kBFloat16).to(torch::kFloat32).contiguous();
+    auto sin_f = sin_t.to(torch::kBFloat16).to(torch::kFloat32).contiguous();
+    const float* cs = cos_f.data_ptr<float>();
+    const float* sn = sin_f.data_ptr<float>();
+
+    std::vector<float> h(H), q(nH * D), k(kvH * D), v(kvH * D), attn(nH * D), proj(H);
+    std::vector<float> gate(I), up(I);
+    std::vector<uint16_t> xn(std::max(H, I)), ob(nH * D), act(I);
+    {
+        auto e = embeds.contiguous();
+        const uint16_t* ep = u16(e);
+        for (int64_t i = 0; i < H; ++i)
+            h[i] = fl(ep[i]);
+    }
+    const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+
+    int64_t li = 0;
+    for (auto& m : *lm.model->layers) {
+        auto layer = m->as<DecoderLayer>();
+        auto& at = *layer->self_attn;
+        auto& mlp = *layer->mlp;
+        for (const auto* w :
+             {&at.q_proj->weight, &at.k_proj->weight, &at.v_proj->weight, &at.o_proj->weight,
+              &mlp.gate_proj->weight, &mlp.up_proj->weight, &mlp.down_proj->weight})
+            TORCH_CHECK(weight_ok(*w), "fast decode: weights must be contiguous bf16");
+
+        // --- attention ---
+        rms_norm(h.data(), H, layer->input_layernorm->weight, layer->input_layernorm->eps,
+                 xn.data());
+        GemvJob qkv[3] = {{u16(at.q_proj->weight), nH * D, q.data()},
+                          {u16(at.k_proj->weight), kvH * D, k.data()},
+                          {u16(at.v_proj->weight), kvH * D, v.data()}};
+        gemv_bf16_multi(xn.data(), 1, H, qkv, 3);
+        finish_linear(q.data(), nH * D, at.q_proj->bias);
+        finish_linear(k.data(), kvH * D, at.k_proj->bias);
+        finish_linear(v.data(), kvH * D, at.v_proj->bias);
+        rope(q.data(), nH, D, cs, sn);
+        rope(k.data(), kvH, D, cs, sn);
+        uint16_t* kc = u16m(cache.k[li]);  // [1, kvH, cap, D]
+        uint16_t* vc = u16m(cache.v[li]);
+        for (int64_t j = 0; j < kvH; ++j)
+            for (int64_t d = 0; d < D; ++d) {
+                kc[(j * cap + pos) * D + d] = bits(k[j * D + d]);
+                vc[(j * cap + pos) * D + d] = bits(v[j * D + d]);
+            }
+        // softmax(bf16(bf16(q.k) * scale)) in fp32, probabilities rounded to bf16, then p.V.
+        const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(S * D, 1));
+        at::parallel_for(0, nH, grain, [&](int64_t h0, int64_t h1) {
+            std::vector<float> p(S);
+            std::vector<float> kf(D);
+            for (int64_t hh = h0; hh < h1; ++hh) {
+                const int64_t j = hh / rep;
+                const float* qh = q.data() + hh * D;
+                const uint16_t* kb = kc + j * cap * D;
+                const uint16_t* vb = vc + j * cap * D;
+                float mx = -INFINITY;
+                for (int64_t s = 0; s < S; ++s) {
+                    const uint16_t* kr = kb + s * D;
+                    float dot = 0.f;
+                    for (int64_t d = 0; d < D; ++d)
+                        dot += qh[d] * fl(kr[d]);
+                    p[s] = rb(rb(dot) * scale);
+                    mx = std::max(mx, p[s]);
+                }
+                float sum = 0.f;
+                for (int64_t s = 0; s < S; ++s)
+                    sum += (p[s] = std::exp(p[s] - mx));
+                for (int64_t s = 0; s < S; ++s)
+                    p[s] = rb(p[s] / sum);
+                float* out = attn.data() + hh * D;
+                std::fill(out, out + D, 0.f);
+                for (int64_t s = 0; s < S; ++s) {
+                    const uint16_t* vr = vb + s * D;
+                    const float ps = p[s];
+                    for (int64_t d = 0; d < D; ++d)
+                        out[d] += ps * fl(vr[d]);
+                }
+                for (int64_t d = 0; d < D; ++d)
+                    ob[hh * D + d] = bits(out[d]);
+            }
+        });
+        GemvJob o_job{u16(at.o_proj->weight), H, proj.data()};
+        gemv_bf16_multi(ob.data(), 1, nH * D, &o_job, 1);
+        finish_linear(proj.data(), H, at.o_proj->bias);
+        for (int64_t i = 0; i < H; ++i)
+            h[i] = rb(h[i] + proj[i]);
+
+        // --- SwiGLU MLP ---
+        rms_norm(h.data(), H, layer->post_attention_layernorm->weight,
+                 layer->post_attention_layernorm->eps, xn.data());
+        GemvJob gu[2] = {{u16(mlp.gate_proj->weight), I, gate.data()},
+                         {u16(mlp.up_proj->weight), I, up.data()}};
+        gemv_bf16_multi(xn.data(), 1, H, gu, 2);
+        for (int64_t i = 0; i < I; ++i) {
+            const float g = rb(gate[i]), u = rb(up[i]);
+            act[i] = bits(rb(g / (1.f + std::exp(-g))) * u);
+        }
+        GemvJob d_job{u16(mlp.down_proj->weight), H, proj.data()};
+        gemv_bf16_multi(act.data(), 1, I, &d_job, 1);
+        finish_linear(proj.data(), H, mlp.down_proj->bias);
+        for (int64_t i = 0; i < H; ++i)
+            h[i] = rb(h[i] + proj[i]);
+        ++li;
+    }
+    cache.length += 1;
+    auto out = torch::empty({1, 1, H}, torch::kBFloat16);
+    rms_norm(h.data(), H, lm.model->norm->weight, lm.model->norm->eps, u16m(out));
+    return out;
+}
+
+}  // namespace mf::model
