@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "model/kernels.h"
+
 namespace mf::model {
 
 namespace F = torch::nn::functional;
@@ -23,8 +25,45 @@ ClipAttentionImpl::ClipAttentionImpl(const VisionConfig& c)
     out_proj = register_module("out_proj", linear(c.hidden_size, c.hidden_size));
 }
 
+void ClipAttentionImpl::fuse_qkv() {
+    auto& wq = q_proj->weight;
+    auto& wk = k_proj->weight;
+    auto& wv = v_proj->weight;
+    auto& bq = q_proj->bias;
+    auto& bk = k_proj->bias;
+    auto& bv = v_proj->bias;
+    auto at = [](const torch::Tensor& t, const torch::Tensor& base, int64_t row) {
+        return t.data_ptr() == static_cast<char*>(base.data_ptr()) +
+                                   row * base.stride(0) * base.element_size() &&
+               t.scalar_type() == base.scalar_type();
+    };
+    const int64_t H = wq.size(0);
+    if (qkv_w_.defined() && at(wq, qkv_w_, 0) && at(wk, qkv_w_, H) && at(wv, qkv_w_, 2 * H) &&
+        at(bq, qkv_b_, 0) && at(bk, qkv_b_, H) && at(bv, qkv_b_, 2 * H))
+        return;
+    torch::NoGradGuard ng;
+    qkv_w_ = torch::cat({wq, wk, wv}, 0);
+    qkv_b_ = torch::cat({bq, bk, bv}, 0);
+    wq.set_data(qkv_w_.narrow(0, 0, H));
+    wk.set_data(qkv_w_.narrow(0, H, H));
+    wv.set_data(qkv_w_.narrow(0, 2 * H, H));
+    bq.set_data(qkv_b_.narrow(0, 0, H));
+    bk.set_data(qkv_b_.narrow(0, H, H));
+    bv.set_data(qkv_b_.narrow(0, 2 * H, H));
+}
+
 torch::Tensor ClipAttentionImpl::forward(const torch::Tensor& x) {
     const int64_t B = x.size(0), N = x.size(1), H = x.size(2);
+    if (x.scalar_type() == torch::kBFloat16 && !torch::GradMode::is_enabled()) {
+        // One GEMM for q/k/v, contiguous heads, and a fused scale + fp32 softmax + bf16 pass.
+        fuse_qkv();
+        auto qkv = torch::linear(x, qkv_w_, qkv_b_);  // [B, N, 3H]
+        auto t = qkv.view({B, N, 3, heads, head_dim}).permute({2, 0, 3, 1, 4}).contiguous();
+        auto scores = torch::matmul(t[0], t[1].transpose(-1, -2));  // [B, h, N, N]
+        softmax_scaled_(scores, 1.0 / std::sqrt(double(head_dim)));
+        auto o = torch::matmul(scores, t[2]).transpose(1, 2).reshape({B, N, H});
+        return out_proj(o);
+    }
     auto q = q_proj(x).view({B, N, heads, head_dim}).transpose(1, 2);  // [B, h, N, d]
     auto k = k_proj(x).view({B, N, heads, head_dim}).transpose(1, 2);
     auto v = v_proj(x).view({B, N, heads, head_dim}).transpose(1, 2);
@@ -54,9 +93,15 @@ ClipLayerImpl::ClipLayerImpl(const VisionConfig& c) {
     layer_norm2 = register_module("layer_norm2", layer_norm(c.hidden_size, c.layer_norm_eps));
 }
 
+namespace {
+torch::Tensor apply_ln(const torch::nn::LayerNorm& ln, const torch::Tensor& x) {
+    return mf::model::layer_norm(x, ln->weight, ln->bias, ln->options.eps());
+}
+}  // namespace
+
 torch::Tensor ClipLayerImpl::forward(const torch::Tensor& x) {
-    auto h = x + self_attn(layer_norm1(x));
-    return h + mlp(layer_norm2(h));
+    auto h = x + self_attn(apply_ln(layer_norm1, x));
+    return h + mlp(apply_ln(layer_norm2, h));
 }
 
 ClipEmbeddingsImpl::ClipEmbeddingsImpl(const VisionConfig& c) {
@@ -98,7 +143,7 @@ ClipVisionImpl::ClipVisionImpl(const VisionConfig& c) : cfg_(c) {
 
 torch::Tensor ClipVisionImpl::hidden_state(const torch::Tensor& pixels, int64_t k) {
     auto& vm = vision_model;
-    auto h = vm->pre_layrnorm(vm->embeddings(pixels));
+    auto h = apply_ln(vm->pre_layrnorm, vm->embeddings(pixels));
     int64_t i = 0;
     for (auto& m : *vm->encoder->layers) {
         if (i++ >= k) break;

@@ -22,6 +22,13 @@ class ClipAttentionImpl : public torch::nn::Module {
     torch::Tensor forward(const torch::Tensor& x);  // [B, N, H] -> [B, N, H]
     torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
     int64_t heads, head_dim;
+
+  private:
+    // Inference in bf16 runs q/k/v as one GEMM: the three weights (and biases) become views of one
+    // [3H, H] tensor, so in-place updates (loading, optimizer steps) still reach it; replacing a
+    // parameter's data (to(), huge-page arena) is detected and the fused tensor rebuilt.
+    void fuse_qkv();
+    torch::Tensor qkv_w_, qkv_b_;
 };
 TORCH_MODULE(ClipAttention);
 

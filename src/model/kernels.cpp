@@ -4,8 +4,10 @@
 #include <immintrin.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <string_view>
+#include <vector>
 
 namespace mf::model {
 
@@ -132,6 +134,163 @@ torch::Tensor linear_bf16_small(const torch::Tensor& x, const torch::Tensor& w,
 #endif
     if (b.defined()) y.add_(b.to(torch::kFloat32));
     return float_out ? y : y.to(torch::kBFloat16);
+}
+
+namespace {
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define MF_AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl")))
+bool cpu_has_avx512() {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl");
+}
+
+MF_AVX512_TARGET inline __m512 load_bf16x16(const uint16_t* p, __mmask16 m) {
+    __m512i w = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+}
+// Round to nearest even (finite inputs).
+MF_AVX512_TARGET inline void store_bf16x16(uint16_t* p, __m512 v, __mmask16 m) {
+    __m512i u = _mm512_castps_si512(v);
+    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    u = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb));
+    _mm256_mask_storeu_epi16(p, m, _mm512_cvtepi32_epi16(_mm512_srli_epi32(u, 16)));
+}
+// e^x: x = n ln2 + r, |r| <= ln2/2, degree-6 Taylor polynomial (rel. error ~2e-7), 2^n by scalef.
+MF_AVX512_TARGET inline __m512 exp512(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145752f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860677e-6f), r);
+    __m512 p = _mm512_set1_ps(1.f / 720);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+    return _mm512_scalef_ps(p, n);
+}
+inline __mmask16 tail_mask(int64_t n) {
+    return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1u);
+}
+
+MF_AVX512_TARGET void softmax_rows_bf16(uint16_t* data, int64_t r0, int64_t r1, int64_t S,
+                                        float scale, float* buf) {
+    for (int64_t r = r0; r < r1; ++r) {
+        uint16_t* row = data + r * S;
+        __m512 mx = _mm512_set1_ps(-INFINITY);
+        for (int64_t j = 0; j < S; j += 16) {
+            const __mmask16 m = tail_mask(S - j);
+            __m512 v = _mm512_mul_ps(load_bf16x16(row + j, m), _mm512_set1_ps(scale));
+            _mm512_mask_storeu_ps(buf + j, m, v);
+            mx = _mm512_mask_max_ps(mx, m, mx, v);
+        }
+        const __m512 vmax = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+        __m512 sum = _mm512_setzero_ps();
+        for (int64_t j = 0; j < S; j += 16) {
+            const __mmask16 m = tail_mask(S - j);
+            __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, buf + j), vmax));
+            _mm512_mask_storeu_ps(buf + j, m, e);
+            sum = _mm512_mask_add_ps(sum, m, sum, e);
+        }
+        const __m512 inv = _mm512_set1_ps(1.f / _mm512_reduce_add_ps(sum));
+        for (int64_t j = 0; j < S; j += 16) {
+            const __mmask16 m = tail_mask(S - j);
+            store_bf16x16(row + j, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, buf + j), inv), m);
+        }
+    }
+}
+
+MF_AVX512_TARGET void layer_norm_rows_bf16(const uint16_t* x, uint16_t* y, int64_t r0, int64_t r1,
+                                           int64_t n, const float* w, const float* b, float eps,
+                                           float* buf) {
+    for (int64_t r = r0; r < r1; ++r) {
+        const uint16_t* xr = x + r * n;
+        __m512 s = _mm512_setzero_ps();
+        for (int64_t j = 0; j < n; j += 16) {
+            const __mmask16 m = tail_mask(n - j);
+            __m512 v = load_bf16x16(xr + j, m);
+            _mm512_mask_storeu_ps(buf + j, m, v);
+            s = _mm512_add_ps(s, v);
+        }
+        const float mean = _mm512_reduce_add_ps(s) / static_cast<float>(n);
+        const __m512 vm = _mm512_set1_ps(mean);
+        __m512 q = _mm512_setzero_ps();
+        for (int64_t j = 0; j < n; j += 16) {
+            const __mmask16 m = tail_mask(n - j);
+            __m512 d = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, buf + j), vm);
+            q = _mm512_fmadd_ps(d, d, q);
+        }
+        const float rstd = 1.f / std::sqrt(_mm512_reduce_add_ps(q) / static_cast<float>(n) + eps);
+        const __m512 vr = _mm512_set1_ps(rstd);
+        for (int64_t j = 0; j < n; j += 16) {
+            const __mmask16 m = tail_mask(n - j);
+            __m512 d = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, buf + j), vm), vr);
+            __m512 o = _mm512_fmadd_ps(d, _mm512_maskz_loadu_ps(m, w + j),
+                                       _mm512_maskz_loadu_ps(m, b + j));
+            store_bf16x16(y + r * n + j, o, m);
+        }
+    }
+}
+#else
+bool cpu_has_avx512() {
+    return false;
+}
+#endif
+
+bool avx512_available() {
+    static const bool ok = cpu_has_avx512();
+    return ok;
+}
+
+}  // namespace
+
+void softmax_scaled_(torch::Tensor& scores, double scale) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (scores.scalar_type() == torch::kBFloat16 && scores.is_contiguous() && scores.dim() >= 1 &&
+        avx512_available() && scores.numel() > 0) {
+        const int64_t S = scores.size(-1), R = scores.numel() / S;
+        auto* p = reinterpret_cast<uint16_t*>(scores.data_ptr<at::BFloat16>());
+        const int64_t grain = std::max<int64_t>(1, 16384 / S);
+        at::parallel_for(0, R, grain, [&](int64_t r0, int64_t r1) {
+            std::vector<float> buf(S + 16);
+            softmax_rows_bf16(p, r0, r1, S, static_cast<float>(scale), buf.data());
+        });
+        return;
+    }
+#endif
+    const auto acc = scores.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+    scores.copy_(torch::softmax(scores.to(acc).mul_(scale), -1));
+}
+
+torch::Tensor layer_norm(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
+                         double eps) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (x.scalar_type() == torch::kBFloat16 && avx512_available() && w.defined() && b.defined() &&
+        !(torch::GradMode::is_enabled() &&
+          (x.requires_grad() || w.requires_grad() || b.requires_grad())) &&
+        x.numel() > 0) {
+        const int64_t n = x.size(-1), R = x.numel() / n;
+        auto xc = x.contiguous();
+        auto y = torch::empty_like(xc);
+        auto wf = w.to(torch::kFloat32).contiguous();
+        auto bf = b.to(torch::kFloat32).contiguous();
+        const auto* xp = reinterpret_cast<const uint16_t*>(xc.data_ptr<at::BFloat16>());
+        auto* yp = reinterpret_cast<uint16_t*>(y.data_ptr<at::BFloat16>());
+        const float* wp = wf.data_ptr<float>();
+        const float* bp = bf.data_ptr<float>();
+        const int64_t grain = std::max<int64_t>(1, 16384 / n);
+        at::parallel_for(0, R, grain, [&](int64_t r0, int64_t r1) {
+            std::vector<float> buf(n + 16);
+            layer_norm_rows_bf16(xp, yp, r0, r1, n, wp, bp, static_cast<float>(eps), buf.data());
+        });
+        return y;
+    }
+#endif
+    return torch::layer_norm(x, {x.size(-1)}, w, b, eps);
 }
 
 void gemv_bf16_multi(const uint16_t* x, int64_t M, int64_t K, const GemvJob* jobs, int n_jobs) {

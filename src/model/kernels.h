@@ -32,6 +32,18 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w, const torch
 torch::Tensor linear_bf16_small(const torch::Tensor& x, const torch::Tensor& w,
                                 const torch::Tensor& b, bool float_out);
 
+// In place: every row (last dim) of the contiguous bf16 tensor `scores` becomes
+// softmax(scale * row), computed in fp32 (AVX-512 exp, ~1e-7 relative) and rounded to bf16. Rows
+// run in parallel. This replaces scale + to(float) + softmax + to(bf16) (four passes, two float
+// copies) in the vision tower's attention. Other dtypes: the same through torch ops.
+void softmax_scaled_(torch::Tensor& scores, double scale);
+
+// LayerNorm over the last dim: fp32 statistics and affine, result in x's dtype. bf16 rows run in
+// one fused pass each (torch 1.13's bf16 layer_norm is several times slower here); other dtypes
+// go through torch::layer_norm.
+torch::Tensor layer_norm(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
+                         double eps);
+
 // Several products with the same input in one parallel pass (e.g. q/k/v, or gate/up): for each
 // job, y[m * rows + o] = sum_k x[m * K + k] * w[o * K + k] (bf16 inputs, fp32 results), m < M.
 // Rows of all jobs are split across threads together. Requires bf16_gemv_available().

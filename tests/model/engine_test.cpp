@@ -370,5 +370,74 @@ TEST_P(FastDecodeParity, MatchesTorchPath) {
 INSTANTIATE_TEST_SUITE_P(Layouts, FastDecodeParity,
                          ::testing::Values("qwen2", "llama", "llava-qwen2"));
 
+// The vision tower's fused bf16 softmax and LayerNorm against float64 torch on the same bf16
+// inputs, with row lengths around the 16-lane boundaries; results are bf16, so the bound is one
+// bf16 rounding (2^-8 relative) plus the fp32 arithmetic.
+TEST(Kernels, Bf16SoftmaxAndLayerNormMatchReference) {
+    torch::manual_seed(11);
+    for (int64_t S : {1, 15, 16, 17, 100, 577}) {
+        auto x = (torch::randn({7, S}) * 3).to(torch::kBFloat16);
+        auto ref = torch::softmax(x.to(torch::kFloat64) * 0.125, -1);
+        auto got = x.clone();
+        softmax_scaled_(got, 0.125);
+        EXPECT_EQ(got.scalar_type(), torch::kBFloat16);
+        auto err = ((got.to(torch::kFloat64) - ref).abs() / (ref.abs() + 1e-30)).max();
+        EXPECT_LT(err.item<double>(), 1.0 / 256 + 1e-5) << S;
+        auto sums = got.to(torch::kFloat64).sum(-1);
+        EXPECT_LT((sums - 1).abs().max().item<double>(), 0.01 + 1e-3 * S / 100) << S;
+
+        auto w = torch::randn({S}).to(torch::kBFloat16), b = torch::randn({S}).to(torch::kBFloat16);
+        auto y = layer_norm(x, w, b, 1e-5);
+        auto yr = torch::layer_norm(x.to(torch::kFloat64), {S}, w.to(torch::kFloat64),
+                                    b.to(torch::kFloat64), 1e-5);
+        EXPECT_EQ(y.scalar_type(), torch::kBFloat16);
+        auto scale = yr.abs().max().item<double>() + 1e-3;
+        EXPECT_LT((y.to(torch::kFloat64) - yr).abs().max().item<double>() / scale, 1.0 / 128) << S;
+    }
+    // the fallback for other dtypes is torch's own
+    auto xf = torch::randn({3, 20});
+    auto yf = layer_norm(xf, torch::ones({20}), torch::zeros({20}), 1e-5);
+    EXPECT_TRUE(torch::allclose(yf, torch::layer_norm(xf, {20}, {}, {}, 1e-5)));
+}
+
+// The bf16 CLIP tower (fused q/k/v views, fused softmax, LayerNorm) stays close to f32, and the
+// fused q/k/v weights follow in-place updates of the parameters and parameter replacement.
+TEST(Engine, ClipBf16FusedPathFollowsTheWeights) {
+    init_torch_threads();
+    mf::test::TempDir tmp;
+    fs::path dir = make_model(tmp, "llava-qwen2", false);
+    auto a = load_multimodal_lm(dir, LoadOptions{torch::kFloat32});
+    auto b = load_multimodal_lm(dir, LoadOptions{torch::kBFloat16});
+    ASSERT_TRUE(a.ok() && b.ok());
+    torch::NoGradGuard ng;
+    auto px = torch::randn({2, 3, 336, 336});
+    const int64_t layer = (*a)->config().vision.num_hidden_layers - 1;
+    auto ha = (*a)->vision->hidden_state(px, layer);
+    auto hb = (*b)->vision->hidden_state(px.to(torch::kBFloat16), layer);
+    auto rel = [](const torch::Tensor& x, const torch::Tensor& y) {
+        return (x.to(torch::kFloat64) - y.to(torch::kFloat64)).abs().max().item<double>() /
+               y.abs().max().item<double>();
+    };
+    const double bf16_err = rel(hb, ha);
+    EXPECT_LT(bf16_err, 0.05);
+    // the same call again (fused tensors reused) gives the same result
+    EXPECT_TRUE(torch::equal(hb, (*b)->vision->hidden_state(px.to(torch::kBFloat16), layer)));
+    // change a v weight in place in both models: the bf16 fused path must see it
+    auto& la = (*a)->vision->vision_model->encoder->layers[0]->as<ClipLayer>()->self_attn;
+    auto& lb = (*b)->vision->vision_model->encoder->layers[0]->as<ClipLayer>()->self_attn;
+    auto delta = torch::randn(la->v_proj->weight.sizes()) * 5.0;
+    la->v_proj->weight.add_(delta);
+    lb->v_proj->weight.add_(delta.to(torch::kBFloat16));
+    auto ha2 = (*a)->vision->hidden_state(px, layer);
+    auto hb2 = (*b)->vision->hidden_state(px.to(torch::kBFloat16), layer);
+    // the change matters, far beyond the bf16 error, and the bf16 path follows it
+    EXPECT_GT(rel(ha2, ha), 5 * bf16_err);
+    EXPECT_LT(rel(hb2, ha2), 2 * bf16_err + 0.005);
+    // replacing the parameters' storage (huge-page arena) rebuilds the fused tensors
+    move_to_hugepage_arena(*(*b));
+    auto hb3 = (*b)->vision->hidden_state(px.to(torch::kBFloat16), layer);
+    EXPECT_TRUE(torch::equal(hb3, hb2));
+}
+
 }  // namespace
 }  // namespace mf::model
