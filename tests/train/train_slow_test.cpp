@@ -257,3 +257,120 @@ TEST(TrainSlow, KilledRunResumesToTheSameLosses) {
 
 }  // namespace
 }  // namespace mf::train
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <thread>
+
+namespace mf::train {
+namespace {
+
+// A `sh -c "exec <cmdline>"` child (the pid is medforge's own), output to `log`.
+pid_t spawn(const std::string& cmdline, const fs::path& log) {
+    std::string sh = "exec " + cmdline + " > '" + log.string() + "' 2>&1";
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::execl("/bin/sh", "sh", "-c", sh.c_str(), static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    return pid;
+}
+
+size_t line_count(const fs::path& p) {
+    std::error_code ec;
+    if (!fs::exists(p, ec)) return 0;
+    return mf::test::read_lines(p).size();
+}
+
+// Waits until `metrics` has at least `steps` lines, then sends `sig` and returns the exit status
+// (-1: the child ended before that, *early is its status).
+int signal_after_steps(pid_t pid, const fs::path& metrics, size_t steps, int sig) {
+    int status = 0;
+    while (line_count(metrics) < steps) {
+        if (::waitpid(pid, &status, WNOHANG) == pid) return -1;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ::kill(pid, sig);
+    ::waitpid(pid, &status, 0);
+    return status;
+}
+
+int64_t state_step(const fs::path& ckpt) {
+    return nlohmann::json::parse(mf::test::read_text(ckpt / "trainer_state.json"))["step"]
+        .get<int64_t>();
+}
+
+// SIGINT, then SIGTERM, during `medforge train`: each time the step in progress is finished, a
+// full checkpoint is written, the exit status is 130 / 143, and the resumed run's losses and
+// weights equal those of an uninterrupted run.
+TEST(TrainSlow, InterruptedBySignalsResumesToTheSameLosses) {
+    TempDir tmp;
+    setup(tmp, 3);  // 12 samples, global batch 1, 20 epochs: 240 steps
+    std::string bin = mf::test::medforge_binary().string();
+    std::string common = fmt::format(
+        "{} train --stage instruct --model {} --data {} --images {} --lr 1e-3 --global-batch 1 "
+        "--batch-size 1 --epochs 20 --threads 1 --workers 1 --log-every 1",
+        bin, (tmp / "base").string(), (tmp / "data/vqa.jsonl").string(), (tmp / "data").string());
+    fs::path out = tmp / "run", metrics = out / "metrics.jsonl";
+
+    // 1. SIGINT after >= 3 steps.
+    pid_t pid = spawn(common + " --out " + out.string(), tmp / "int.log");
+    ASSERT_GT(pid, 0);
+    int st = signal_after_steps(pid, metrics, 3, SIGINT);
+    std::string log = mf::test::read_text(tmp / "int.log");
+    if (st == -1) GTEST_SKIP() << "the run ended before the signal:\n" << log;
+    ASSERT_TRUE(WIFEXITED(st)) << log;
+    EXPECT_EQ(WEXITSTATUS(st), 130) << log;
+    size_t k1 = line_count(metrics);  // the steps finished, the last one included
+    ASSERT_GE(k1, 3u);
+    fs::path c1 = out / fmt::format("checkpoint-{}", k1);
+    ASSERT_TRUE(fs::exists(c1 / "trainer_state.json")) << log;
+    EXPECT_EQ(state_step(c1), static_cast<int64_t>(k1));
+    for (const char* f : {"model.safetensors", "config.json", "optimizer.pt", "rng.pt",
+                          "tokenizer.json", "preprocessor_config.json"})
+        EXPECT_TRUE(fs::exists(c1 / f)) << f;
+    EXPECT_FALSE(fs::exists(out / "model.safetensors"));  // not the final model
+    EXPECT_NE(log.find("interrupted by SIGINT after step " + std::to_string(k1) + " of 240"),
+              std::string::npos)
+        << log;
+    EXPECT_NE(log.find(c1.string()), std::string::npos) << log;
+    EXPECT_NE(log.find("to resume, run the same command again"), std::string::npos) << log;
+
+    // 2. Resume, SIGTERM after >= 2 more steps.
+    pid = spawn(common + " --out " + out.string(), tmp / "term.log");
+    ASSERT_GT(pid, 0);
+    st = signal_after_steps(pid, metrics, k1 + 2, SIGTERM);
+    log = mf::test::read_text(tmp / "term.log");
+    if (st == -1) GTEST_SKIP() << "the run ended before the signal:\n" << log;
+    ASSERT_TRUE(WIFEXITED(st)) << log;
+    EXPECT_EQ(WEXITSTATUS(st), 143) << log;
+    EXPECT_NE(log.find(fmt::format("resuming at step {}", k1)), std::string::npos) << log;
+    size_t k2 = line_count(metrics);
+    ASSERT_GE(k2, k1 + 2);
+    fs::path c2 = out / fmt::format("checkpoint-{}", k2);
+    ASSERT_TRUE(fs::exists(c2 / "trainer_state.json")) << log;
+    EXPECT_NE(log.find("interrupted by SIGTERM after step " + std::to_string(k2)),
+              std::string::npos)
+        << log;
+
+    // 3. Resume to step M; an uninterrupted run to the same step gives the same losses/weights.
+    const size_t M = k2 + 3;
+    auto r = mf::test::run_command(
+        fmt::format("{} --quiet --max-steps {} --out {}", common, M, out.string()));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    auto ref = mf::test::run_command(
+        fmt::format("{} --quiet --max-steps {} --out {}", common, M, (tmp / "ref").string()));
+    ASSERT_EQ(ref.exit_code, 0) << ref.output;
+    auto a = losses(tmp / "ref/metrics.jsonl"), b = losses(metrics);
+    ASSERT_EQ(a.size(), M);
+    ASSERT_EQ(b.size(), M);
+    for (size_t i = 0; i < M; ++i)
+        EXPECT_NEAR(a[i], b[i], 1e-6 * std::abs(a[i])) << "step " << i + 1;
+    fs::path cm = fmt::format("checkpoint-{}", M);
+    EXPECT_LT(max_param_diff(tmp / "ref" / cm, out / cm), 1e-6);
+}
+
+}  // namespace
+}  // namespace mf::train
