@@ -121,7 +121,7 @@ TEST(TrainPipelineSlow, CuratedDataIsLearnedAndAnsweredInChat) {
 
     // 3. medforge train --stage instruct on the build's output until the loss is near zero:
     // micro-batch = global batch of 4 (two steps per epoch over the 8 figures), seeded, a high
-    // lr for a tiny model (lr 1e-2 over 60 epochs ends near 0.02; the bound leaves a 2x margin).
+    // lr for a tiny model (lr 1e-2 over 60 epochs ends near 0.01; the bound leaves a 5x margin).
     const int64_t n = static_cast<int64_t>(items.size()), gb = 4, epochs = 60;
     const int64_t per_epoch = (n + gb - 1) / gb;
     auto tr = test::run_medforge(fmt::format(

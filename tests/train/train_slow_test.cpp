@@ -372,5 +372,61 @@ TEST(TrainSlow, InterruptedBySignalsResumesToTheSameLosses) {
     EXPECT_LT(max_param_diff(tmp / "ref" / cm, out / cm), 1e-6);
 }
 
+// With 2 processes a SIGINT to one rank stops both at the same step (they agree by all-reduce):
+// both exit 130, rank 0 writes the checkpoint, and a single process with the double batch resumes
+// from it to the losses of an uninterrupted single-process run.
+TEST(TrainSlow, SignalToOneRankStopsAllRanksAtTheSameStep) {
+    TempDir tmp;
+    setup(tmp, 3);  // 12 samples, global batch 2, 20 epochs: 120 steps
+    std::string bin = mf::test::medforge_binary().string();
+    std::string common = fmt::format(
+        "{} train --stage instruct --model {} --data {} --images {} --lr 1e-3 --global-batch 2 "
+        "--epochs 20 --threads 1 --workers 1",
+        bin, (tmp / "base").string(), (tmp / "data/vqa.jsonl").string(), (tmp / "data").string());
+    fs::path out = tmp / "run", metrics = out / "metrics.jsonl";
+    int port = 31000 + static_cast<int>(::getpid() % 2000);
+    auto env = [&](int rank) {
+        return fmt::format("env RANK={} WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT={} ", rank,
+                           port);
+    };
+    std::string two = common + " --batch-size 1 --out " + out.string();
+    pid_t r1 = spawn(env(1) + two, tmp / "r1.log");
+    pid_t r0 = spawn(env(0) + two, tmp / "r0.log");
+    ASSERT_GT(r1, 0);
+    ASSERT_GT(r0, 0);
+    int st1 = signal_after_steps(r1, metrics, 3, SIGINT);  // rank 0 writes the metrics
+    int st0 = 0;
+    ::waitpid(r0, &st0, 0);
+    std::string log0 = mf::test::read_text(tmp / "r0.log"),
+                log1 = mf::test::read_text(tmp / "r1.log");
+    if (st1 == -1) GTEST_SKIP() << "the run ended before the signal:\n" << log0 << log1;
+    ASSERT_TRUE(WIFEXITED(st0) && WIFEXITED(st1)) << log0 << log1;
+    EXPECT_EQ(WEXITSTATUS(st1), 130) << log1;
+    EXPECT_EQ(WEXITSTATUS(st0), 130) << log0;
+    size_t k = line_count(metrics);
+    ASSERT_GE(k, 3u);
+    fs::path ck = out / fmt::format("checkpoint-{}", k);
+    ASSERT_TRUE(fs::exists(ck / "trainer_state.json")) << log0;
+    EXPECT_EQ(state_step(ck), static_cast<int64_t>(k));
+    EXPECT_NE(log0.find(fmt::format("interrupted by SIGINT after step {} of 120", k)),
+              std::string::npos)
+        << log0;
+
+    const size_t M = k + 3;
+    auto r = mf::test::run_command(
+        fmt::format("{} --batch-size 2 --quiet --max-steps {} --out {}", common, M, out.string()));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    auto ref = mf::test::run_command(fmt::format(
+        "{} --batch-size 2 --quiet --max-steps {} --out {}", common, M, (tmp / "ref").string()));
+    ASSERT_EQ(ref.exit_code, 0) << ref.output;
+    auto a = losses(tmp / "ref/metrics.jsonl"), b = losses(metrics);
+    ASSERT_EQ(a.size(), M);
+    ASSERT_EQ(b.size(), M);
+    for (size_t i = 0; i < M; ++i)
+        EXPECT_NEAR(a[i], b[i], 1e-5) << "step " << i + 1;
+    fs::path cm = fmt::format("checkpoint-{}", M);
+    EXPECT_LT(max_param_diff(tmp / "ref" / cm, out / cm), 1e-5);
+}
+
 }  // namespace
 }  // namespace mf::train
