@@ -1,7 +1,9 @@
 // End-to-end training on a tiny LLaVA checkpoint: a small VQA set is learned to near-zero loss and
 // then answered by greedy generation from the saved checkpoint (model::Engine, what `chat` uses);
 // a run stopped with --max-steps and resumed gives the same losses and weights as an uninterrupted
-// one; 2 processes x batch 1 (Gloo) end with the same weights as 1 process x batch 2.
+// one; 2 processes x batch 1 (Gloo) end with the same weights as 1 process x batch 2; a run
+// SIGKILLed, or stopped by SIGINT / SIGTERM (a checkpoint of the finished step, exit 130 / 143),
+// resumes to the same losses.
 #include <fmt/core.h>
 #include <gtest/gtest.h>
 
