@@ -2,6 +2,9 @@
 // LLaVA / PubMedVision JSON(L) file, data-parallel over processes. See docs/train.md.
 #include <fmt/core.h>
 
+#include <atomic>
+#include <csignal>
+
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
@@ -94,6 +97,23 @@ Status apply_config(const std::string& path, train::TrainOptions& o, const CLI::
     return {};
 }
 
+// SIGINT / SIGTERM: stop after the current optimizer step with a resumable checkpoint (exit
+// 128 + signal). SA_RESETHAND: a second signal kills as usual.
+std::atomic<bool> g_stop{false};
+std::atomic<int> g_stop_signal{0};
+extern "C" void on_train_stop_signal(int sig) {
+    g_stop_signal.store(sig);
+    g_stop.store(true);
+}
+void install_train_stop_handler() {
+    struct sigaction sa {};
+    sa.sa_handler = on_train_stop_signal;
+    sa.sa_flags = SA_RESETHAND | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+}
+
 }  // namespace
 
 int run_train(int argc, char** argv) {
@@ -105,13 +125,15 @@ int run_train(int argc, char** argv) {
         "`medforge\n"
         "chat`) go to <out>/checkpoint-<step>, the final model to <out>; a rerun resumes from the\n"
         "newest checkpoint. Data-parallel: start one process per rank with RANK / WORLD_SIZE /\n"
-        "MASTER_ADDR / MASTER_PORT (or under srun). See docs/train.md.",
+        "MASTER_ADDR / MASTER_PORT (or under srun). Ctrl-C / SIGTERM: the current step is\n"
+        "finished and checkpointed, then exit 130 / 143 (rerun to resume). See docs/train.md.",
         argv[0]};
     train::TrainOptions o;
     std::string model_dir, data, images, out, config;
     bool no_resume = false;
     int threads = 0;
     std::optional<bool> tv, tp, tl;
+    std::string backend;
     app.add_option("--stage", o.stage, "align | instruct")
         ->required()
         ->check(CLI::IsMember({"align", "instruct"}));
@@ -155,6 +177,10 @@ int run_train(int argc, char** argv) {
     app.add_option("--log-every", o.log_every, "print a line every N steps");
     app.add_option("--workers", o.workers, "image decoding threads (default: all)");
     app.add_option("--threads", threads, "torch threads (default: all)");
+    app.add_option("--backend", backend,
+                   "process-group backend: gloo (default) or nccl (CUDA libtorch builds only; "
+                   "also MF_DIST_BACKEND)")
+        ->check(CLI::IsMember({"gloo", "nccl"}));
     app.add_flag("--no-resume", no_resume, "start over even when <out> has checkpoints");
     app.add_flag("--quiet", o.quiet, "no progress lines");
     if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
@@ -171,10 +197,28 @@ int run_train(int argc, char** argv) {
     model::init_torch_threads(threads);
     auto env = train::dist_env_from_environment();
     if (!env.ok()) return fail(env.status(), "train");
+    if (!backend.empty()) env->backend = backend;
     auto pg = train::make_process_group(*env);
     if (!pg.ok()) return fail(pg.status(), "train");
+    install_train_stop_handler();
+    o.cancel = &g_stop;
     auto r = train::run_training(o, pg->get());
     if (!r.ok()) return fail(r.status(), "train");
+    if (r->interrupted) {
+        int sig = g_stop_signal.load();
+        if (sig == 0) sig = SIGINT;  // another rank's signal (the ranks agree on the stop)
+        if ((*pg)->rank() == 0) {
+            int64_t done = r->resumed_from + static_cast<int64_t>(r->steps.size());
+            fmt::print(stderr,
+                       "train: interrupted by {} after step {} of {}; resumable checkpoint in {}\n"
+                       "train: to resume, run the same command again (same --out {})\n",
+                       sig == SIGTERM  ? "SIGTERM"
+                       : sig == SIGINT ? "SIGINT"
+                                       : "a signal",
+                       done, r->total_steps, r->checkpoint.string(), out);
+        }
+        return 128 + sig;
+    }
     if (!o.quiet && (*pg)->rank() == 0) {
         double last = r->steps.empty() ? 0 : r->steps.back().loss;
         fmt::print(stderr, "train: {} steps run ({} of {} done), final loss {:.4f}; {}\n",

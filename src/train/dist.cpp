@@ -5,6 +5,9 @@
 #include <cstdlib>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef USE_C10D_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 
 namespace mf::train {
 
@@ -65,7 +68,67 @@ class GlooGroup : public ProcessGroup {
     c10::intrusive_ptr<c10d::ProcessGroupGloo> pg_;
 };
 
+#ifdef USE_C10D_NCCL
+// NCCL all-reduces CUDA tensors only: the (CPU) gradients go through cuda:<local rank>.
+class NcclGroup : public ProcessGroup {
+  public:
+    NcclGroup(c10::intrusive_ptr<c10d::Store> store, c10::intrusive_ptr<c10d::ProcessGroupNCCL> pg,
+              int rank, int world, torch::Device device)
+        : store_(std::move(store)), pg_(std::move(pg)), device_(device) {
+        rank_ = rank;
+        world_ = world;
+    }
+    Status allreduce_sum(torch::Tensor& t) override {
+        try {
+            std::vector<torch::Tensor> ts{t.to(device_)};
+            c10d::AllreduceOptions o;
+            o.reduceOp = c10d::ReduceOp::SUM;
+            pg_->allreduce(ts, o)->wait();
+            t.copy_(ts[0].cpu());
+        } catch (const std::exception& e) {
+            return Status::unavailable(std::string("nccl allreduce failed (a rank died?): ") +
+                                       e.what());
+        }
+        return {};
+    }
+    Status barrier() override {
+        try {
+            pg_->barrier()->wait();
+        } catch (const std::exception& e) {
+            return Status::unavailable(std::string("nccl barrier failed: ") + e.what());
+        }
+        return {};
+    }
+
+  private:
+    c10::intrusive_ptr<c10d::Store> store_;
+    c10::intrusive_ptr<c10d::ProcessGroupNCCL> pg_;
+    torch::Device device_;
+};
+#endif
+
+// Why the NCCL backend cannot be used here ("" when it can).
+std::string nccl_unavailable_reason() {
+#ifdef USE_C10D_NCCL
+    if (!torch::cuda::is_available())
+        return "this medforge has NCCL but the machine has no usable CUDA device";
+    return "";
+#else
+    return "this medforge was built against a libtorch without NCCL (a CPU-only build such as "
+           "Debian's: USE_C10D_NCCL is not defined); use --backend gloo, or rebuild with a CUDA "
+           "libtorch (cmake -DTorch_DIR=<libtorch>/share/cmake/Torch, see docs/train.md)";
+#endif
+}
+
 }  // namespace
+
+bool nccl_compiled_in() {
+#ifdef USE_C10D_NCCL
+    return true;
+#else
+    return false;
+#endif
+}
 
 Result<DistEnv> dist_env_from_environment() {
     DistEnv e;
@@ -101,6 +164,12 @@ Result<DistEnv> dist_env_from_environment() {
             return Status::invalid_argument("MASTER_PORT must be 1..65535");
         e.master_port = port;
     }
+    if (const char* b = std::getenv("MF_DIST_BACKEND"); b && *b) {
+        e.backend = b;
+        if (e.backend != "gloo" && e.backend != "nccl")
+            return Status::invalid_argument(
+                fmt::format("environment variable MF_DIST_BACKEND='{}': expected gloo or nccl", b));
+    }
     if (e.world > 1 && e.source == "slurm" && !std::getenv("MASTER_ADDR"))
         return Status::invalid_argument(
             "Slurm run with SLURM_NTASKS > 1 but no MASTER_ADDR: export MASTER_ADDR=$(scontrol "
@@ -110,7 +179,42 @@ Result<DistEnv> dist_env_from_environment() {
 }
 
 Result<std::unique_ptr<ProcessGroup>> make_process_group(const DistEnv& env, int timeout_s) {
+    if (env.backend != "gloo" && env.backend != "nccl")
+        return Status::invalid_argument(
+            fmt::format("unknown process-group backend '{}' (gloo or nccl)", env.backend));
+    if (env.backend == "nccl") {
+        std::string why = nccl_unavailable_reason();
+        if (!why.empty())
+            return Status::failed_precondition(
+                "the NCCL backend was requested (--backend nccl / "
+                "MF_DIST_BACKEND=nccl) but " +
+                why);
+    }
     if (env.world <= 1) return std::unique_ptr<ProcessGroup>(new LocalGroup());
+#ifdef USE_C10D_NCCL
+    if (env.backend == "nccl") {
+        try {
+            c10d::TCPStoreOptions so;
+            so.port = static_cast<uint16_t>(env.master_port);
+            so.isServer = env.rank == 0;
+            so.numWorkers = env.world;
+            so.waitWorkers = true;
+            so.timeout = std::chrono::seconds(timeout_s);
+            auto store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+            auto opts = c10d::ProcessGroupNCCL::Options::create();
+            opts->timeout = std::chrono::seconds(timeout_s);
+            torch::Device dev(torch::kCUDA, static_cast<c10::DeviceIndex>(
+                                                env.local_rank % torch::cuda::device_count()));
+            auto pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, env.rank, env.world, opts);
+            return std::unique_ptr<ProcessGroup>(
+                new NcclGroup(store, pg, env.rank, env.world, dev));
+        } catch (const std::exception& e) {
+            return Status::unavailable(
+                fmt::format("cannot join the NCCL process group (rank {} of {}, master {}:{}): {}",
+                            env.rank, env.world, env.master_addr, env.master_port, e.what()));
+        }
+    }
+#endif
     try {
         c10d::TCPStoreOptions so;
         so.port = static_cast<uint16_t>(env.master_port);

@@ -653,9 +653,24 @@ Result<TrainResult> run_training(TrainOptions o, ProcessGroup* pg) {
                     Progress::human_duration(per * static_cast<double>(end - sm.step)));
             }
         }
+        bool saved = false;
         if (o.save_every > 0 && sm.step % o.save_every == 0 && sm.step < total) {
             MF_RETURN_IF_ERROR(save_checkpoint(sm.step));
             if (lead) MF_RETURN_IF_ERROR(write_plot());
+            saved = true;
+        }
+        // Graceful stop: the step is done; every rank must stop at the same one.
+        if (o.cancel && sm.step < end) {
+            auto flag = torch::tensor({o.cancel->load() ? 1.0 : 0.0}, torch::kFloat64);
+            MF_RETURN_IF_ERROR(pg->allreduce_sum(flag));
+            if (flag.item<double>() > 0) {
+                if (!saved) MF_RETURN_IF_ERROR(save_checkpoint(sm.step));
+                if (lead) MF_RETURN_IF_ERROR(write_plot());
+                res.interrupted = true;
+                res.checkpoint = o.out / fmt::format("checkpoint-{}", sm.step);
+                MF_RETURN_IF_ERROR(pg->barrier());
+                return res;
+            }
         }
     }
     // Stopped early (--max-steps): leave a resumable checkpoint. Finished: the final model.

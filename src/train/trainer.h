@@ -6,6 +6,7 @@
 
 #include <torch/torch.h>
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -46,6 +47,11 @@ struct TrainOptions {
     int64_t log_every = 1;
     int workers = 0;  // image decoding threads (0: hardware threads)
     bool quiet = false;
+    // Graceful stop (e.g. set by a SIGINT/SIGTERM handler): once it reads true, the run finishes
+    // the optimizer step in progress, writes a resumable checkpoint-<step> (the same full state as
+    // the periodic ones) and returns with TrainResult::interrupted. With several processes the
+    // ranks agree on the step (one all-reduce per step), so every rank stops at the same one.
+    const std::atomic<bool>* cancel = nullptr;
 };
 
 // Fills the stage defaults and checks the options (errors name the option).
@@ -65,6 +71,9 @@ struct TrainResult {
     int64_t total_steps = 0;
     int64_t resumed_from = 0;
     size_t samples = 0, rejected = 0;
+    // Stopped early by `cancel`: the checkpoint written (a rerun with the same `out` resumes).
+    bool interrupted = false;
+    fs::path checkpoint;
 };
 
 // Runs the training. `pg` null: a single process.

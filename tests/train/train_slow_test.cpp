@@ -1,7 +1,9 @@
 // End-to-end training on a tiny LLaVA checkpoint: a small VQA set is learned to near-zero loss and
 // then answered by greedy generation from the saved checkpoint (model::Engine, what `chat` uses);
 // a run stopped with --max-steps and resumed gives the same losses and weights as an uninterrupted
-// one; 2 processes x batch 1 (Gloo) end with the same weights as 1 process x batch 2.
+// one; 2 processes x batch 1 (Gloo) end with the same weights as 1 process x batch 2; a run
+// SIGKILLed, or stopped by SIGINT / SIGTERM (a checkpoint of the finished step, exit 130 / 143),
+// resumes to the same losses.
 #include <fmt/core.h>
 #include <gtest/gtest.h>
 
@@ -253,6 +255,179 @@ TEST(TrainSlow, KilledRunResumesToTheSameLosses) {
     for (size_t i = 0; i < a.size(); ++i)
         EXPECT_NEAR(a[i], b[i], 1e-6 * std::abs(a[i])) << "step " << i + 1;
     EXPECT_LT(max_param_diff(tmp / "full", out), 1e-6);
+}
+
+}  // namespace
+}  // namespace mf::train
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <thread>
+
+namespace mf::train {
+namespace {
+
+// A `sh -c "exec <cmdline>"` child (the pid is medforge's own), output to `log`.
+pid_t spawn(const std::string& cmdline, const fs::path& log) {
+    std::string sh = "exec " + cmdline + " > '" + log.string() + "' 2>&1";
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::execl("/bin/sh", "sh", "-c", sh.c_str(), static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    return pid;
+}
+
+size_t line_count(const fs::path& p) {
+    std::error_code ec;
+    if (!fs::exists(p, ec)) return 0;
+    return mf::test::read_lines(p).size();
+}
+
+// Waits until `metrics` has at least `steps` lines, then sends `sig` and returns the exit status
+// (-1: the child ended before that, *early is its status).
+int signal_after_steps(pid_t pid, const fs::path& metrics, size_t steps, int sig) {
+    int status = 0;
+    while (line_count(metrics) < steps) {
+        if (::waitpid(pid, &status, WNOHANG) == pid) return -1;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ::kill(pid, sig);
+    ::waitpid(pid, &status, 0);
+    return status;
+}
+
+int64_t state_step(const fs::path& ckpt) {
+    return nlohmann::json::parse(mf::test::read_text(ckpt / "trainer_state.json"))["step"]
+        .get<int64_t>();
+}
+
+// SIGINT, then SIGTERM, during `medforge train`: each time the step in progress is finished, a
+// full checkpoint is written, the exit status is 130 / 143, and the resumed run's losses and
+// weights equal those of an uninterrupted run.
+TEST(TrainSlow, InterruptedBySignalsResumesToTheSameLosses) {
+    TempDir tmp;
+    setup(tmp, 3);  // 12 samples, global batch 1, 20 epochs: 240 steps
+    std::string bin = mf::test::medforge_binary().string();
+    std::string common = fmt::format(
+        "{} train --stage instruct --model {} --data {} --images {} --lr 1e-3 --global-batch 1 "
+        "--batch-size 1 --epochs 20 --threads 1 --workers 1 --log-every 1",
+        bin, (tmp / "base").string(), (tmp / "data/vqa.jsonl").string(), (tmp / "data").string());
+    fs::path out = tmp / "run", metrics = out / "metrics.jsonl";
+
+    // 1. SIGINT after >= 3 steps.
+    pid_t pid = spawn(common + " --out " + out.string(), tmp / "int.log");
+    ASSERT_GT(pid, 0);
+    int st = signal_after_steps(pid, metrics, 3, SIGINT);
+    std::string log = mf::test::read_text(tmp / "int.log");
+    if (st == -1) GTEST_SKIP() << "the run ended before the signal:\n" << log;
+    ASSERT_TRUE(WIFEXITED(st)) << log;
+    EXPECT_EQ(WEXITSTATUS(st), 130) << log;
+    size_t k1 = line_count(metrics);  // the steps finished, the last one included
+    ASSERT_GE(k1, 3u);
+    fs::path c1 = out / fmt::format("checkpoint-{}", k1);
+    ASSERT_TRUE(fs::exists(c1 / "trainer_state.json")) << log;
+    EXPECT_EQ(state_step(c1), static_cast<int64_t>(k1));
+    for (const char* f : {"model.safetensors", "config.json", "optimizer.pt", "rng.pt",
+                          "tokenizer.json", "preprocessor_config.json"})
+        EXPECT_TRUE(fs::exists(c1 / f)) << f;
+    EXPECT_FALSE(fs::exists(out / "model.safetensors"));  // not the final model
+    EXPECT_NE(log.find("interrupted by SIGINT after step " + std::to_string(k1) + " of 240"),
+              std::string::npos)
+        << log;
+    EXPECT_NE(log.find(c1.string()), std::string::npos) << log;
+    EXPECT_NE(log.find("to resume, run the same command again"), std::string::npos) << log;
+
+    // 2. Resume, SIGTERM after >= 2 more steps.
+    pid = spawn(common + " --out " + out.string(), tmp / "term.log");
+    ASSERT_GT(pid, 0);
+    st = signal_after_steps(pid, metrics, k1 + 2, SIGTERM);
+    log = mf::test::read_text(tmp / "term.log");
+    if (st == -1) GTEST_SKIP() << "the run ended before the signal:\n" << log;
+    ASSERT_TRUE(WIFEXITED(st)) << log;
+    EXPECT_EQ(WEXITSTATUS(st), 143) << log;
+    EXPECT_NE(log.find(fmt::format("resuming at step {}", k1)), std::string::npos) << log;
+    size_t k2 = line_count(metrics);
+    ASSERT_GE(k2, k1 + 2);
+    fs::path c2 = out / fmt::format("checkpoint-{}", k2);
+    ASSERT_TRUE(fs::exists(c2 / "trainer_state.json")) << log;
+    EXPECT_NE(log.find("interrupted by SIGTERM after step " + std::to_string(k2)),
+              std::string::npos)
+        << log;
+
+    // 3. Resume to step M; an uninterrupted run to the same step gives the same losses/weights.
+    const size_t M = k2 + 3;
+    auto r = mf::test::run_command(
+        fmt::format("{} --quiet --max-steps {} --out {}", common, M, out.string()));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    auto ref = mf::test::run_command(
+        fmt::format("{} --quiet --max-steps {} --out {}", common, M, (tmp / "ref").string()));
+    ASSERT_EQ(ref.exit_code, 0) << ref.output;
+    auto a = losses(tmp / "ref/metrics.jsonl"), b = losses(metrics);
+    ASSERT_EQ(a.size(), M);
+    ASSERT_EQ(b.size(), M);
+    for (size_t i = 0; i < M; ++i)
+        EXPECT_NEAR(a[i], b[i], 1e-6 * std::abs(a[i])) << "step " << i + 1;
+    fs::path cm = fmt::format("checkpoint-{}", M);
+    EXPECT_LT(max_param_diff(tmp / "ref" / cm, out / cm), 1e-6);
+}
+
+// With 2 processes a SIGINT to one rank stops both at the same step (they agree by all-reduce):
+// both exit 130, rank 0 writes the checkpoint, and a single process with the double batch resumes
+// from it to the losses of an uninterrupted single-process run.
+TEST(TrainSlow, SignalToOneRankStopsAllRanksAtTheSameStep) {
+    TempDir tmp;
+    setup(tmp, 3);  // 12 samples, global batch 2, 20 epochs: 120 steps
+    std::string bin = mf::test::medforge_binary().string();
+    std::string common = fmt::format(
+        "{} train --stage instruct --model {} --data {} --images {} --lr 1e-3 --global-batch 2 "
+        "--epochs 20 --threads 1 --workers 1",
+        bin, (tmp / "base").string(), (tmp / "data/vqa.jsonl").string(), (tmp / "data").string());
+    fs::path out = tmp / "run", metrics = out / "metrics.jsonl";
+    int port = 31000 + static_cast<int>(::getpid() % 2000);
+    auto env = [&](int rank) {
+        return fmt::format("env RANK={} WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT={} ", rank,
+                           port);
+    };
+    std::string two = common + " --batch-size 1 --out " + out.string();
+    pid_t r1 = spawn(env(1) + two, tmp / "r1.log");
+    pid_t r0 = spawn(env(0) + two, tmp / "r0.log");
+    ASSERT_GT(r1, 0);
+    ASSERT_GT(r0, 0);
+    int st1 = signal_after_steps(r1, metrics, 3, SIGINT);  // rank 0 writes the metrics
+    int st0 = 0;
+    ::waitpid(r0, &st0, 0);
+    std::string log0 = mf::test::read_text(tmp / "r0.log"),
+                log1 = mf::test::read_text(tmp / "r1.log");
+    if (st1 == -1) GTEST_SKIP() << "the run ended before the signal:\n" << log0 << log1;
+    ASSERT_TRUE(WIFEXITED(st0) && WIFEXITED(st1)) << log0 << log1;
+    EXPECT_EQ(WEXITSTATUS(st1), 130) << log1;
+    EXPECT_EQ(WEXITSTATUS(st0), 130) << log0;
+    size_t k = line_count(metrics);
+    ASSERT_GE(k, 3u);
+    fs::path ck = out / fmt::format("checkpoint-{}", k);
+    ASSERT_TRUE(fs::exists(ck / "trainer_state.json")) << log0;
+    EXPECT_EQ(state_step(ck), static_cast<int64_t>(k));
+    EXPECT_NE(log0.find(fmt::format("interrupted by SIGINT after step {} of 120", k)),
+              std::string::npos)
+        << log0;
+
+    const size_t M = k + 3;
+    auto r = mf::test::run_command(
+        fmt::format("{} --batch-size 2 --quiet --max-steps {} --out {}", common, M, out.string()));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    auto ref = mf::test::run_command(fmt::format(
+        "{} --batch-size 2 --quiet --max-steps {} --out {}", common, M, (tmp / "ref").string()));
+    ASSERT_EQ(ref.exit_code, 0) << ref.output;
+    auto a = losses(tmp / "ref/metrics.jsonl"), b = losses(metrics);
+    ASSERT_EQ(a.size(), M);
+    ASSERT_EQ(b.size(), M);
+    for (size_t i = 0; i < M; ++i)
+        EXPECT_NEAR(a[i], b[i], 1e-5) << "step " << i + 1;
+    fs::path cm = fmt::format("checkpoint-{}", M);
+    EXPECT_LT(max_param_diff(tmp / "ref" / cm, out / cm), 1e-5);
 }
 
 }  // namespace
