@@ -1,6 +1,7 @@
 #include "model/fast_decode.h"
 
 #include <ATen/Parallel.h>
+#include <immintrin.h>
 
 #include <cmath>
 #include <vector>
@@ -63,6 +64,35 @@ void rope(float* x, int64_t heads, int64_t D, const float* c, const float* s) {
             v[d] = rb(rb(x1 * c[d]) + rb(-x2 * s[d]));
             v[d + h2] = rb(rb(x2 * c[d + h2]) + rb(x1 * s[d + h2]));
         }
+    }
+}
+
+// The attention inner loops, 16 lanes at a time (this path only runs where AVX512-BF16, hence
+// AVX512F/BW/VL, is available: fast_decode_eligible checks).
+#define MF_FD_TARGET __attribute__((target("avx512f,avx512bw,avx512vl")))
+MF_FD_TARGET inline __m512 bf16x16(const uint16_t* p, __mmask16 m) {
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+}
+inline __mmask16 lanes(int64_t n) {
+    return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1u);
+}
+// sum_d q[d] * k[d]
+MF_FD_TARGET float dot_bf16(const float* q, const uint16_t* k, int64_t D) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t d = 0; d < D; d += 16) {
+        const __mmask16 m = lanes(D - d);
+        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + d), bf16x16(k + d, m), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+// out[d] += a * v[d]
+MF_FD_TARGET void axpy_bf16(float a, const uint16_t* v, float* out, int64_t D) {
+    const __m512 va = _mm512_set1_ps(a);
+    for (int64_t d = 0; d < D; d += 16) {
+        const __mmask16 m = lanes(D - d);
+        _mm512_mask_storeu_ps(
+            out + d, m, _mm512_fmadd_ps(va, bf16x16(v + d, m), _mm512_maskz_loadu_ps(m, out + d)));
     }
 }
 
@@ -149,7 +179,6 @@ torch::Tensor fast_decode_step(CausalLMImpl& lm, const torch::Tensor& embeds, KV
         const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(S * D, 1));
         at::parallel_for(0, nH, grain, [&](int64_t h0, int64_t h1) {
             std::vector<float> p(S);
-            std::vector<float> kf(D);
             for (int64_t hh = h0; hh < h1; ++hh) {
                 const int64_t j = hh / rep;
                 const float* qh = q.data() + hh * D;
@@ -157,11 +186,7 @@ torch::Tensor fast_decode_step(CausalLMImpl& lm, const torch::Tensor& embeds, KV
                 const uint16_t* vb = vc + j * cap * D;
                 float mx = -INFINITY;
                 for (int64_t s = 0; s < S; ++s) {
-                    const uint16_t* kr = kb + s * D;
-                    float dot = 0.f;
-                    for (int64_t d = 0; d < D; ++d)
-                        dot += qh[d] * fl(kr[d]);
-                    p[s] = rb(rb(dot) * scale);
+                    p[s] = rb(rb(dot_bf16(qh, kb + s * D, D)) * scale);
                     mx = std::max(mx, p[s]);
                 }
                 float sum = 0.f;
@@ -171,12 +196,8 @@ torch::Tensor fast_decode_step(CausalLMImpl& lm, const torch::Tensor& embeds, KV
                     p[s] = rb(p[s] / sum);
                 float* out = attn.data() + hh * D;
                 std::fill(out, out + D, 0.f);
-                for (int64_t s = 0; s < S; ++s) {
-                    const uint16_t* vr = vb + s * D;
-                    const float ps = p[s];
-                    for (int64_t d = 0; d < D; ++d)
-                        out[d] += ps * fl(vr[d]);
-                }
+                for (int64_t s = 0; s < S; ++s)
+                    axpy_bf16(p[s], vb + s * D, out, D);
                 for (int64_t d = 0; d < D; ++d)
                     ob[hh * D + d] = bits(out[d]);
             }
