@@ -15,7 +15,7 @@
 
 namespace mf::model {
 
-constexpr int64_t kMaxKernelRows = 8;
+constexpr int64_t kMaxKernelRows = 16;
 
 bool bf16_gemv_available();        // compiled in and the CPU has avx512_bf16
 void set_custom_kernels(bool on);  // process-wide switch (benchmarks compare both paths)

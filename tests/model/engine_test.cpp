@@ -233,7 +233,7 @@ namespace {
 TEST(Kernels, Bf16SmallLinearMatchesReference) {
     if (!bf16_gemv_available()) GTEST_SKIP() << "CPU without AVX512-BF16";
     torch::manual_seed(5);
-    for (int64_t M : {1, 2, 3, 5, 8})
+    for (int64_t M : {1, 2, 3, 5, 8, 9, 12, 16})
         for (int64_t K : {32, 64, 100, 160, 896})
             for (int64_t O : {1, 7, 130}) {
                 auto x = torch::randn({M, K}).to(torch::kBFloat16);
