@@ -767,6 +767,53 @@ TEST(Serve, ClientDisconnectCancelsTheSequence) {
     EXPECT_NE(m.find("medforge_requests_total{status=\"200\"} 2"), std::string::npos) << m;
 }
 
+TEST(Serve, ClientThatLeavesWhileQueuedLeavesTheQueue) {
+    ServeOptions o;
+    o.max_batch = 1;  // A decodes; B waits in the queue
+    Harness h("qwen2", o);
+    json body = simple("a long answer", 4000);
+    body["ignore_eos"] = true;
+    int a = connect_loopback(h.server->port());
+    ASSERT_GE(a, 0);
+    ASSERT_TRUE(send_post(a, body));
+    std::string m;
+    ASSERT_TRUE(wait_metrics(
+        h, [](const std::string& t) { return metric(t, "medforge_active_sequences") == 1; }, &m))
+        << m;
+    int b = connect_loopback(h.server->port());
+    ASSERT_GE(b, 0);
+    ASSERT_TRUE(send_post(b, simple("queued", 3)));
+    ASSERT_TRUE(wait_metrics(
+        h, [](const std::string& t) { return metric(t, "medforge_queue_depth") == 1; }, &m))
+        << m;
+    close(b);
+    // B is let go while A still holds the only slot: it never started
+    ASSERT_TRUE(wait_metrics(
+        h,
+        [](const std::string& t) {
+            return metric(t, "medforge_requests_cancelled_total") == 1 &&
+                   metric(t, "medforge_queue_depth") == 0;
+        },
+        &m))
+        << m;
+    EXPECT_EQ(metric(m, "medforge_active_sequences"), 1) << m;
+    EXPECT_EQ(metric(m, "medforge_prefills_total"), 1) << m;
+    EXPECT_EQ(metric(m, "medforge_cancelled_completion_tokens_total"), 0) << m;
+    close(a);
+    ASSERT_TRUE(wait_metrics(
+        h,
+        [](const std::string& t) {
+            return metric(t, "medforge_requests_cancelled_total") == 2 &&
+                   metric(t, "medforge_active_sequences") == 0;
+        },
+        &m))
+        << m;
+    EXPECT_LT(metric(m, "medforge_cancelled_completion_tokens_total"), 1000) << m;
+    auto r = h.post(simple("next", 2));
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+}
+
 TEST(Serve, SchedulerPrefillsWaitingJobsTogether) {
     mf::test::TempDir tmp;
     const fs::path dir = make_model(tmp, "llava-qwen2", false);
