@@ -168,7 +168,9 @@ json usage_json(int64_t prompt, int64_t completion) {
 int connection_fd(const httplib::Request& req) {
     if (req.remote_port <= 0 || req.local_port <= 0) return -1;
     std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+    std::filesystem::directory_iterator it("/proc/self/fd", ec), end;
+    for (; !ec && it != end; it.increment(ec)) {
+        const auto& e = *it;
         const std::string name = e.path().filename().string();
         int fd = -1;
         if (std::from_chars(name.data(), name.data() + name.size(), fd).ec != std::errc{}) continue;
