@@ -3,9 +3,10 @@
 // --size 0.5b --dtype bf16`). Each client sends greedy requests of --max-tokens tokens
 // (ignore_eos, so every request generates exactly that many) over real HTTP on loopback.
 // Prints aggregate completion tokens/s and p50/p99 request latency per client count, and the
-// ratio of 16 clients to 1 (target: >= 4x).
+// ratio of 16 clients to 1 (target: >= 4x), and how many prompts were prefilled per forward.
 //   build/bin/bench_serve [--model DIR] [--clients 1,4,16] [--max-tokens 16] [--requests 2]
-//                         [--max-batch 16] [--threads 0]
+//                         [--max-batch 16] [--max-prefill-tokens 4096] [--threads 0]
+// --max-prefill-tokens 1 prefills one request per forward (the baseline of the packed prefill).
 #include <httplib.h>
 
 #include <fmt/core.h>
@@ -25,13 +26,44 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
+namespace {
+const char* kUsage =
+    "usage: bench_serve [--model DIR] [--clients 1,4,16] [--max-tokens 16] [--requests 2]\n"
+    "                   [--max-batch 16] [--max-prefill-tokens 4096] [--threads 0]\n"
+    "  --model DIR            checkpoint (default: a random Qwen2-0.5B-shaped bf16 one, written\n"
+    "                         to a temporary folder and removed after)\n"
+    "  --clients LIST         concurrent client counts, one table row each\n"
+    "  --max-tokens N         tokens generated per request (ignore_eos)\n"
+    "  --requests N           requests per client\n"
+    "  --max-batch N          sequences decoded together (serve --max-batch)\n"
+    "  --max-prefill-tokens N prompt positions prefilled together (1 = one request per forward)\n"
+    "  --threads N            torch threads (0 = all)\n";
+
+double metric(const std::string& text, const std::string& name) {
+    size_t at = text.find("\n" + name + " ");
+    return at == std::string::npos ? 0.0 : std::stod(text.substr(at + name.size() + 2));
+}
+}  // namespace
+
 int main(int argc, char** argv) {
     std::string model_dir;
     std::vector<int> clients = {1, 4, 16};
     int max_tokens = 16, requests = 2, max_batch = 16, threads = 0;
+    int64_t max_prefill = 4096;
+    for (int i = 1; i < argc; ++i)
+        if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
+            std::fputs(kUsage, stdout);
+            return 0;
+        }
+    if (argc % 2 == 0) {
+        std::fprintf(stderr, "options come in pairs\n%s", kUsage);
+        return 2;
+    }
     for (int i = 1; i + 1 < argc; i += 2) {
         std::string k = argv[i], v = argv[i + 1];
-        if (k == "--model")
+        if (k == "--max-prefill-tokens")
+            max_prefill = std::stoll(v);
+        else if (k == "--model")
             model_dir = v;
         else if (k == "--max-tokens")
             max_tokens = std::stoi(v);
@@ -51,7 +83,7 @@ int main(int argc, char** argv) {
                 at = c + 1;
             }
         } else {
-            std::fprintf(stderr, "unknown option %s\n", k.c_str());
+            std::fprintf(stderr, "unknown option %s\n%s", k.c_str(), kUsage);
             return 2;
         }
     }
@@ -82,6 +114,7 @@ int main(int argc, char** argv) {
     mf::serve::ServeOptions so;
     so.port = 0;
     so.max_batch = max_batch;
+    so.max_prefill_tokens = max_prefill;
     so.max_queue = 1024;
     mf::serve::Server server(so);
     if (auto st = server.start(std::move(*engine)); !st.ok()) {
@@ -111,16 +144,23 @@ int main(int argc, char** argv) {
         int64_t t = 0;
         one(-1, &t);
     }
+    auto metrics = [&] {
+        httplib::Client c("127.0.0.1", server.port());
+        auto r = c.Get("/metrics");
+        return r ? r->body : std::string();
+    };
     std::printf(
-        "| clients | requests | completion tokens | wall s | aggregate tok/s | p50 latency s | p99 "
-        "latency s |\n");
-    std::printf("|---|---|---|---|---|---|---|\n");
+        "| clients | requests | completion tokens | wall s | aggregate tok/s | vs %d client(s) | "
+        "p50 latency s | p99 latency s | prompts per prefill forward | mean decode batch |\n",
+        clients.front());
+    std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
     double base = 0;
     for (int C : clients) {
         const int n = C * requests;
         std::vector<double> lat(n);
         std::vector<int64_t> toks(n);
         std::atomic<int> next{0};
+        const std::string m0 = metrics();
         auto t0 = Clock::now();
         std::vector<std::thread> ts;
         for (int c = 0; c < C; ++c)
@@ -142,16 +182,18 @@ int main(int argc, char** argv) {
         auto pct = [&](double p) {
             return lat[std::min<size_t>(n - 1, static_cast<size_t>(p * (n - 1) + 0.5))];
         };
+        const std::string m1 = metrics();
+        auto delta = [&](const char* name) { return metric(m1, name) - metric(m0, name); };
+        const double fw = delta("medforge_prefill_forwards_total");
+        const double steps = delta("medforge_decode_steps_total");
         double tps = total / wall;
         if (C == clients.front()) base = tps;
-        std::printf("| %d | %d | %lld | %.1f | %.2f | %.2f | %.2f |\n", C, n,
-                    static_cast<long long>(total), wall, tps, pct(0.5), pct(0.99));
+        std::printf("| %d | %d | %lld | %.1f | %.2f | x%.2f | %.2f | %.2f | %.2f | %.2f |\n", C, n,
+                    static_cast<long long>(total), wall, tps, base > 0 ? tps / base : 0.0, pct(0.5),
+                    pct(0.99), fw > 0 ? delta("medforge_prefills_total") / fw : 0.0,
+                    steps > 0 ? delta("medforge_decode_batch_tokens_total") / steps : 0.0);
         std::fflush(stdout);
     }
-    if (clients.size() > 1 && base > 0)
-        std::printf(
-            "\n(aggregate tok/s relative to %d client(s) is in the table; see bench/README.md)\n",
-            clients.front());
     server.shutdown();
     if (!tmp.empty()) fs::remove_all(tmp);
     return 0;

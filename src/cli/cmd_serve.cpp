@@ -37,6 +37,10 @@ int run_serve(int argc, char** argv) {
         ->check(CLI::Range(1, 1 << 20));
     app.add_option("--max-batch", o.max_batch, "sequences decoded together (default 8)")
         ->check(CLI::Range(1, 1024));
+    app.add_option("--max-prefill-tokens", o.max_prefill_tokens,
+                   "prompt positions of waiting requests prefilled together in one forward "
+                   "(default 4096; 1 = one request per forward)")
+        ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
     app.add_option("--max-tokens-default", o.default_max_tokens,
                    "max_tokens when a request gives none (default 1024, capped by the context)")
         ->check(CLI::Range(1, 1 << 20));

@@ -273,6 +273,60 @@ torch::Tensor CausalLMImpl::forward_step_batched(const torch::Tensor& embeds,
     return model->norm(h);
 }
 
+torch::Tensor CausalLMImpl::forward_prefill_packed(const std::vector<torch::Tensor>& embeds,
+                                                   const std::vector<KVCache*>& caches) {
+    const size_t B = embeds.size();
+    TORCH_CHECK(B > 0 && caches.size() == B, "forward_prefill_packed: one cache per sequence");
+    std::vector<int64_t> lens(B), starts(B), pos;
+    for (size_t b = 0; b < B; ++b) {
+        TORCH_CHECK(embeds[b].dim() == 3 && embeds[b].size(0) == 1,
+                    "forward_prefill_packed takes [1, T, H] per sequence");
+        TORCH_CHECK(caches[b], "forward_prefill_packed needs a cache per sequence");
+        lens[b] = embeds[b].size(1);
+        starts[b] = caches[b]->length;
+        TORCH_CHECK(starts[b] + lens[b] <= caches[b]->capacity,
+                    "KV cache full: ", starts[b] + lens[b], " > ", caches[b]->capacity);
+        for (int64_t t = 0; t < lens[b]; ++t)
+            pos.push_back(starts[b] + t);
+    }
+    const int64_t N = static_cast<int64_t>(pos.size());
+    auto [cos, sin] =
+        rope_tables(torch::tensor(pos, torch::kInt64), cfg_.head_dim, cfg_.rope_theta);  // [N, D]
+    torch::Tensor h = B == 1 ? embeds[0] : torch::cat(embeds, 1);  // [1, N, H]
+    int64_t li = 0;
+    for (auto& m : *model->layers) {
+        auto layer = m->as<DecoderLayer>();
+        auto& at = *layer->self_attn;
+        const int64_t nH = at.n_heads, kvH = at.n_kv, D = at.head_dim;
+        auto x = layer->input_layernorm(h);
+        auto q = lin(at.q_proj, x).view({1, N, nH, D}).transpose(1, 2);  // [1, nH, N, D]
+        auto k = lin(at.k_proj, x).view({1, N, kvH, D}).transpose(1, 2);
+        auto v = lin(at.v_proj, x).view({1, N, kvH, D}).transpose(1, 2);
+        q = apply_rope(q, cos, sin);
+        k = apply_rope(k, cos, sin);
+        std::vector<torch::Tensor> outs;
+        outs.reserve(B);
+        int64_t row = 0;
+        for (size_t b = 0; b < B; ++b) {
+            KVCache& kv = *caches[b];
+            const int64_t off = starts[b], T = lens[b];
+            kv.k[li].narrow(2, off, T).copy_(k.narrow(2, row, T));
+            kv.v[li].narrow(2, off, T).copy_(v.narrow(2, row, T));
+            outs.push_back(attention(q.narrow(2, row, T).contiguous(),
+                                     kv.k[li].narrow(2, 0, off + T), kv.v[li].narrow(2, 0, off + T),
+                                     off));
+            row += T;
+        }
+        auto o = B == 1 ? outs[0] : torch::cat(outs, 2);  // [1, nH, N, D]
+        h = h + lin(at.o_proj, o.transpose(1, 2).reshape({1, N, nH * D}));
+        h = h + layer->mlp(layer->post_attention_layernorm(h));
+        ++li;
+    }
+    for (size_t b = 0; b < B; ++b)
+        caches[b]->length += lens[b];
+    return model->norm(h);
+}
+
 torch::Tensor CausalLMImpl::logits(const torch::Tensor& hidden) {
     torch::Tensor w = lm_head ? lm_head->weight : model->embed_tokens->weight;
     return mf::model::linear(hidden, w, {}, /*float_out=*/true);

@@ -106,6 +106,14 @@ class CausalLMImpl : public torch::nn::Module {
     // forward_hidden calls. Returns the final-normed hidden states [B, 1, H].
     torch::Tensor forward_step_batched(const torch::Tensor& embeds,
                                        const std::vector<KVCache*>& caches);
+    // The prefills of B independent sequences in one forward, packed (no padding): `embeds[b]`
+    // [1, T_b, H] is sequence b's new positions, placed after the filled positions of its own
+    // cache `caches[b]` (batch 1; must not be null). The projections and MLPs run once over all
+    // N = sum T_b positions (weights read once); RoPE and causal attention use each sequence's own
+    // positions and cache. Advances cache b by T_b. Equals B separate forward_hidden calls.
+    // Returns the final-normed hidden states [1, N, H], sequence b at rows sum_{c<b} T_c ...
+    torch::Tensor forward_prefill_packed(const std::vector<torch::Tensor>& embeds,
+                                         const std::vector<KVCache*>& caches);
     // hidden [.., H] -> logits [.., V] (float32)
     torch::Tensor logits(const torch::Tensor& hidden);
 

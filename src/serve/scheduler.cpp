@@ -69,10 +69,19 @@ bool Scheduler::submit(std::shared_ptr<Job> job) {
     return true;
 }
 
+void Scheduler::hold(bool on) {
+    {
+        std::lock_guard lk(mu_);
+        held_ = on;
+    }
+    cv_.notify_all();
+}
+
 void Scheduler::stop() {
     {
         std::lock_guard lk(mu_);
         stopping_ = true;
+        held_ = false;
     }
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
@@ -135,6 +144,10 @@ void Scheduler::emit(Seq& s, std::string_view delta) {
 
 void Scheduler::finish(Seq& s, const std::string& reason) {
     s.finished = true;
+    if (reason == "cancelled") {
+        std::lock_guard lk(mu_);
+        ++stats_.cancelled;
+    }
     Job& j = *s.job;
     if (reason != "cancelled" && s.text.size() > s.emitted)
         emit(s, std::string_view(s.text).substr(s.emitted));
@@ -167,48 +180,90 @@ void Scheduler::finish(Seq& s, const std::string& reason) {
     j.cv.notify_all();
 }
 
-bool Scheduler::admit(std::shared_ptr<Job> job, std::vector<std::unique_ptr<Seq>>& out) {
+void Scheduler::fail(Job& j, const std::string& message) {
+    std::lock_guard lk(j.mu);
+    ApiError err;
+    err.status = 500;
+    err.type = "server_error";
+    err.message = message;
+    j.error = err;
+    j.done = true;
+    j.cv.notify_all();
+}
+
+void Scheduler::admit(std::vector<std::shared_ptr<Job>> jobs,
+                      std::vector<std::unique_ptr<Seq>>& out) {
     auto& m = engine_.model();
-    auto s = std::make_unique<Seq>();
-    s->job = job;
-    Job& j = *job;
-    if (j.cancelled.load()) {
-        finish(*s, "cancelled");
-        return false;
+    // 1. per job: embeddings (images through the cache) and a KV cache
+    std::vector<std::unique_ptr<Seq>> ready;
+    std::vector<torch::Tensor> embeds;
+    for (auto& job : jobs) {
+        auto s = std::make_unique<Seq>();
+        s->job = job;
+        Job& j = *job;
+        if (j.cancelled.load()) {
+            finish(*s, "cancelled");
+            continue;
+        }
+        try {
+            torch::Tensor img;
+            if (!j.image_keys.empty()) img = image_embeds(j);
+            auto emb = m->embed_prompt(j.ids, img);  // [1, T, H]
+            const int64_t T = emb.size(1);
+            s->cache = model::KVCache::create(
+                m->lm->config(), 1, T + std::max(0, j.sampling.max_tokens) + 1, m->dtype());
+            embeds.push_back(emb);
+            ready.push_back(std::move(s));
+        } catch (const std::exception& e) {
+            fail(j, std::string("prefill failed: ") + e.what());
+        }
     }
-    torch::Tensor logits;
-    try {
-        torch::Tensor img;
-        if (!j.image_keys.empty()) img = image_embeds(j);
-        auto emb = m->embed_prompt(j.ids, img);  // [1, T, H]
-        const int64_t T = emb.size(1);
-        s->cache = model::KVCache::create(m->lm->config(), 1,
-                                          T + std::max(0, j.sampling.max_tokens) + 1, m->dtype());
-        auto h = m->lm->forward_hidden(emb, &s->cache);
-        logits = m->lm->logits(h.select(1, T - 1)).squeeze(0).contiguous();
-    } catch (const std::exception& e) {
-        std::lock_guard lk(j.mu);
-        ApiError err;
-        err.status = 500;
-        err.type = "server_error";
-        err.message = std::string("prefill failed: ") + e.what();
-        j.error = err;
-        j.done = true;
-        j.cv.notify_all();
-        return false;
+    // 2. packed prefill forwards over groups of consecutive jobs
+    size_t at = 0;
+    while (at < ready.size()) {
+        size_t end = at;
+        int64_t positions = 0;
+        while (end < ready.size() &&
+               (end == at || positions + embeds[end].size(1) <= opt_.max_prefill_tokens))
+            positions += embeds[end++].size(1);
+        std::vector<torch::Tensor> group(embeds.begin() + static_cast<std::ptrdiff_t>(at),
+                                         embeds.begin() + static_cast<std::ptrdiff_t>(end));
+        std::vector<model::KVCache*> caches;
+        std::vector<int64_t> last;  // row of each sequence's last position in the packed output
+        int64_t row = 0;
+        for (size_t i = at; i < end; ++i) {
+            caches.push_back(&ready[i]->cache);
+            row += embeds[i].size(1);
+            last.push_back(row - 1);
+        }
+        torch::Tensor logits;  // [G, V]
+        try {
+            auto h = m->lm->forward_prefill_packed(group, caches);  // [1, N, H]
+            logits = m->lm->logits(h.squeeze(0).index_select(0, torch::tensor(last))).contiguous();
+        } catch (const std::exception& e) {
+            for (size_t i = at; i < end; ++i)
+                fail(*ready[i]->job, std::string("prefill failed: ") + e.what());
+            at = end;
+            continue;
+        }
+        {
+            std::lock_guard lk(mu_);
+            stats_.prefills += static_cast<int64_t>(end - at);
+            ++stats_.prefill_forwards;
+        }
+        const int64_t V = logits.size(1);
+        const float* base = logits.data_ptr<float>();
+        for (size_t i = at; i < end; ++i) {
+            Seq& s = *ready[i];
+            Job& j = *s.job;
+            s.sampler.emplace(j.sampling);
+            for (auto id : j.ids)
+                if (id >= 0) s.history.push_back(id);
+            if (advance(s, base + static_cast<int64_t>(i - at) * V, V))
+                out.push_back(std::move(ready[i]));
+        }
+        at = end;
     }
-    {
-        std::lock_guard lk(mu_);
-        ++stats_.prefills;
-    }
-    s->sampler.emplace(j.sampling);
-    for (auto id : j.ids)
-        if (id >= 0) s->history.push_back(id);
-    if (advance(*s, logits.data_ptr<float>(), logits.numel())) {
-        out.push_back(std::move(s));
-        return true;
-    }
-    return false;
 }
 
 // One generated token for `s` from its logits; mirrors model::generate's loop body. Returns
@@ -267,19 +322,33 @@ void Scheduler::loop() {
     auto& m = engine_.model();
     std::vector<std::unique_ptr<Seq>> active;
     while (true) {
-        std::vector<std::shared_ptr<Job>> incoming;
+        std::vector<std::shared_ptr<Job>> incoming, dropped;
         {
             std::unique_lock lk(mu_);
-            if (active.empty()) cv_.wait(lk, [&] { return stopping_ || !queue_.empty(); });
+            if (active.empty())
+                cv_.wait(lk, [&] { return stopping_ || (!held_ && !queue_.empty()); });
             if (active.empty() && queue_.empty() && stopping_) break;
-            while (!queue_.empty() &&
+            // jobs whose client went away leave the queue at once, without taking a slot
+            for (auto it = queue_.begin(); it != queue_.end();) {
+                if ((*it)->cancelled.load()) {
+                    dropped.push_back(std::move(*it));
+                    it = queue_.erase(it);
+                } else {
+                    ++it;
+                }
+            }
+            while (!held_ && !queue_.empty() &&
                    active.size() + incoming.size() < static_cast<size_t>(opt_.max_batch)) {
                 incoming.push_back(queue_.front());
                 queue_.pop_front();
             }
         }
-        for (auto& job : incoming)
-            admit(job, active);
+        for (auto& job : dropped) {
+            Seq s;
+            s.job = job;
+            finish(s, "cancelled");
+        }
+        if (!incoming.empty()) admit(std::move(incoming), active);
         active_.store(active.size());
         if (active.empty()) continue;
 
@@ -298,17 +367,8 @@ void Scheduler::loop() {
             logits = m->lm->logits(h.squeeze(1)).contiguous();  // [B, V]
         } catch (const std::exception& e) {
             log::error("decode step failed: {}", e.what());
-            for (auto& s : active) {
-                Job& j = *s->job;
-                std::lock_guard lk(j.mu);
-                ApiError err;
-                err.status = 500;
-                err.type = "server_error";
-                err.message = std::string("decode failed: ") + e.what();
-                j.error = err;
-                j.done = true;
-                j.cv.notify_all();
-            }
+            for (auto& s : active)
+                fail(*s->job, std::string("decode failed: ") + e.what());
             active.clear();
             active_.store(0);
             continue;

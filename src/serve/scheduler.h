@@ -1,7 +1,10 @@
 // The one thread that owns the model: a bounded queue of chat jobs and continuous batching.
-// New jobs are prefilled (image embeddings come from a content-hash LRU cache) and join the
-// running batch; every decode step runs all active sequences in one batched forward
-// (CausalLM::forward_step_batched), each with its own KV cache and Sampler.
+// Jobs that arrive together are prefilled together in one packed forward
+// (CausalLM::forward_prefill_packed; image embeddings come from a content-hash LRU cache) and join
+// the running batch; every decode step runs all active sequences in one batched forward
+// (CausalLM::forward_step_batched), each with its own KV cache and Sampler. A job whose client
+// went away (Job::cancelled) leaves the batch at the next step, or the queue at once, and its
+// KV cache is freed.
 #pragma once
 
 #include <atomic>
@@ -57,12 +60,16 @@ struct SchedulerOptions {
     int max_batch = 8;        // sequences decoded together
     size_t max_queue = 64;    // jobs waiting to start; more are refused (429)
     size_t image_cache = 64;  // image embeddings kept (LRU)
+    // prompt positions prefilled in one packed forward (a longer prompt goes alone)
+    int64_t max_prefill_tokens = 4096;
 };
 
 struct SchedulerStats {
-    int64_t decode_steps = 0;    // batched forwards
-    int64_t decoded_tokens = 0;  // sum of batch sizes over steps
-    int64_t prefills = 0;
+    int64_t decode_steps = 0;      // batched forwards
+    int64_t decoded_tokens = 0;    // sum of batch sizes over steps
+    int64_t prefills = 0;          // sequences prefilled
+    int64_t prefill_forwards = 0;  // packed prefill forwards (prefills / this = mean group)
+    int64_t cancelled = 0;         // jobs ended because their client went away
     int64_t image_cache_hits = 0, image_cache_misses = 0;
     int64_t json_retries = 0;
 };
@@ -79,6 +86,9 @@ class Scheduler {
     bool submit(std::shared_ptr<Job> job);
     // Finishes every queued and running job, then stops the thread.
     void stop();
+    // While held, no queued job is started (running ones go on); on release the jobs that
+    // gathered are prefilled together. For tests and benchmarks of the batched prefill.
+    void hold(bool on);
 
     size_t queue_depth() const;
     size_t active() const { return active_.load(); }
@@ -87,7 +97,10 @@ class Scheduler {
   private:
     struct Seq;
     void loop();
-    bool admit(std::shared_ptr<Job> job, std::vector<std::unique_ptr<Seq>>& out);
+    // Prefills `jobs` (packed, in groups of at most max_prefill_tokens) and moves those that go
+    // on decoding into `out`.
+    void admit(std::vector<std::shared_ptr<Job>> jobs, std::vector<std::unique_ptr<Seq>>& out);
+    void fail(Job& j, const std::string& message);
     bool advance(Seq& s, const float* logits, int64_t vocab);
     void finish(Seq& s, const std::string& reason);
     void emit(Seq& s, std::string_view delta);
@@ -100,6 +113,7 @@ class Scheduler {
     std::condition_variable cv_;
     std::deque<std::shared_ptr<Job>> queue_;
     bool stopping_ = false;
+    bool held_ = false;
     std::atomic<size_t> active_{0};
     SchedulerStats stats_;
     // image embedding LRU: key -> [P, H]

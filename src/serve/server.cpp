@@ -4,8 +4,13 @@
 
 #include <fmt/core.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <charconv>
 #include <ctime>
 #include <random>
 
@@ -53,6 +58,14 @@ void Metrics::tokens(int64_t prompt, int64_t completion) {
     completion_tokens_ += completion;
 }
 
+void Metrics::cancelled(double seconds, int64_t completion_tokens) {
+    std::lock_guard lk(mu_);
+    ++by_status_[499];
+    latency_.add(seconds);
+    ++cancelled_;
+    cancelled_tokens_ += completion_tokens;
+}
+
 void Metrics::first_token(double seconds) {
     std::lock_guard lk(mu_);
     ttft_.add(seconds);
@@ -71,8 +84,15 @@ std::string Metrics::render(size_t queue_depth, size_t active, const SchedulerSt
         "# HELP medforge_prompt_tokens_total Prompt positions processed (images expanded).\n"
         "# TYPE medforge_prompt_tokens_total counter\nmedforge_prompt_tokens_total {}\n"
         "# HELP medforge_completion_tokens_total Tokens generated.\n"
-        "# TYPE medforge_completion_tokens_total counter\nmedforge_completion_tokens_total {}\n",
-        prompt_tokens_, completion_tokens_);
+        "# TYPE medforge_completion_tokens_total counter\nmedforge_completion_tokens_total {}\n"
+        "# HELP medforge_requests_cancelled_total Requests whose client went away before the "
+        "answer (their sequence is stopped).\n"
+        "# TYPE medforge_requests_cancelled_total counter\nmedforge_requests_cancelled_total {}\n"
+        "# HELP medforge_cancelled_completion_tokens_total Tokens generated for cancelled "
+        "requests before they were stopped.\n"
+        "# TYPE medforge_cancelled_completion_tokens_total counter\n"
+        "medforge_cancelled_completion_tokens_total {}\n",
+        prompt_tokens_, completion_tokens_, cancelled_, cancelled_tokens_);
     latency_.render(out, "medforge_request_duration_seconds",
                     "Chat-completion latency, arrival to last byte.");
     ttft_.render(out, "medforge_time_to_first_token_seconds",
@@ -93,6 +113,11 @@ std::string Metrics::render(size_t queue_depth, size_t active, const SchedulerSt
         "# HELP medforge_decode_batch_tokens_total Sequences summed over decode steps (mean batch "
         "= this / steps).\n"
         "# TYPE medforge_decode_batch_tokens_total counter\nmedforge_decode_batch_tokens_total {}\n"
+        "# HELP medforge_prefills_total Sequences prefilled.\n"
+        "# TYPE medforge_prefills_total counter\nmedforge_prefills_total {}\n"
+        "# HELP medforge_prefill_forwards_total Packed prefill forwards (several waiting requests "
+        "prefilled together).\n"
+        "# TYPE medforge_prefill_forwards_total counter\nmedforge_prefill_forwards_total {}\n"
         "# HELP medforge_image_cache_hits_total Image embeddings served from the cache.\n"
         "# TYPE medforge_image_cache_hits_total counter\nmedforge_image_cache_hits_total {}\n"
         "# HELP medforge_image_cache_misses_total Images encoded.\n"
@@ -100,8 +125,8 @@ std::string Metrics::render(size_t queue_depth, size_t active, const SchedulerSt
         "# HELP medforge_json_retries_total json_object replies that were not JSON and were asked "
         "again.\n"
         "# TYPE medforge_json_retries_total counter\nmedforge_json_retries_total {}\n",
-        queue_depth, active, ready ? 1 : 0, s.decode_steps, s.decoded_tokens, s.image_cache_hits,
-        s.image_cache_misses, s.json_retries);
+        queue_depth, active, ready ? 1 : 0, s.decode_steps, s.decoded_tokens, s.prefills,
+        s.prefill_forwards, s.image_cache_hits, s.image_cache_misses, s.json_retries);
     return out;
 }
 
@@ -135,6 +160,57 @@ json usage_json(int64_t prompt, int64_t completion) {
     return json{{"prompt_tokens", prompt},
                 {"completion_tokens", completion},
                 {"total_tokens", prompt + completion}};
+}
+
+// The accepted socket that carries `req`. cpp-httplib 0.11 does not hand it to handlers (later
+// versions have Request::is_connection_closed), so look for the open socket whose ends are the
+// request's: peer = (remote_addr, remote_port), local port = local_port. -1 when not found.
+int connection_fd(const httplib::Request& req) {
+    if (req.remote_port <= 0 || req.local_port <= 0) return -1;
+    std::error_code ec;
+    std::filesystem::directory_iterator it("/proc/self/fd", ec), end;
+    for (; !ec && it != end; it.increment(ec)) {
+        const auto& e = *it;
+        const std::string name = e.path().filename().string();
+        int fd = -1;
+        if (std::from_chars(name.data(), name.data() + name.size(), fd).ec != std::errc{}) continue;
+        sockaddr_storage peer{}, local{};
+        socklen_t pl = sizeof peer, ll = sizeof local;
+        if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl) != 0) continue;
+        if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll) != 0) continue;
+        char ip[INET6_ADDRSTRLEN] = {};
+        int peer_port = -1, local_port = -1;
+        if (peer.ss_family == AF_INET && local.ss_family == AF_INET) {
+            const auto& p4 = reinterpret_cast<const sockaddr_in&>(peer);
+            inet_ntop(AF_INET, &p4.sin_addr, ip, sizeof ip);
+            peer_port = ntohs(p4.sin_port);
+            local_port = ntohs(reinterpret_cast<const sockaddr_in&>(local).sin_port);
+        } else if (peer.ss_family == AF_INET6 && local.ss_family == AF_INET6) {
+            const auto& p6 = reinterpret_cast<const sockaddr_in6&>(peer);
+            inet_ntop(AF_INET6, &p6.sin6_addr, ip, sizeof ip);
+            peer_port = ntohs(p6.sin6_port);
+            local_port = ntohs(reinterpret_cast<const sockaddr_in6&>(local).sin6_port);
+        } else {
+            continue;
+        }
+        if (peer_port == req.remote_port && local_port == req.local_port && req.remote_addr == ip)
+            return fd;
+    }
+    return -1;
+}
+
+// Whether the client closed (or reset) the connection: a peek that reads end-of-stream or fails.
+// Bytes waiting (a pipelined next request) mean it is still there.
+bool peer_closed(int fd) {
+    if (fd < 0) return false;
+    char c;
+    ssize_t n;
+    do {
+        n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0) return false;
+    if (n == 0) return true;
+    return errno != EAGAIN && errno != EWOULDBLOCK;
 }
 
 }  // namespace
@@ -179,10 +255,21 @@ Status Server::bind_and_listen() {
 }
 
 Status Server::start(const std::filesystem::path& model_dir, const model::EngineOptions& eo) {
+    return start([model_dir, eo] { return model::Engine::load(model_dir, eo); });
+}
+
+Status Server::start(EngineLoader loader) {
     MF_RETURN_IF_ERROR(bind_and_listen());
-    load_thread_ = std::thread([this, model_dir, eo] {
-        auto e = model::Engine::load(model_dir, eo);
+    load_thread_ = std::thread([this, loader = std::move(loader)] {
+        Result<std::unique_ptr<model::Engine>> e = Status::internal("the model loader threw");
+        try {
+            e = loader();
+        } catch (const std::exception& ex) {
+            e = Status::internal(std::string("loading the model failed: ") + ex.what());
+        }
+        if (e.ok() && !*e) e = Status::internal("the model loader returned no engine");
         if (!e.ok()) {
+            log::error("model load failed: {}", e.status().to_string());
             std::lock_guard lk(state_mu_);
             load_status_ = e.status();
             load_failed_ = true;
@@ -206,6 +293,7 @@ void Server::on_engine(std::unique_ptr<model::Engine> engine) {
     model_name_ = opt_.served_model_name.empty() ? engine_->model_id() : opt_.served_model_name;
     SchedulerOptions so;
     so.max_batch = opt_.max_batch;
+    so.max_prefill_tokens = opt_.max_prefill_tokens;
     so.max_queue = opt_.max_queue;
     so.image_cache = opt_.image_cache;
     scheduler_ = std::make_unique<Scheduler>(*engine_, tok_mu_, so);
@@ -415,6 +503,24 @@ void Server::routes() {
         job->stream = cr.stream;
         job->json_mode = cr.json_mode;
         job->json_retries = opt_.json_retries;
+        // The client's socket, watched while the answer is made: when the client goes away the
+        // job is cancelled (its batch slot and KV cache freed) instead of decoding on.
+        const int fd = connection_fd(req);
+        // Marks the job cancelled, waits until the scheduler has let it go, counts it.
+        auto cancel = [this, t0, job]() {
+            job->cancelled = true;
+            int64_t tokens = 0;
+            {
+                std::unique_lock lk(job->mu);
+                job->cv.wait(lk, [&] { return job->done; });
+                tokens = job->completion_tokens;
+            }
+            metrics_.cancelled(std::chrono::duration<double>(Clock::now() - t0).count(), tokens);
+        };
+        if (peer_closed(fd)) {
+            metrics_.cancelled(std::chrono::duration<double>(Clock::now() - t0).count(), 0);
+            return;
+        }
         if (!scheduler_->submit(job)) {
             res.set_header("Retry-After", "1");
             fail(make_error(
@@ -436,9 +542,17 @@ void Server::routes() {
         };
 
         if (!cr.stream) {
+            bool gone = false;
             {
                 std::unique_lock lk(job->mu);
-                job->cv.wait(lk, [&] { return job->done; });
+                while (!job->done && !gone)
+                    if (!job->cv.wait_for(lk, std::chrono::milliseconds(50),
+                                          [&] { return job->done; }))
+                        gone = peer_closed(fd);
+            }
+            if (gone) {
+                cancel();
+                return;
             }
             record_done();
             if (job->error) {
@@ -479,51 +593,62 @@ void Server::routes() {
             return "data: " + c.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
         };
         auto sent_role = std::make_shared<bool>(false);
+        // Counted once: answered (record_done) or cancelled. Whatever ends the response before
+        // that (a failed write, a closed socket, httplib giving up) cancels the job.
+        auto counted = std::make_shared<bool>(false);
+        auto cancel_once = [cancel, counted] {
+            if (*counted) return;
+            *counted = true;
+            cancel();
+        };
         res.set_header("Cache-Control", "no-cache");
-        res.set_chunked_content_provider("text/event-stream", [job, chunk, sent_role, record_done](
-                                                                  size_t, httplib::DataSink& sink) {
-            auto write = [&](const std::string& s) {
-                if (!sink.write(s.data(), s.size())) {
-                    job->cancelled = true;
+        res.set_chunked_content_provider(
+            "text/event-stream",
+            [job, chunk, sent_role, record_done, cancel_once, counted, fd](
+                size_t, httplib::DataSink& sink) {
+                auto write = [&](const std::string& s) {
+                    if (!sink.write(s.data(), s.size())) {
+                        cancel_once();  // the client went away before the end
+                        return false;
+                    }
+                    return true;
+                };
+                if (!*sent_role) {
+                    *sent_role = true;
+                    return write(
+                        chunk(json{{"role", "assistant"}, {"content", ""}}, nullptr, nullptr));
+                }
+                std::string piece;
+                bool done = false;
+                {
+                    std::unique_lock lk(job->mu);
+                    job->cv.wait_for(lk, std::chrono::milliseconds(200),
+                                     [&] { return job->done || !job->pending.empty(); });
+                    piece.swap(job->pending);
+                    done = job->done;
+                }
+                if (!done && (peer_closed(fd) || !sink.is_writable())) {
+                    cancel_once();
                     return false;
                 }
-                return true;
-            };
-            if (!*sent_role) {
-                *sent_role = true;
-                return write(chunk(json{{"role", "assistant"}, {"content", ""}}, nullptr, nullptr));
-            }
-            std::string piece;
-            bool done = false;
-            {
-                std::unique_lock lk(job->mu);
-                job->cv.wait_for(lk, std::chrono::milliseconds(200),
-                                 [&] { return job->done || !job->pending.empty(); });
-                piece.swap(job->pending);
-                done = job->done;
-            }
-            if (!piece.empty() && !write(chunk(json{{"content", piece}}, nullptr, nullptr)))
-                return false;
-            if (!done) {
-                if (piece.empty() && !sink.is_writable()) {
-                    job->cancelled = true;
+                if (!piece.empty() && !write(chunk(json{{"content", piece}}, nullptr, nullptr)))
                     return false;
+                if (!done) return true;
+                *counted = true;
+                record_done();
+                std::string tail;
+                if (job->error) {
+                    tail = "data: " + error_body(*job->error).dump() + "\n\n";
+                } else {
+                    json u = usage_json(job->prompt_positions, job->completion_tokens);
+                    tail = chunk(json::object(), job->finish_reason, &u);
                 }
+                tail += "data: [DONE]\n\n";
+                if (!write(tail)) return false;
+                sink.done();
                 return true;
-            }
-            record_done();
-            std::string tail;
-            if (job->error) {
-                tail = "data: " + error_body(*job->error).dump() + "\n\n";
-            } else {
-                json u = usage_json(job->prompt_positions, job->completion_tokens);
-                tail = chunk(json::object(), job->finish_reason, &u);
-            }
-            tail += "data: [DONE]\n\n";
-            if (!write(tail)) return false;
-            sink.done();
-            return true;
-        });
+            },
+            [cancel_once](bool) { cancel_once(); });
     });
 }
 

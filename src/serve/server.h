@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -31,6 +32,7 @@ struct ServeOptions {
     std::string served_model_name;  // default: the model folder's name
     size_t max_queue = 64;
     int max_batch = 8;
+    int64_t max_prefill_tokens = 4096;  // prompt positions prefilled together in one forward
     ImagePolicy images;
     size_t max_body_bytes = size_t{32} << 20;  // larger bodies get 413
     int read_timeout_s = 30;  // a client that stalls mid-request is dropped after this
@@ -47,6 +49,9 @@ class Metrics {
     void request(int status, double seconds);
     void tokens(int64_t prompt, int64_t completion);
     void first_token(double seconds);
+    // A request whose client went away before its answer was written (status 499 in
+    // medforge_requests_total); `completion_tokens` were generated for it all the same.
+    void cancelled(double seconds, int64_t completion_tokens);
     std::string render(size_t queue_depth, size_t active, const SchedulerStats& s,
                        bool ready) const;
 
@@ -62,9 +67,13 @@ class Metrics {
     mutable std::mutex mu_;
     std::map<int, uint64_t> by_status_;
     int64_t prompt_tokens_ = 0, completion_tokens_ = 0;
+    int64_t cancelled_ = 0, cancelled_tokens_ = 0;
     Histogram latency_{{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}, {}, 0, 0};
     Histogram ttft_{{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}, {}, 0, 0};
 };
+
+// Loads the engine; runs on the server's loading thread (see Server::start).
+using EngineLoader = std::function<Result<std::unique_ptr<model::Engine>>()>;
 
 class Server {
   public:
@@ -76,6 +85,8 @@ class Server {
     // Binds and starts serving at once (requests get 503 until the model is ready), then loads
     // the checkpoint in the background. Fails when the address cannot be bound.
     Status start(const std::filesystem::path& model_dir, const model::EngineOptions& eo);
+    // The same with any loader (run on the loading thread; tests use one that waits for them).
+    Status start(EngineLoader loader);
     // The same with an engine already loaded (tests, benchmarks).
     Status start(std::unique_ptr<model::Engine> engine);
 
@@ -86,6 +97,7 @@ class Server {
     Status load_error() const;
 
     // Graceful stop: refuses new requests (503), finishes in-flight ones, joins the threads.
+    // While the model is loading it first waits for the load to end.
     void shutdown();
 
   private:

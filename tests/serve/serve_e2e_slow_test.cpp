@@ -128,5 +128,19 @@ TEST(ServeE2E, ReformatTheDemoThroughMedforgeServe) {
     EXPECT_EQ(WEXITSTATUS(status), 0) << test::read_text(dir / "serve.log");
 }
 
+// A checkpoint that cannot be loaded ends `medforge serve` (it does not sit there answering 503)
+// with the reason, naming the file.
+TEST(ServeE2E, BadCheckpointEndsTheProcessWithTheReason) {
+    test::TempDir dir;
+    fs::create_directories(dir / "broken");
+    test::write_text(dir / "broken" / "config.json", "{ this is not json");
+    auto r = test::run_medforge("serve --model " + q(dir / "broken") + " --port 0");
+    EXPECT_NE(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("config.json"), std::string::npos) << r.output;
+    auto missing = test::run_medforge("serve --model " + q(dir / "nothing-here") + " --port 0");
+    EXPECT_NE(missing.exit_code, 0) << missing.output;
+    EXPECT_NE(missing.output.find("nothing-here"), std::string::npos) << missing.output;
+}
+
 }  // namespace
 }  // namespace mf::serve

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <future>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -508,6 +509,376 @@ TEST(Serve, LoadingFailureAnswers503AndShutdownFinishesInFlight) {
     t.join();
     EXPECT_EQ(status, 200);
     EXPECT_FALSE(finish.empty());
+}
+
+// A number from Prometheus text: the line "name value" (-1 when absent).
+double metric(const std::string& text, const std::string& name) {
+    size_t at = text.find("\n" + name + " ");
+    return at == std::string::npos ? -1.0 : std::stod(text.substr(at + name.size() + 2));
+}
+
+// Polls /metrics until `pred` holds (true) or 120 s pass (false): a wait for a state the server
+// reaches on its own, not a timing assertion.
+bool wait_metrics(const Harness& h, const std::function<bool(const std::string&)>& pred,
+                  std::string* last = nullptr) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    std::string m;
+    while (std::chrono::steady_clock::now() < end) {
+        auto r = h.client()->Get("/metrics");
+        if (r) m = r->body;
+        if (pred(m)) {
+            if (last) *last = m;
+            return true;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (last) *last = m;
+    return false;
+}
+
+// A raw loopback connection, so that the test can walk away mid-answer.
+int connect_loopback(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+bool send_post(int fd, const json& body) {
+    const std::string b = body.dump();
+    const std::string req =
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+        "application/json\r\nContent-Length: " +
+        std::to_string(b.size()) + "\r\n\r\n" + b;
+    return send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size());
+}
+
+TEST(Serve, Answers503WhileLoadingThen200) {
+    mf::test::TempDir tmp;
+    const fs::path dir = make_model(tmp, "qwen2", false);
+    ServeOptions o;
+    o.port = 0;
+    Server server(o);
+    // the loader waits for the test (a latch, not a sleep); released on every exit path
+    struct Gate {
+        std::promise<void> p;
+        std::shared_future<void> f = p.get_future().share();
+        bool open = false;
+        void release() {
+            if (!open) p.set_value();
+            open = true;
+        }
+        ~Gate() { release(); }
+    } gate;
+    std::atomic<bool> loader_ran{false};
+    ASSERT_TRUE(server
+                    .start([&loader_ran, f = gate.f, dir]() {
+                        loader_ran = true;
+                        f.wait();
+                        return model::Engine::load(dir);
+                    })
+                    .ok());
+    httplib::Client c("127.0.0.1", server.port());
+    c.set_read_timeout(120, 0);
+    EXPECT_FALSE(server.ready());
+    auto r = c.Post("/v1/chat/completions", simple("hi", 3).dump(), "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 503) << r->body;
+    json err = json::parse(r->body);
+    EXPECT_EQ(err["error"]["code"], "model_loading");
+    EXPECT_NE(err["error"]["message"].get<std::string>().find("loading"), std::string::npos);
+    EXPECT_EQ(r->get_header_value("Retry-After"), "5");
+    auto hl = c.Get("/health");
+    ASSERT_TRUE(hl);
+    EXPECT_EQ(hl->status, 503);
+    EXPECT_EQ(json::parse(hl->body)["status"], "loading");
+    auto models = c.Get("/v1/models");
+    ASSERT_TRUE(models);
+    EXPECT_EQ(models->status, 503);
+    auto m = c.Get("/metrics");
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->status, 200);
+    EXPECT_EQ(metric(m->body, "medforge_model_ready"), 0) << m->body;
+    EXPECT_NE(m->body.find("medforge_requests_total{status=\"503\"} 1"), std::string::npos);
+    EXPECT_FALSE(server.ready());
+
+    gate.release();
+    ASSERT_TRUE(server.wait_ready()) << server.load_error().to_string();
+    EXPECT_TRUE(loader_ran);
+    r = c.Post("/v1/chat/completions", simple("hi", 3).dump(), "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << r->body;
+    EXPECT_EQ(json::parse(r->body)["usage"]["completion_tokens"].get<int>() > 0, true);
+    hl = c.Get("/health");
+    ASSERT_TRUE(hl);
+    EXPECT_EQ(hl->status, 200);
+    EXPECT_EQ(metric(c.Get("/metrics")->body, "medforge_model_ready"), 1);
+}
+
+TEST(Serve, BadCheckpointFailsToLoadWithAClearErrorAndNoHang) {
+    mf::test::TempDir tmp;
+    const fs::path good = make_model(tmp, "qwen2", false);
+    struct Case {
+        std::string what;
+        fs::path dir;
+        std::string expect;  // in the error
+    };
+    std::vector<Case> cases;
+    // a config.json that is not JSON
+    fs::create_directories(tmp / "badjson");
+    for (const auto& e : fs::directory_iterator(good))
+        fs::copy(e.path(), tmp / "badjson" / e.path().filename());
+    mf::test::write_text(tmp / "badjson" / "config.json", "{ not json");
+    cases.push_back({"bad config.json", tmp / "badjson", "config.json"});
+    // no weights
+    fs::create_directories(tmp / "noweights");
+    for (const auto& e : fs::directory_iterator(good))
+        if (e.path().extension() != ".safetensors")
+            fs::copy(e.path(), tmp / "noweights" / e.path().filename());
+    cases.push_back({"no weights", tmp / "noweights", "safetensors"});
+    cases.push_back({"missing folder", tmp / "missing", "missing"});
+    for (const auto& cs : cases) {
+        ServeOptions o;
+        o.port = 0;
+        Server server(o);
+        ASSERT_TRUE(server.start(cs.dir, {}).ok());
+        EXPECT_FALSE(server.wait_ready()) << cs.what;  // returns: the load ended in failure
+        const std::string msg = server.load_error().to_string();
+        EXPECT_FALSE(server.load_error().ok()) << cs.what;
+        EXPECT_NE(msg.find(cs.expect), std::string::npos) << cs.what << ": " << msg;
+        httplib::Client c("127.0.0.1", server.port());
+        auto r = c.Post("/v1/chat/completions", simple("hi", 2).dump(), "application/json");
+        ASSERT_TRUE(r) << cs.what;
+        EXPECT_EQ(r->status, 503);
+        json err = json::parse(r->body);
+        EXPECT_EQ(err["error"]["code"], "model_loading");
+        EXPECT_NE(err["error"]["message"].get<std::string>().find("failed to load"),
+                  std::string::npos)
+            << r->body;
+        auto hl = c.Get("/health");
+        ASSERT_TRUE(hl);
+        EXPECT_EQ(hl->status, 503);
+        EXPECT_EQ(json::parse(hl->body)["status"], "error");
+        EXPECT_NE(json::parse(hl->body)["error"].get<std::string>().find(cs.expect),
+                  std::string::npos);
+    }
+    // a loader that throws is a load error too
+    ServeOptions o;
+    o.port = 0;
+    Server server(o);
+    ASSERT_TRUE(server
+                    .start([]() -> Result<std::unique_ptr<model::Engine>> {
+                        throw std::runtime_error("disk on fire");
+                    })
+                    .ok());
+    EXPECT_FALSE(server.wait_ready());
+    EXPECT_NE(server.load_error().to_string().find("disk on fire"), std::string::npos);
+}
+
+TEST(Serve, ClientDisconnectCancelsTheSequence) {
+    ServeOptions o;
+    o.max_batch = 2;
+    Harness h("qwen2", o);
+    const int kMax = 4000;
+    json body = simple("tell me everything", kMax);
+    body["ignore_eos"] = true;  // random weights: only the disconnect can end it early
+
+    // 1. streaming: read until the first content chunk, then close the socket
+    body["stream"] = true;
+    int fd = connect_loopback(h.server->port());
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(send_post(fd, body));
+    std::string got;
+    char buf[4096];
+    timeval tv{60, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    auto events = [&] {
+        size_t n = 0;
+        for (size_t at = got.find("data: "); at != std::string::npos;
+             at = got.find("data: ", at + 1))
+            ++n;
+        return n;
+    };
+    while (events() < 2) {  // the role chunk, then the first content chunk
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        ASSERT_GT(n, 0) << got;
+        got.append(buf, static_cast<size_t>(n));
+    }
+    EXPECT_NE(got.find("200 OK"), std::string::npos) << got;
+    close(fd);
+    std::string m;
+    ASSERT_TRUE(wait_metrics(
+        h,
+        [](const std::string& t) {
+            return metric(t, "medforge_requests_cancelled_total") == 1 &&
+                   metric(t, "medforge_active_sequences") == 0;
+        },
+        &m))
+        << m;
+    const double streamed_tokens = metric(m, "medforge_cancelled_completion_tokens_total");
+    EXPECT_GE(streamed_tokens, 1);
+    EXPECT_LT(streamed_tokens, kMax / 4) << "the sequence decoded on after the client left";
+    EXPECT_LT(metric(m, "medforge_decode_batch_tokens_total"), kMax / 4);
+    EXPECT_NE(m.find("medforge_requests_total{status=\"499\"} 1"), std::string::npos) << m;
+
+    // 2. not streaming: close (with a reset) while the sequence is being decoded
+    body.erase("stream");
+    fd = connect_loopback(h.server->port());
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(send_post(fd, body));
+    ASSERT_TRUE(wait_metrics(
+        h, [](const std::string& t) { return metric(t, "medforge_active_sequences") == 1; }, &m))
+        << m;
+    linger lg{1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(fd);
+    ASSERT_TRUE(wait_metrics(
+        h,
+        [](const std::string& t) {
+            return metric(t, "medforge_requests_cancelled_total") == 2 &&
+                   metric(t, "medforge_active_sequences") == 0;
+        },
+        &m))
+        << m;
+    const double plain_tokens =
+        metric(m, "medforge_cancelled_completion_tokens_total") - streamed_tokens;
+    EXPECT_GE(plain_tokens, 1);
+    EXPECT_LT(plain_tokens, kMax / 4);
+    EXPECT_EQ(metric(m, "medforge_completion_tokens_total"), 0);  // nothing was answered
+
+    // 3. the server goes on serving, streaming and not
+    auto r = h.post(simple("hello", 3));
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << r->body;
+    json sb = simple("hello", 3);
+    sb["stream"] = true;
+    r = h.post(sb);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(sse_events(r->body).back(), "[DONE]");
+    m = h.client()->Get("/metrics")->body;
+    EXPECT_EQ(metric(m, "medforge_requests_cancelled_total"), 2) << m;
+    EXPECT_NE(m.find("medforge_requests_total{status=\"200\"} 2"), std::string::npos) << m;
+}
+
+TEST(Serve, ClientThatLeavesWhileQueuedLeavesTheQueue) {
+    ServeOptions o;
+    o.max_batch = 1;  // A decodes; B waits in the queue
+    Harness h("qwen2", o);
+    json body = simple("a long answer", 4000);
+    body["ignore_eos"] = true;
+    int a = connect_loopback(h.server->port());
+    ASSERT_GE(a, 0);
+    ASSERT_TRUE(send_post(a, body));
+    std::string m;
+    ASSERT_TRUE(wait_metrics(
+        h, [](const std::string& t) { return metric(t, "medforge_active_sequences") == 1; }, &m))
+        << m;
+    int b = connect_loopback(h.server->port());
+    ASSERT_GE(b, 0);
+    ASSERT_TRUE(send_post(b, simple("queued", 3)));
+    ASSERT_TRUE(wait_metrics(
+        h, [](const std::string& t) { return metric(t, "medforge_queue_depth") == 1; }, &m))
+        << m;
+    close(b);
+    // B is let go while A still holds the only slot: it never started
+    ASSERT_TRUE(wait_metrics(
+        h,
+        [](const std::string& t) {
+            return metric(t, "medforge_requests_cancelled_total") == 1 &&
+                   metric(t, "medforge_queue_depth") == 0;
+        },
+        &m))
+        << m;
+    EXPECT_EQ(metric(m, "medforge_active_sequences"), 1) << m;
+    EXPECT_EQ(metric(m, "medforge_prefills_total"), 1) << m;
+    EXPECT_EQ(metric(m, "medforge_cancelled_completion_tokens_total"), 0) << m;
+    close(a);
+    ASSERT_TRUE(wait_metrics(
+        h,
+        [](const std::string& t) {
+            return metric(t, "medforge_requests_cancelled_total") == 2 &&
+                   metric(t, "medforge_active_sequences") == 0;
+        },
+        &m))
+        << m;
+    EXPECT_LT(metric(m, "medforge_cancelled_completion_tokens_total"), 1000) << m;
+    auto r = h.post(simple("next", 2));
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+}
+
+TEST(Serve, SchedulerPrefillsWaitingJobsTogether) {
+    mf::test::TempDir tmp;
+    const fs::path dir = make_model(tmp, "llava-qwen2", false);
+    auto engine = model::Engine::load(dir);
+    auto ref = model::Engine::load(dir);
+    ASSERT_TRUE(engine.ok() && ref.ok());
+    const std::vector<std::string> prompts = {"hi", "what is in this picture?",
+                                              "a much longer question about the patient with "
+                                              "several clauses, numbers 1 2 3 and more words",
+                                              "x", "tell me about the image"};
+    const io::Image img = test_image(24, 18);
+    const int with_image = 1;  // prompts[1] comes with an image
+    std::vector<model::GenerationResult> want;
+    model::SamplingParams sp;
+    sp.max_tokens = 8;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+        auto g = (*ref)->chat({{"user", prompts[i]}},
+                              static_cast<int>(i) == with_image ? std::vector<io::Image>{img}
+                                                                : std::vector<io::Image>{},
+                              sp);
+        ASSERT_TRUE(g.ok()) << g.status().to_string();
+        want.push_back(*g);
+    }
+    // all waiting jobs in one packed forward; then at most 1 position per forward (each alone)
+    for (int64_t cap : {int64_t{4096}, int64_t{1}}) {
+        std::mutex tok_mu;
+        SchedulerOptions so;
+        so.max_batch = 8;
+        so.max_prefill_tokens = cap;
+        Scheduler sch(**engine, tok_mu, so);
+        sch.hold(true);
+        std::vector<std::shared_ptr<Job>> jobs;
+        for (size_t i = 0; i < prompts.size(); ++i) {
+            auto j = std::make_shared<Job>();
+            const bool im = static_cast<int>(i) == with_image;
+            auto ids = (*engine)->prompt_ids({{"user", prompts[i]}}, im ? 1 : 0);
+            ASSERT_TRUE(ids.ok());
+            j->ids = *ids;
+            j->prompt_positions = (*engine)->model()->expanded_length(j->ids);
+            if (im) {
+                auto px = (*engine)->pixels({img});
+                ASSERT_TRUE(px.ok());
+                j->pixels = *px;
+                j->image_keys = {"img"};
+            }
+            j->sampling = sp;
+            ASSERT_TRUE(sch.submit(j));
+            jobs.push_back(j);
+        }
+        EXPECT_EQ(sch.queue_depth(), prompts.size());
+        sch.hold(false);
+        for (size_t i = 0; i < jobs.size(); ++i) {
+            std::unique_lock lk(jobs[i]->mu);
+            jobs[i]->cv.wait(lk, [&] { return jobs[i]->done; });
+            EXPECT_FALSE(jobs[i]->error) << jobs[i]->error->message;
+            EXPECT_EQ(jobs[i]->text, want[i].text) << "cap " << cap << " job " << i;
+            EXPECT_EQ(jobs[i]->finish_reason, want[i].finish_reason);
+            EXPECT_EQ(jobs[i]->completion_tokens, static_cast<int64_t>(want[i].tokens.size()));
+            EXPECT_EQ(jobs[i]->prompt_positions, want[i].prompt_tokens);
+        }
+        auto st = sch.stats();
+        EXPECT_EQ(st.prefills, static_cast<int64_t>(prompts.size()));
+        EXPECT_EQ(st.prefill_forwards, cap == 1 ? static_cast<int64_t>(prompts.size()) : 1)
+            << "cap " << cap;
+    }
 }
 
 TEST(Serve, OfficialOpenAINodeClient) {
