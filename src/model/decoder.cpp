@@ -232,6 +232,8 @@ torch::Tensor CausalLMImpl::forward_step_batched(const torch::Tensor& embeds,
     const int64_t B = embeds.size(0);
     TORCH_CHECK(embeds.dim() == 3 && embeds.size(1) == 1, "forward_step_batched takes [B, 1, H]");
     TORCH_CHECK(static_cast<int64_t>(caches.size()) == B, "one cache per sequence");
+    if (fast_decode_batch_eligible(*this, embeds, caches))
+        return fast_decode_step_batched(*this, embeds, caches);
     std::vector<int64_t> pos(B);
     for (int64_t b = 0; b < B; ++b) {
         TORCH_CHECK(caches[b] && caches[b]->length + 1 <= caches[b]->capacity, "KV cache full");

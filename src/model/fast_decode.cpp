@@ -102,46 +102,77 @@ bool weight_ok(const torch::Tensor& t) {
 
 }  // namespace
 
-bool fast_decode_eligible(const CausalLMImpl& lm, const torch::Tensor& embeds, const KVCache* cache,
-                          const torch::Tensor& pad_mask) {
-    if (!cache || pad_mask.defined() || torch::GradMode::is_enabled()) return false;
-    if (!custom_kernels_enabled() || !bf16_gemv_available()) return false;
-    if (embeds.dim() != 3 || embeds.size(0) != 1 || embeds.size(1) != 1 ||
-        embeds.scalar_type() != torch::kBFloat16)
-        return false;
-    if (cache->length + 1 > cache->capacity || cache->k.empty()) return false;
+namespace {
+bool cache_ok(const KVCache* cache) {
+    if (!cache || cache->length + 1 > cache->capacity || cache->k.empty()) return false;
     const auto& k0 = cache->k[0];
-    if (k0.scalar_type() != torch::kBFloat16 || k0.size(0) != 1 || !k0.is_contiguous())
-        return false;
+    return k0.scalar_type() == torch::kBFloat16 && k0.size(0) == 1 && k0.is_contiguous();
+}
+bool weights_ok(const CausalLMImpl& lm) {
     auto& layers = *lm.model->layers;
     if (layers.size() == 0) return false;
     const auto* l0 = layers.ptr(0)->as<DecoderLayerImpl>();
     return weight_ok(l0->self_attn->q_proj->weight) && weight_ok(l0->mlp->down_proj->weight) &&
            weight_ok(lm.model->norm->weight);
 }
+}  // namespace
+
+bool fast_decode_eligible(const CausalLMImpl& lm, const torch::Tensor& embeds, const KVCache* cache,
+                          const torch::Tensor& pad_mask) {
+    if (pad_mask.defined()) return false;
+    return fast_decode_batch_eligible(lm, embeds, {const_cast<KVCache*>(cache)});
+}
+
+bool fast_decode_batch_eligible(const CausalLMImpl& lm, const torch::Tensor& embeds,
+                                const std::vector<KVCache*>& caches) {
+    if (torch::GradMode::is_enabled()) return false;
+    if (!custom_kernels_enabled() || !bf16_gemv_available()) return false;
+    const int64_t B = static_cast<int64_t>(caches.size());
+    if (B < 1 || B > kMaxKernelRows) return false;
+    if (embeds.dim() != 3 || embeds.size(0) != B || embeds.size(1) != 1 ||
+        embeds.scalar_type() != torch::kBFloat16)
+        return false;
+    for (const KVCache* c : caches)
+        if (!cache_ok(c)) return false;
+    return weights_ok(lm);
+}
 
 torch::Tensor fast_decode_step(CausalLMImpl& lm, const torch::Tensor& embeds, KVCache& cache) {
+    return fast_decode_step_batched(lm, embeds, {&cache});
+}
+
+torch::Tensor fast_decode_step_batched(CausalLMImpl& lm, const torch::Tensor& embeds,
+                                       const std::vector<KVCache*>& caches) {
     const TextConfig& c = lm.config();
     const int64_t H = c.hidden_size, D = c.head_dim;
     const int64_t nH = c.num_attention_heads, kvH = c.num_key_value_heads, rep = nH / kvH;
     const int64_t I = c.intermediate_size;
-    const int64_t pos = cache.length, S = pos + 1, cap = cache.capacity;
-    TORCH_CHECK(pos + 1 <= cap, "KV cache full: ", pos + 1, " > ", cap);
+    const int64_t B = static_cast<int64_t>(caches.size());
+    TORCH_CHECK(B >= 1 && B <= kMaxKernelRows, "fast decode: 1..", kMaxKernelRows, " sequences");
+    std::vector<int64_t> pos(B);
+    int64_t total_s = 0;
+    for (int64_t b = 0; b < B; ++b) {
+        TORCH_CHECK(caches[b]->length + 1 <= caches[b]->capacity,
+                    "KV cache full: ", caches[b]->length + 1, " > ", caches[b]->capacity);
+        pos[b] = caches[b]->length;
+        total_s += pos[b] + 1;
+    }
 
     // RoPE tables exactly as forward_hidden builds them, cast to bf16 as apply_rope does.
-    auto [cos_t, sin_t] = rope_tables(torch::tensor({pos}, torch::kInt64), D, c.rope_theta);
-    auto cos_f = cos_t.to(torch::kBFloat16).to(torch::kFloat32).contiguous();
+    auto [cos_t, sin_t] = rope_tables(torch::tensor(pos, torch::kInt64), D, c.rope_theta);
+    auto cos_f = cos_t.to(torch::kBFloat16).to(torch::kFloat32).contiguous();  // [B, D]
     auto sin_f = sin_t.to(torch::kBFloat16).to(torch::kFloat32).contiguous();
     const float* cs = cos_f.data_ptr<float>();
     const float* sn = sin_f.data_ptr<float>();
 
-    std::vector<float> h(H), q(nH * D), k(kvH * D), v(kvH * D), attn(nH * D), proj(H);
-    std::vector<float> gate(I), up(I);
-    std::vector<uint16_t> xn(std::max(H, I)), ob(nH * D), act(I);
+    const int64_t QD = nH * D, KD = kvH * D;
+    std::vector<float> h(B * H), q(B * QD), k(B * KD), v(B * KD), proj(B * H);
+    std::vector<float> gate(B * I), up(B * I);
+    std::vector<uint16_t> xn(B * H), ob(B * QD), act(B * I);
     {
         auto e = embeds.contiguous();
         const uint16_t* ep = u16(e);
-        for (int64_t i = 0; i < H; ++i)
+        for (int64_t i = 0; i < B * H; ++i)
             h[i] = fl(ep[i]);
     }
     const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
@@ -157,33 +188,44 @@ torch::Tensor fast_decode_step(CausalLMImpl& lm, const torch::Tensor& embeds, KV
             TORCH_CHECK(weight_ok(*w), "fast decode: weights must be contiguous bf16");
 
         // --- attention ---
-        rms_norm(h.data(), H, layer->input_layernorm->weight, layer->input_layernorm->eps,
-                 xn.data());
-        GemvJob qkv[3] = {{u16(at.q_proj->weight), nH * D, q.data()},
-                          {u16(at.k_proj->weight), kvH * D, k.data()},
-                          {u16(at.v_proj->weight), kvH * D, v.data()}};
-        gemv_bf16_multi(xn.data(), 1, H, qkv, 3);
-        finish_linear(q.data(), nH * D, at.q_proj->bias);
-        finish_linear(k.data(), kvH * D, at.k_proj->bias);
-        finish_linear(v.data(), kvH * D, at.v_proj->bias);
-        rope(q.data(), nH, D, cs, sn);
-        rope(k.data(), kvH, D, cs, sn);
-        uint16_t* kc = u16m(cache.k[li]);  // [1, kvH, cap, D]
-        uint16_t* vc = u16m(cache.v[li]);
-        for (int64_t j = 0; j < kvH; ++j)
-            for (int64_t d = 0; d < D; ++d) {
-                kc[(j * cap + pos) * D + d] = bits(k[j * D + d]);
-                vc[(j * cap + pos) * D + d] = bits(v[j * D + d]);
-            }
-        // softmax(bf16(bf16(q.k) * scale)) in fp32, probabilities rounded to bf16, then p.V.
-        const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(S * D, 1));
-        at::parallel_for(0, nH, grain, [&](int64_t h0, int64_t h1) {
-            std::vector<float> p(S);
-            for (int64_t hh = h0; hh < h1; ++hh) {
-                const int64_t j = hh / rep;
-                const float* qh = q.data() + hh * D;
-                const uint16_t* kb = kc + j * cap * D;
-                const uint16_t* vb = vc + j * cap * D;
+        for (int64_t b = 0; b < B; ++b)
+            rms_norm(h.data() + b * H, H, layer->input_layernorm->weight,
+                     layer->input_layernorm->eps, xn.data() + b * H);
+        GemvJob qkv[3] = {{u16(at.q_proj->weight), QD, q.data()},
+                          {u16(at.k_proj->weight), KD, k.data()},
+                          {u16(at.v_proj->weight), KD, v.data()}};
+        gemv_bf16_multi(xn.data(), B, H, qkv, 3);
+        for (int64_t b = 0; b < B; ++b) {
+            float* qb = q.data() + b * QD;
+            float* kb = k.data() + b * KD;
+            float* vb = v.data() + b * KD;
+            finish_linear(qb, QD, at.q_proj->bias);
+            finish_linear(kb, KD, at.k_proj->bias);
+            finish_linear(vb, KD, at.v_proj->bias);
+            rope(qb, nH, D, cs + b * D, sn + b * D);
+            rope(kb, kvH, D, cs + b * D, sn + b * D);
+            const int64_t cap = caches[b]->capacity;
+            uint16_t* kc = u16m(caches[b]->k[li]);  // [1, kvH, cap, D]
+            uint16_t* vc = u16m(caches[b]->v[li]);
+            for (int64_t j = 0; j < kvH; ++j)
+                for (int64_t d = 0; d < D; ++d) {
+                    kc[(j * cap + pos[b]) * D + d] = bits(kb[j * D + d]);
+                    vc[(j * cap + pos[b]) * D + d] = bits(vb[j * D + d]);
+                }
+        }
+        // softmax(bf16(bf16(q.k) * scale)) in fp32, probabilities rounded to bf16, then p.V;
+        // one task per (sequence, head).
+        const int64_t mean_s = std::max<int64_t>(1, total_s / B);
+        const int64_t grain = std::max<int64_t>(1, 65536 / (mean_s * D));
+        at::parallel_for(0, B * nH, grain, [&](int64_t t0, int64_t t1) {
+            std::vector<float> p;
+            for (int64_t t = t0; t < t1; ++t) {
+                const int64_t b = t / nH, hh = t % nH, j = hh / rep;
+                const int64_t S = pos[b] + 1, cap = caches[b]->capacity;
+                p.resize(S);
+                const float* qh = q.data() + b * QD + hh * D;
+                const uint16_t* kb = u16(caches[b]->k[li]) + j * cap * D;
+                const uint16_t* vb = u16(caches[b]->v[li]) + j * cap * D;
                 float mx = -INFINITY;
                 for (int64_t s = 0; s < S; ++s) {
                     p[s] = rb(rb(dot_bf16(qh, kb + s * D, D)) * scale);
@@ -194,40 +236,47 @@ torch::Tensor fast_decode_step(CausalLMImpl& lm, const torch::Tensor& embeds, KV
                     sum += (p[s] = std::exp(p[s] - mx));
                 for (int64_t s = 0; s < S; ++s)
                     p[s] = rb(p[s] / sum);
-                float* out = attn.data() + hh * D;
+                float out[512];
+                TORCH_CHECK(D <= 512, "fast decode: head_dim above 512");
                 std::fill(out, out + D, 0.f);
                 for (int64_t s = 0; s < S; ++s)
                     axpy_bf16(p[s], vb + s * D, out, D);
                 for (int64_t d = 0; d < D; ++d)
-                    ob[hh * D + d] = bits(out[d]);
+                    ob[b * QD + hh * D + d] = bits(out[d]);
             }
         });
         GemvJob o_job{u16(at.o_proj->weight), H, proj.data()};
-        gemv_bf16_multi(ob.data(), 1, nH * D, &o_job, 1);
-        finish_linear(proj.data(), H, at.o_proj->bias);
-        for (int64_t i = 0; i < H; ++i)
+        gemv_bf16_multi(ob.data(), B, QD, &o_job, 1);
+        for (int64_t b = 0; b < B; ++b)
+            finish_linear(proj.data() + b * H, H, at.o_proj->bias);
+        for (int64_t i = 0; i < B * H; ++i)
             h[i] = rb(h[i] + proj[i]);
 
         // --- SwiGLU MLP ---
-        rms_norm(h.data(), H, layer->post_attention_layernorm->weight,
-                 layer->post_attention_layernorm->eps, xn.data());
+        for (int64_t b = 0; b < B; ++b)
+            rms_norm(h.data() + b * H, H, layer->post_attention_layernorm->weight,
+                     layer->post_attention_layernorm->eps, xn.data() + b * H);
         GemvJob gu[2] = {{u16(mlp.gate_proj->weight), I, gate.data()},
                          {u16(mlp.up_proj->weight), I, up.data()}};
-        gemv_bf16_multi(xn.data(), 1, H, gu, 2);
-        for (int64_t i = 0; i < I; ++i) {
+        gemv_bf16_multi(xn.data(), B, H, gu, 2);
+        for (int64_t i = 0; i < B * I; ++i) {
             const float g = rb(gate[i]), u = rb(up[i]);
             act[i] = bits(rb(g / (1.f + std::exp(-g))) * u);
         }
         GemvJob d_job{u16(mlp.down_proj->weight), H, proj.data()};
-        gemv_bf16_multi(act.data(), 1, I, &d_job, 1);
-        finish_linear(proj.data(), H, mlp.down_proj->bias);
-        for (int64_t i = 0; i < H; ++i)
+        gemv_bf16_multi(act.data(), B, I, &d_job, 1);
+        for (int64_t b = 0; b < B; ++b)
+            finish_linear(proj.data() + b * H, H, mlp.down_proj->bias);
+        for (int64_t i = 0; i < B * H; ++i)
             h[i] = rb(h[i] + proj[i]);
         ++li;
     }
-    cache.length += 1;
-    auto out = torch::empty({1, 1, H}, torch::kBFloat16);
-    rms_norm(h.data(), H, lm.model->norm->weight, lm.model->norm->eps, u16m(out));
+    for (KVCache* kc : caches)
+        kc->length += 1;
+    auto out = torch::empty({B, 1, H}, torch::kBFloat16);
+    uint16_t* op = u16m(out);
+    for (int64_t b = 0; b < B; ++b)
+        rms_norm(h.data() + b * H, H, lm.model->norm->weight, lm.model->norm->eps, op + b * H);
     return out;
 }
 

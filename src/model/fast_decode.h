@@ -21,7 +21,7 @@
 namespace mf::model {
 
 // True when `fast_decode_step` can run: custom kernels on and available, bf16 parameters, no
-// gradient mode, one sequence, one new position, a cache with room, no padding mask.
+// gradient mode, one sequence, one new position, a bf16 cache with room, no padding mask.
 bool fast_decode_eligible(const CausalLMImpl& lm, const torch::Tensor& embeds, const KVCache* cache,
                           const torch::Tensor& pad_mask);
 
@@ -29,5 +29,14 @@ bool fast_decode_eligible(const CausalLMImpl& lm, const torch::Tensor& embeds, c
 // layer keys/values into the cache and advances it. Returns the final-normed hidden state
 // [1, 1, H] (bf16), as forward_hidden does.
 torch::Tensor fast_decode_step(CausalLMImpl& lm, const torch::Tensor& embeds, KVCache& cache);
+
+// The same for B independent sequences (continuous batching, as CausalLM::forward_step_batched):
+// embeds [B, 1, H], caches[b] = sequence b's own batch-1 cache at any length. Weights are read
+// once for all B (the kernel takes up to kMaxKernelRows rows); attention runs per (sequence,
+// head). Advances every cache by one; returns [B, 1, H].
+bool fast_decode_batch_eligible(const CausalLMImpl& lm, const torch::Tensor& embeds,
+                                const std::vector<KVCache*>& caches);
+torch::Tensor fast_decode_step_batched(CausalLMImpl& lm, const torch::Tensor& embeds,
+                                       const std::vector<KVCache*>& caches);
 
 }  // namespace mf::model

@@ -367,6 +367,54 @@ TEST_P(FastDecodeParity, MatchesTorchPath) {
                 GetParam().c_str(), worst_torch, worst_f32);
 }
 
+// Batched fused steps (sequences at different lengths, B up to 16) equal the torch batched step
+// (custom kernels off) within bf16 tolerance.
+TEST_P(FastDecodeParity, BatchedMatchesTorchBatchedStep) {
+    if (!bf16_gemv_available()) GTEST_SKIP() << "CPU without AVX512-BF16";
+    init_torch_threads();
+    mf::test::TempDir tmp;
+    fs::path dir = make_model(tmp, GetParam());
+    auto mb = load_multimodal_lm(dir, LoadOptions{torch::kBFloat16});
+    ASSERT_TRUE(mb.ok());
+    CausalLM lb = (*mb)->lm;
+    const TextConfig& c = lb->config();
+    torch::NoGradGuard ng;
+    for (int64_t B : {1, 3, 16}) {
+        std::vector<KVCache> fused, ref;
+        for (int64_t b = 0; b < B; ++b) {
+            auto ids = random_ids(static_cast<int>(1 + (b * 5) % 11), c.vocab_size - 40, 100 + b);
+            auto t = torch::tensor(ids).view({1, -1});
+            fused.push_back(KVCache::create(c, 1, 40, torch::kBFloat16));
+            ref.push_back(KVCache::create(c, 1, 40, torch::kBFloat16));
+            set_custom_kernels(false);
+            lb->forward_hidden(lb->embed(t), &fused.back());
+            lb->forward_hidden(lb->embed(t), &ref.back());
+        }
+        std::vector<KVCache*> pf, pr;
+        for (int64_t b = 0; b < B; ++b) {
+            pf.push_back(&fused[b]);
+            pr.push_back(&ref[b]);
+        }
+        double worst = 0;
+        for (int step = 0; step < 6; ++step) {
+            auto ids = random_ids(static_cast<int>(B), c.vocab_size - 40, 7 + step);
+            auto e = lb->embed(torch::tensor(ids).view({B, 1}));
+            set_custom_kernels(true);
+            ASSERT_TRUE(fast_decode_batch_eligible(*lb, e, pf));
+            auto hf = lb->forward_step_batched(e, pf);
+            set_custom_kernels(false);
+            auto hr = lb->forward_step_batched(e, pr);
+            auto lf = lb->logits(hf).to(torch::kFloat64), lr = lb->logits(hr).to(torch::kFloat64);
+            worst = std::max(worst,
+                             (lf - lr).abs().max().item<double>() / lr.abs().max().item<double>());
+        }
+        set_custom_kernels(true);
+        EXPECT_LT(worst, 0.025) << GetParam() << " B=" << B;
+        for (int64_t b = 0; b < B; ++b)
+            EXPECT_EQ(fused[b].length, ref[b].length);
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(Layouts, FastDecodeParity,
                          ::testing::Values("qwen2", "llama", "llava-qwen2"));
 
