@@ -1,18 +1,19 @@
 #include "model/fast_decode.h"
 
 #include <ATen/Parallel.h>
-#include <immintrin.h>
 
 #include <cmath>
 #include <vector>
 
 #include "model/kernels.h"
+#include "model/simd_internal.h"
 
 namespace mf::model {
 
 namespace {
 
 using BF = c10::BFloat16;
+constexpr int64_t kMaxHeadDim = 512;  // per-head output buffer of the attention loop
 
 // Rounds to the nearest bf16 value (as torch does whenever it stores a bf16 result).
 inline float rb(float v) {
@@ -69,30 +70,26 @@ void rope(float* x, int64_t heads, int64_t D, const float* c, const float* s) {
 
 // The attention inner loops, 16 lanes at a time (this path only runs where AVX512-BF16, hence
 // AVX512F/BW/VL, is available: fast_decode_eligible checks).
-#define MF_FD_TARGET __attribute__((target("avx512f,avx512bw,avx512vl")))
-MF_FD_TARGET inline __m512 bf16x16(const uint16_t* p, __mmask16 m) {
-    return _mm512_castsi512_ps(
-        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
-}
-inline __mmask16 lanes(int64_t n) {
-    return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1u);
-}
+using simd::load_bf16x16;
+using simd::tail_mask;
+
 // sum_d q[d] * k[d]
-MF_FD_TARGET float dot_bf16(const float* q, const uint16_t* k, int64_t D) {
+MF_AVX512_TARGET float dot_bf16(const float* q, const uint16_t* k, int64_t D) {
     __m512 acc = _mm512_setzero_ps();
     for (int64_t d = 0; d < D; d += 16) {
-        const __mmask16 m = lanes(D - d);
-        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + d), bf16x16(k + d, m), acc);
+        const __mmask16 m = tail_mask(D - d);
+        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + d), load_bf16x16(k + d, m), acc);
     }
     return _mm512_reduce_add_ps(acc);
 }
 // out[d] += a * v[d]
-MF_FD_TARGET void axpy_bf16(float a, const uint16_t* v, float* out, int64_t D) {
+MF_AVX512_TARGET void axpy_bf16(float a, const uint16_t* v, float* out, int64_t D) {
     const __m512 va = _mm512_set1_ps(a);
     for (int64_t d = 0; d < D; d += 16) {
-        const __mmask16 m = lanes(D - d);
+        const __mmask16 m = tail_mask(D - d);
         _mm512_mask_storeu_ps(
-            out + d, m, _mm512_fmadd_ps(va, bf16x16(v + d, m), _mm512_maskz_loadu_ps(m, out + d)));
+            out + d, m,
+            _mm512_fmadd_ps(va, load_bf16x16(v + d, m), _mm512_maskz_loadu_ps(m, out + d)));
     }
 }
 
@@ -176,6 +173,7 @@ torch::Tensor fast_decode_step_batched(CausalLMImpl& lm, const torch::Tensor& em
             h[i] = fl(ep[i]);
     }
     const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+    TORCH_CHECK(D <= kMaxHeadDim, "fast decode: head_dim ", D, " above ", kMaxHeadDim);
 
     int64_t li = 0;
     for (auto& m : *lm.model->layers) {
@@ -236,8 +234,7 @@ torch::Tensor fast_decode_step_batched(CausalLMImpl& lm, const torch::Tensor& em
                     sum += (p[s] = std::exp(p[s] - mx));
                 for (int64_t s = 0; s < S; ++s)
                     p[s] = rb(p[s] / sum);
-                float out[512];
-                TORCH_CHECK(D <= 512, "fast decode: head_dim above 512");
+                float out[kMaxHeadDim];
                 std::fill(out, out + D, 0.f);
                 for (int64_t s = 0; s < S; ++s)
                     axpy_bf16(p[s], vb + s * D, out, D);

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "model/simd_internal.h"
+
 namespace mf::model {
 
 namespace {
@@ -163,58 +165,25 @@ torch::Tensor linear_bf16_small(const torch::Tensor& x, const torch::Tensor& w,
     auto wc = w.contiguous();
     const int64_t M = x.size(0), K = x.size(1), O = w.size(0);
     auto y = torch::empty({M, O}, torch::kFloat32);
-#ifdef MF_HAVE_BF16_KERNEL
-    const auto* xp = reinterpret_cast<const uint16_t*>(xc.data_ptr<at::BFloat16>());
-    const auto* wp = reinterpret_cast<const uint16_t*>(wc.data_ptr<at::BFloat16>());
-    float* yp = y.data_ptr<float>();
-    BlockFn fn = block_for(M);
-    // ~64 KB of weights per task at least: enough work per thread, good balance.
-    int64_t grain = std::max<int64_t>(2, (32768 / std::max<int64_t>(K, 1)) & ~int64_t{1});
-    at::parallel_for(0, O, grain, [&](int64_t o0, int64_t o1) { fn(xp, K, wp, O, o0, o1, yp); });
-#endif
+    GemvJob job{reinterpret_cast<const uint16_t*>(wc.data_ptr<at::BFloat16>()), O,
+                y.data_ptr<float>()};
+    gemv_bf16_multi(reinterpret_cast<const uint16_t*>(xc.data_ptr<at::BFloat16>()), M, K, &job, 1);
     if (b.defined()) y.add_(b.to(torch::kFloat32));
     return float_out ? y : y.to(torch::kBFloat16);
 }
 
 namespace {
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define MF_AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl")))
+#ifdef MF_HAVE_AVX512_HELPERS
+using simd::exp512;
+using simd::load_bf16x16;
+using simd::store_bf16x16;
+using simd::tail_mask;
+
 bool cpu_has_avx512() {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vl");
-}
-
-MF_AVX512_TARGET inline __m512 load_bf16x16(const uint16_t* p, __mmask16 m) {
-    __m512i w = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
-}
-// Round to nearest even (finite inputs).
-MF_AVX512_TARGET inline void store_bf16x16(uint16_t* p, __m512 v, __mmask16 m) {
-    __m512i u = _mm512_castps_si512(v);
-    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    u = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb));
-    _mm256_mask_storeu_epi16(p, m, _mm512_cvtepi32_epi16(_mm512_srli_epi32(u, 16)));
-}
-// e^x: x = n ln2 + r, |r| <= ln2/2, degree-6 Taylor polynomial (rel. error ~2e-7), 2^n by scalef.
-MF_AVX512_TARGET inline __m512 exp512(__m512 x) {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145752f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860677e-6f), r);
-    __m512 p = _mm512_set1_ps(1.f / 720);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 120));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 24));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
-    return _mm512_scalef_ps(p, n);
-}
-inline __mmask16 tail_mask(int64_t n) {
-    return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1u);
 }
 
 MF_AVX512_TARGET void softmax_rows_bf16(uint16_t* data, int64_t r0, int64_t r1, int64_t S,
@@ -289,7 +258,7 @@ bool avx512_available() {
 }  // namespace
 
 void softmax_scaled_(torch::Tensor& scores, double scale) {
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef MF_HAVE_AVX512_HELPERS
     if (scores.scalar_type() == torch::kBFloat16 && scores.is_contiguous() && scores.dim() >= 1 &&
         avx512_available() && scores.numel() > 0) {
         const int64_t S = scores.size(-1), R = scores.numel() / S;
@@ -308,7 +277,7 @@ void softmax_scaled_(torch::Tensor& scores, double scale) {
 
 torch::Tensor layer_norm(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
                          double eps) {
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef MF_HAVE_AVX512_HELPERS
     if (x.scalar_type() == torch::kBFloat16 && avx512_available() && w.defined() && b.defined() &&
         !(torch::GradMode::is_enabled() &&
           (x.requires_grad() || w.requires_grad() || b.requires_grad())) &&
