@@ -234,45 +234,12 @@ torch::Tensor CausalLMImpl::forward_step_batched(const torch::Tensor& embeds,
     TORCH_CHECK(static_cast<int64_t>(caches.size()) == B, "one cache per sequence");
     if (fast_decode_batch_eligible(*this, embeds, caches))
         return fast_decode_step_batched(*this, embeds, caches);
-    std::vector<int64_t> pos(B);
-    for (int64_t b = 0; b < B; ++b) {
-        TORCH_CHECK(caches[b] && caches[b]->length + 1 <= caches[b]->capacity, "KV cache full");
-        pos[b] = caches[b]->length;
-    }
-    auto [cos, sin] =
-        rope_tables(torch::tensor(pos, torch::kInt64), cfg_.head_dim, cfg_.rope_theta);
-    auto c4 = cos.view({B, 1, 1, cfg_.head_dim});  // broadcast over heads, per sequence
-    auto s4 = sin.view({B, 1, 1, cfg_.head_dim});
-    torch::Tensor h = embeds;
-    int64_t li = 0;
-    for (auto& m : *model->layers) {
-        auto layer = m->as<DecoderLayer>();
-        auto& at = *layer->self_attn;
-        const int64_t nH = at.n_heads, kvH = at.n_kv, D = at.head_dim;
-        auto x = layer->input_layernorm(h);
-        auto q = lin(at.q_proj, x).view({B, 1, nH, D}).transpose(1, 2);  // [B, nH, 1, D]
-        auto k = lin(at.k_proj, x).view({B, 1, kvH, D}).transpose(1, 2);
-        auto v = lin(at.v_proj, x).view({B, 1, kvH, D}).transpose(1, 2);
-        q = apply_rope(q, c4, s4);
-        k = apply_rope(k, c4, s4);
-        std::vector<torch::Tensor> outs;
-        outs.reserve(B);
-        for (int64_t b = 0; b < B; ++b) {
-            KVCache& kv = *caches[b];
-            const int64_t off = kv.length;
-            kv.k[li].narrow(2, off, 1).copy_(k.narrow(0, b, 1));
-            kv.v[li].narrow(2, off, 1).copy_(v.narrow(0, b, 1));
-            outs.push_back(attention(q.narrow(0, b, 1).contiguous(), kv.k[li].narrow(2, 0, off + 1),
-                                     kv.v[li].narrow(2, 0, off + 1), off));
-        }
-        auto o = torch::cat(outs, 0);  // [B, nH, 1, D]
-        h = h + lin(at.o_proj, o.transpose(1, 2).reshape({B, 1, nH * D}));
-        h = h + layer->mlp(layer->post_attention_layernorm(h));
-        ++li;
-    }
-    for (auto* c : caches)
-        c->length += 1;
-    return model->norm(h);
+    // One new position per sequence is a packed prefill of B one-token prompts.
+    std::vector<torch::Tensor> rows;
+    rows.reserve(B);
+    for (int64_t b = 0; b < B; ++b)
+        rows.push_back(embeds.narrow(0, b, 1));
+    return forward_prefill_packed(rows, caches).reshape({B, 1, embeds.size(2)});
 }
 
 torch::Tensor CausalLMImpl::forward_prefill_packed(const std::vector<torch::Tensor>& embeds,
