@@ -3,6 +3,8 @@
 #include <fmt/core.h>
 
 #include <cstdlib>
+#include <optional>
+#include <string>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #ifdef USE_C10D_NCCL
@@ -33,61 +35,29 @@ class LocalGroup : public ProcessGroup {
     Status barrier() override { return {}; }
 };
 
-class GlooGroup : public ProcessGroup {
+// A c10d process group (Gloo, or NCCL with a CUDA libtorch). NCCL all-reduces CUDA tensors only:
+// with `device` set, the (CPU) gradients go through it (cuda:<local rank>).
+class C10dGroup : public ProcessGroup {
   public:
-    GlooGroup(c10::intrusive_ptr<c10d::Store> store, c10::intrusive_ptr<c10d::ProcessGroupGloo> pg,
-              int rank, int world)
-        : store_(std::move(store)), pg_(std::move(pg)) {
+    C10dGroup(std::string backend, c10::intrusive_ptr<c10d::Store> store,
+              c10::intrusive_ptr<c10d::ProcessGroup> pg, int rank, int world,
+              std::optional<torch::Device> device = std::nullopt)
+        : backend_(std::move(backend)),
+          store_(std::move(store)),
+          pg_(std::move(pg)),
+          device_(device) {
         rank_ = rank;
         world_ = world;
     }
     Status allreduce_sum(torch::Tensor& t) override {
         try {
-            std::vector<torch::Tensor> ts{t};
-            c10d::AllreduceOptions o;
-            o.reduceOp = c10d::ReduceOp::SUM;
-            auto work = pg_->allreduce(ts, o);
-            work->wait();
-        } catch (const std::exception& e) {
-            return Status::unavailable(std::string("gloo allreduce failed (a rank died?): ") +
-                                       e.what());
-        }
-        return {};
-    }
-    Status barrier() override {
-        try {
-            pg_->barrier()->wait();
-        } catch (const std::exception& e) {
-            return Status::unavailable(std::string("gloo barrier failed: ") + e.what());
-        }
-        return {};
-    }
-
-  private:
-    c10::intrusive_ptr<c10d::Store> store_;
-    c10::intrusive_ptr<c10d::ProcessGroupGloo> pg_;
-};
-
-#ifdef USE_C10D_NCCL
-// NCCL all-reduces CUDA tensors only: the (CPU) gradients go through cuda:<local rank>.
-class NcclGroup : public ProcessGroup {
-  public:
-    NcclGroup(c10::intrusive_ptr<c10d::Store> store, c10::intrusive_ptr<c10d::ProcessGroupNCCL> pg,
-              int rank, int world, torch::Device device)
-        : store_(std::move(store)), pg_(std::move(pg)), device_(device) {
-        rank_ = rank;
-        world_ = world;
-    }
-    Status allreduce_sum(torch::Tensor& t) override {
-        try {
-            std::vector<torch::Tensor> ts{t.to(device_)};
+            std::vector<torch::Tensor> ts{device_ ? t.to(*device_) : t};
             c10d::AllreduceOptions o;
             o.reduceOp = c10d::ReduceOp::SUM;
             pg_->allreduce(ts, o)->wait();
-            t.copy_(ts[0].cpu());
+            if (device_) t.copy_(ts[0].cpu());
         } catch (const std::exception& e) {
-            return Status::unavailable(std::string("nccl allreduce failed (a rank died?): ") +
-                                       e.what());
+            return Status::unavailable(backend_ + " allreduce failed (a rank died?): " + e.what());
         }
         return {};
     }
@@ -95,17 +65,28 @@ class NcclGroup : public ProcessGroup {
         try {
             pg_->barrier()->wait();
         } catch (const std::exception& e) {
-            return Status::unavailable(std::string("nccl barrier failed: ") + e.what());
+            return Status::unavailable(backend_ + " barrier failed: " + e.what());
         }
         return {};
     }
 
   private:
+    std::string backend_;
     c10::intrusive_ptr<c10d::Store> store_;
-    c10::intrusive_ptr<c10d::ProcessGroupNCCL> pg_;
-    torch::Device device_;
+    c10::intrusive_ptr<c10d::ProcessGroup> pg_;
+    std::optional<torch::Device> device_;
 };
-#endif
+
+// The rendezvous store every rank joins (rank 0 serves it at MASTER_ADDR:MASTER_PORT).
+c10::intrusive_ptr<c10d::Store> make_store(const DistEnv& env, int timeout_s) {
+    c10d::TCPStoreOptions so;
+    so.port = static_cast<uint16_t>(env.master_port);
+    so.isServer = env.rank == 0;
+    so.numWorkers = env.world;
+    so.waitWorkers = true;
+    so.timeout = std::chrono::seconds(timeout_s);
+    return c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+}
 
 // Why the NCCL backend cannot be used here ("" when it can).
 std::string nccl_unavailable_reason() {
@@ -194,20 +175,14 @@ Result<std::unique_ptr<ProcessGroup>> make_process_group(const DistEnv& env, int
 #ifdef USE_C10D_NCCL
     if (env.backend == "nccl") {
         try {
-            c10d::TCPStoreOptions so;
-            so.port = static_cast<uint16_t>(env.master_port);
-            so.isServer = env.rank == 0;
-            so.numWorkers = env.world;
-            so.waitWorkers = true;
-            so.timeout = std::chrono::seconds(timeout_s);
-            auto store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+            auto store = make_store(env, timeout_s);
             auto opts = c10d::ProcessGroupNCCL::Options::create();
             opts->timeout = std::chrono::seconds(timeout_s);
             torch::Device dev(torch::kCUDA, static_cast<c10::DeviceIndex>(
                                                 env.local_rank % torch::cuda::device_count()));
             auto pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, env.rank, env.world, opts);
             return std::unique_ptr<ProcessGroup>(
-                new NcclGroup(store, pg, env.rank, env.world, dev));
+                new C10dGroup("nccl", store, pg, env.rank, env.world, dev));
         } catch (const std::exception& e) {
             return Status::unavailable(
                 fmt::format("cannot join the NCCL process group (rank {} of {}, master {}:{}): {}",
@@ -216,19 +191,13 @@ Result<std::unique_ptr<ProcessGroup>> make_process_group(const DistEnv& env, int
     }
 #endif
     try {
-        c10d::TCPStoreOptions so;
-        so.port = static_cast<uint16_t>(env.master_port);
-        so.isServer = env.rank == 0;
-        so.numWorkers = env.world;
-        so.waitWorkers = true;
-        so.timeout = std::chrono::seconds(timeout_s);
-        auto store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+        auto store = make_store(env, timeout_s);
         auto opts = c10d::ProcessGroupGloo::Options::create();
         opts->timeout = std::chrono::seconds(timeout_s);
         // The interface that reaches MASTER_ADDR (loopback for a single node).
         opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
         auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, env.rank, env.world, opts);
-        return std::unique_ptr<ProcessGroup>(new GlooGroup(store, pg, env.rank, env.world));
+        return std::unique_ptr<ProcessGroup>(new C10dGroup("gloo", store, pg, env.rank, env.world));
     } catch (const std::exception& e) {
         return Status::unavailable(fmt::format(
             "cannot join the process group (rank {} of {}, master {}:{}): {}; check MASTER_ADDR / "
