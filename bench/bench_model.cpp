@@ -1,16 +1,19 @@
 // Model engine benchmark (issue 4): a Qwen2-0.5B-shaped decoder (random weights) and CLIP
 // ViT-L/14-336, on this machine, with the memory-bandwidth bound measured in the same run.
 //
-//   build/bin/bench_model [--dtype bf16|f32] [--prefill 512] [--decode 64] [--no-vision] [--quick]
+//   build/bin/bench_model [--dtype bf16|f32] [--prefill 512] [--decode 64] [--batch 16]
+//                         [--no-vision] [--quick]
 //
 // Reports: read bandwidth (GB/s, 2 threads over a 2 GiB array), prefill tokens/s, batch-1 decode
 // tokens/s against the bound (weight bytes / bandwidth), the same decode through libtorch's own
-// linear (the baseline: what a libtorch program gets), and image encode seconds.
+// linear (the baseline: what a libtorch program gets), a continuous-batching decode step of
+// --batch sequences at different lengths (as `medforge serve` runs it), and image encode seconds.
 #include <fmt/core.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <numeric>
 #include <string>
 #include <thread>
 #include <vector>
@@ -69,7 +72,7 @@ void random_init(torch::nn::Module& m) {
 
 int main(int argc, char** argv) {
     std::string dtype_s = "bf16";
-    int prefill = 512, decode = 64;
+    int prefill = 512, decode = 64, batch = 16;
     bool vision = true, quick = false;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
@@ -79,6 +82,8 @@ int main(int argc, char** argv) {
             prefill = std::atoi(argv[++i]);
         else if (a == "--decode" && i + 1 < argc)
             decode = std::atoi(argv[++i]);
+        else if (a == "--batch" && i + 1 < argc)
+            batch = std::atoi(argv[++i]);
         else if (a == "--no-vision")
             vision = false;
         else if (a == "--quick")
@@ -189,6 +194,62 @@ int main(int argc, char** argv) {
             "round {:.0f}%)\n",
             name, prefill, prefill / tp, tps, 100 * tps / bound, bound,
             100 * ratios[ratios.size() / 2]);
+    }
+    if (batch > 1 && batch <= kMaxKernelRows) {
+        // Continuous batching: `batch` sequences with prompts of 32 + 4b tokens each take one
+        // decode step together (forward_step_batched + logits, as the serve scheduler does).
+        const int steps = quick ? 4 : 16;
+        auto prompts = torch::randint(0, 150000, {1, 32 + 4 * batch}, torch::kInt64);
+        double flop = 0;
+        for (auto& p : lm->parameters())
+            if (p.dim() == 2) flop += 2.0 * p.numel();  // embeddings: the tied LM head
+        for (int mode = 0; mode < 2; ++mode) {
+            set_custom_kernels(mode == 0);
+            std::vector<KVCache> caches;
+            std::vector<KVCache*> ptrs;
+            caches.reserve(batch);
+            std::vector<torch::Tensor> embeds;
+            int64_t prompt_tokens = 0;
+            for (int b = 0; b < batch; ++b) {
+                caches.push_back(KVCache::create(cfg.text, 1, 32 + 4 * b + steps + 2, dt));
+                embeds.push_back(lm->embed(prompts.narrow(1, 0, 32 + 4 * b)));
+                prompt_tokens += 32 + 4 * b;
+            }
+            for (auto& c : caches)
+                ptrs.push_back(&c);
+            // the prompts prefilled together, packed, as the serve scheduler does
+            auto tp0 = Clock::now();
+            auto hp = lm->forward_prefill_packed(embeds, ptrs);
+            const double tprefill = secs(tp0);
+            auto toks = torch::randint(0, 150000, {batch, 1}, torch::kInt64);
+            double t_layers = 0;
+            auto step = [&] {
+                auto t0 = Clock::now();
+                auto h = lm->forward_step_batched(lm->embed(toks), ptrs);
+                t_layers += secs(t0);
+                toks = lm->logits(h.squeeze(1)).argmax(-1).view({batch, 1});
+            };
+            step();  // warm-up
+            t_layers = 0;
+            std::vector<double> ts;
+            for (int i = 0; i < steps; ++i) {
+                auto t0 = Clock::now();
+                step();
+                ts.push_back(secs(t0));
+            }
+            std::sort(ts.begin(), ts.end());
+            const double med = ts[ts.size() / 2];
+            fmt::print("{:<28} packed prefill of {} prompts ({} tokens): {:.1f} tok/s\n",
+                       mode == 0 ? "medforge" : "libtorch linear (baseline)", batch, prompt_tokens,
+                       prompt_tokens / tprefill);
+            fmt::print(
+                "{:<28} decode step of {} sequences: median {:.1f} ms ({:.1f} tok/s, {:.0f} "
+                "GFLOP/s of weight products), best {:.1f} ms; mean {:.1f} ms in the layers, {:.1f} "
+                "ms in the LM head and sampling\n",
+                mode == 0 ? "medforge" : "libtorch linear (baseline)", batch, med * 1e3,
+                batch / med, batch * flop / med / 1e9, ts.front() * 1e3, t_layers / steps * 1e3,
+                (std::accumulate(ts.begin(), ts.end(), 0.0) - t_layers) / steps * 1e3);
+        }
     }
     set_custom_kernels(false);
     if (vision) {

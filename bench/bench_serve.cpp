@@ -151,9 +151,11 @@ int main(int argc, char** argv) {
     };
     std::printf(
         "| clients | requests | completion tokens | wall s | aggregate tok/s | vs %d client(s) | "
-        "p50 latency s | p99 latency s | prompts per prefill forward | mean decode batch |\n",
+        "p50 latency s | p99 latency s | prompts per prefill forward | mean decode batch | prefill "
+        "s "
+        "| prefill tok/s | decode s | decode ms per step |\n",
         clients.front());
-    std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     double base = 0;
     for (int C : clients) {
         const int n = C * requests;
@@ -188,10 +190,18 @@ int main(int argc, char** argv) {
         const double steps = delta("medforge_decode_steps_total");
         double tps = total / wall;
         if (C == clients.front()) base = tps;
-        std::printf("| %d | %d | %lld | %.1f | %.2f | x%.2f | %.2f | %.2f | %.2f | %.2f |\n", C, n,
-                    static_cast<long long>(total), wall, tps, base > 0 ? tps / base : 0.0, pct(0.5),
-                    pct(0.99), fw > 0 ? delta("medforge_prefills_total") / fw : 0.0,
-                    steps > 0 ? delta("medforge_decode_batch_tokens_total") / steps : 0.0);
+        const double dsec = delta("medforge_decode_seconds_total");
+        std::printf(
+            "| %d | %d | %lld | %.1f | %.2f | x%.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f | "
+            "%.2f | "
+            "%.1f |\n",
+            C, n, static_cast<long long>(total), wall, tps, base > 0 ? tps / base : 0.0, pct(0.5),
+            pct(0.99), fw > 0 ? delta("medforge_prefills_total") / fw : 0.0,
+            steps > 0 ? delta("medforge_decode_batch_tokens_total") / steps : 0.0,
+            delta("medforge_prefill_seconds_total"),
+            delta("medforge_prompt_tokens_total") /
+                std::max(1e-9, delta("medforge_prefill_seconds_total")),
+            dsec, steps > 0 ? 1e3 * dsec / steps : 0.0);
         std::fflush(stdout);
     }
     server.shutdown();

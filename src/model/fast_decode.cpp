@@ -93,6 +93,30 @@ MF_AVX512_TARGET void axpy_bf16(float a, const uint16_t* v, float* out, int64_t 
     }
 }
 
+// act = bf16(bf16(silu(bf16(gate))) * bf16(up)), silu in fp32.
+void silu_mul_scalar(const float* gate, const float* up, uint16_t* act, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) {
+        const float g = rb(gate[i]), u = rb(up[i]);
+        act[i] = bits(rb(g / (1.f + std::exp(-g))) * u);
+    }
+}
+
+#ifdef MF_HAVE_AVX512_HELPERS
+// The same, 16 lanes at a time with the polynomial exp (relative error ~2e-7 against std::exp, so
+// a product can land one bf16 step away where it sits on a rounding boundary).
+MF_AVX512_TARGET void silu_mul_avx512(const float* gate, const float* up, uint16_t* act,
+                                      int64_t n) {
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = simd::tail_mask(n - i);
+        const __m512 g = simd::round_bf16(_mm512_maskz_loadu_ps(m, gate + i));
+        const __m512 u = simd::round_bf16(_mm512_maskz_loadu_ps(m, up + i));
+        const __m512 e = simd::exp512(_mm512_sub_ps(_mm512_setzero_ps(), g));
+        const __m512 s = simd::round_bf16(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.f), e)));
+        simd::store_bf16x16(act + i, _mm512_mul_ps(s, u), m);
+    }
+}
+#endif
+
 bool weight_ok(const torch::Tensor& t) {
     return t.defined() && t.scalar_type() == torch::kBFloat16 && t.is_contiguous();
 }
@@ -256,10 +280,8 @@ torch::Tensor fast_decode_step_batched(CausalLMImpl& lm, const torch::Tensor& em
         GemvJob gu[2] = {{u16(mlp.gate_proj->weight), I, gate.data()},
                          {u16(mlp.up_proj->weight), I, up.data()}};
         gemv_bf16_multi(xn.data(), B, H, gu, 2);
-        for (int64_t i = 0; i < B * I; ++i) {
-            const float g = rb(gate[i]), u = rb(up[i]);
-            act[i] = bits(rb(g / (1.f + std::exp(-g))) * u);
-        }
+        // fast decode runs only where the CPU has AVX512-BF16, so AVX-512F/BW/VL are there
+        detail::silu_mul(gate.data(), up.data(), act.data(), B * I, /*vectorized=*/true);
         GemvJob d_job{u16(mlp.down_proj->weight), H, proj.data()};
         gemv_bf16_multi(act.data(), B, I, &d_job, 1);
         for (int64_t b = 0; b < B; ++b)
@@ -276,5 +298,15 @@ torch::Tensor fast_decode_step_batched(CausalLMImpl& lm, const torch::Tensor& em
         rms_norm(h.data() + b * H, H, lm.model->norm->weight, lm.model->norm->eps, op + b * H);
     return out;
 }
+
+namespace detail {
+void silu_mul(const float* gate, const float* up, uint16_t* act, int64_t n, bool vectorized) {
+#ifdef MF_HAVE_AVX512_HELPERS
+    if (vectorized) return silu_mul_avx512(gate, up, act, n);
+#endif
+    (void)vectorized;
+    silu_mul_scalar(gate, up, act, n);
+}
+}  // namespace detail
 
 }  // namespace mf::model

@@ -39,4 +39,11 @@ bool fast_decode_batch_eligible(const CausalLMImpl& lm, const torch::Tensor& emb
 torch::Tensor fast_decode_step_batched(CausalLMImpl& lm, const torch::Tensor& embeds,
                                        const std::vector<KVCache*>& caches);
 
+namespace detail {
+// SwiGLU's elementwise part as the step computes it: act = bf16(bf16(silu(bf16(gate))) *
+// bf16(up)) over n values; `vectorized` picks the AVX-512 loop (polynomial exp) or the scalar
+// one (std::exp), which tests use as the reference.
+void silu_mul(const float* gate, const float* up, uint16_t* act, int64_t n, bool vectorized);
+}  // namespace detail
+
 }  // namespace mf::model

@@ -3,9 +3,11 @@
 #include <ATen/Parallel.h>
 #include <immintrin.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <string_view>
 #include <vector>
 
@@ -65,48 +67,70 @@ MF_TARGET void gemv_block(const uint16_t* x, int64_t K, const uint16_t* W, int64
     }
 }
 
-// 9..16 x rows (continuous batching): one accumulator per row, the rows' independent chains
-// hide the vdpbf16ps latency; 16 accumulators + operands fit the 32 zmm registers.
-template <int M>
-MF_TARGET void gemv_block_wide(const uint16_t* x, int64_t K, const uint16_t* W, int64_t O,
-                               int64_t o0, int64_t o1, float* y) {
-    for (int64_t o = o0; o < o1; ++o) {
-        const uint16_t* w = W + o * K;
-        __m512 a[M];
-        for (int m = 0; m < M; ++m)
-            a[m] = _mm512_setzero_ps();
-        for (int64_t k = 0; k < K; k += 32) {
-            const int n = static_cast<int>(std::min<int64_t>(32, K - k));
-            __m512bh v = n == 32 ? load_bh(w + k) : load_bh_tail(w + k, n);
-            for (int m = 0; m < M; ++m)
-                a[m] = _mm512_dpbf16_ps(
-                    a[m], n == 32 ? load_bh(x + m * K + k) : load_bh_tail(x + m * K + k, n), v);
+// 9..16 x rows: the x rows become the vector lanes. The x block is repacked once per call into a
+// panel xp[(k / 2) * 32 + m * 2 + (k & 1)] = x[m][k] (rows >= M and the odd-K tail are zero), so
+// one vdpbf16ps multiplies a k-pair of all 16 x rows by the same k-pair of one weight row, read
+// as a 4-byte broadcast straight from the weight stream. kPanelRows weight rows run side by side,
+// each with its own accumulator holding that output for the 16 x rows. No horizontal reductions
+// and one panel load per kPanelRows products: measured on Zen 4 (2 vCPU) over the 24 layers of a
+// Qwen2-0.5B shape with 16 rows, 41 ms against 76 ms for gemv_block_wide<16> (one weight row at
+// a time, one x load per product), and 8 rows side by side beat 4, 6, 12, 16 and 24.
+constexpr int kPanelRows = 8;
+constexpr int64_t kPanelMinRows = 9;  // below, gemv_block<M> (bandwidth-bound there anyway)
+constexpr int kPanelLanes = 16;
+
+void pack_x_panel(const uint16_t* x, int64_t M, int64_t K, uint16_t* xp) {
+    const int64_t K2 = (K + 1) / 2;
+    std::fill(xp, xp + K2 * 2 * kPanelLanes, uint16_t{0});
+    for (int64_t m = 0; m < M; ++m)
+        for (int64_t k = 0; k < K; ++k)
+            xp[(k / 2) * 2 * kPanelLanes + m * 2 + (k & 1)] = x[m * K + k];
+}
+
+// Weight rows [o0, o1) against the panel; R rows per tile (R = 1 for the tail rows).
+template <int R>
+MF_TARGET void gemv_panel_rows(const uint16_t* xp, int64_t M, int64_t K, const uint16_t* W,
+                               int64_t O, int64_t o, float* y) {
+    __m512 a[R];
+    for (int r = 0; r < R; ++r)
+        a[r] = _mm512_setzero_ps();
+    const uint16_t* w = W + o * K;
+    const int64_t Ke = K & ~int64_t{1};
+    for (int64_t k = 0; k < Ke; k += 2) {
+        const __m512bh xv = load_bh(xp + k * kPanelLanes);
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r) {
+            uint32_t pair;
+            std::memcpy(&pair, w + r * K + k, sizeof pair);
+            a[r] = _mm512_dpbf16_ps(a[r], xv, (__m512bh)_mm512_set1_epi32(static_cast<int>(pair)));
         }
-        for (int m = 0; m < M; ++m)
-            y[m * O + o] = _mm512_reduce_add_ps(a[m]);
     }
+    if (K & 1) {  // the last k alone; the panel's upper half of this pair is zero
+        const __m512bh xv = load_bh(xp + Ke * kPanelLanes);
+        for (int r = 0; r < R; ++r)
+            a[r] = _mm512_dpbf16_ps(a[r], xv, (__m512bh)_mm512_set1_epi32(w[r * K + Ke]));
+    }
+    alignas(64) float t[R][kPanelLanes];
+    for (int r = 0; r < R; ++r)
+        _mm512_store_ps(t[r], a[r]);
+    for (int64_t m = 0; m < M; ++m)
+        for (int r = 0; r < R; ++r)
+            y[m * O + o + r] = t[r][m];
+}
+
+MF_TARGET void gemv_panel(const uint16_t* xp, int64_t M, int64_t K, const uint16_t* W, int64_t O,
+                          int64_t o0, int64_t o1, float* y) {
+    int64_t o = o0;
+    for (; o + kPanelRows <= o1; o += kPanelRows)
+        gemv_panel_rows<kPanelRows>(xp, M, K, W, O, o, y);
+    for (; o < o1; ++o)
+        gemv_panel_rows<1>(xp, M, K, W, O, o, y);
 }
 
 using BlockFn = void (*)(const uint16_t*, int64_t, const uint16_t*, int64_t, int64_t, int64_t,
                          float*);
 BlockFn block_for(int64_t m) {
     switch (m) {
-        case 9:
-            return gemv_block_wide<9>;
-        case 10:
-            return gemv_block_wide<10>;
-        case 11:
-            return gemv_block_wide<11>;
-        case 12:
-            return gemv_block_wide<12>;
-        case 13:
-            return gemv_block_wide<13>;
-        case 14:
-            return gemv_block_wide<14>;
-        case 15:
-            return gemv_block_wide<15>;
-        case 16:
-            return gemv_block_wide<16>;
         case 1:
             return gemv_block<1>;
         case 2:
@@ -309,6 +333,25 @@ void gemv_bf16_multi(const uint16_t* x, int64_t M, int64_t K, const GemvJob* job
     int64_t total = 0;
     for (int j = 0; j < n_jobs; ++j)
         total += jobs[j].rows;
+    if (M >= kPanelMinRows) {
+        // Work is split in tiles of kPanelRows rows of one job, so tiles never straddle jobs.
+        std::vector<uint16_t> xp(static_cast<size_t>((K + 1) / 2 * 2 * kPanelLanes));
+        pack_x_panel(x, M, K, xp.data());
+        std::vector<int64_t> first_tile(n_jobs + 1, 0);
+        for (int j = 0; j < n_jobs; ++j)
+            first_tile[j + 1] = first_tile[j] + (jobs[j].rows + kPanelRows - 1) / kPanelRows;
+        const int64_t grain = std::max<int64_t>(1, 8192 / std::max<int64_t>(K, 1));
+        at::parallel_for(0, first_tile[n_jobs], grain, [&](int64_t a, int64_t b) {
+            for (int j = 0; j < n_jobs; ++j) {
+                const int64_t lo = std::max(a, first_tile[j]), hi = std::min(b, first_tile[j + 1]);
+                if (lo >= hi) continue;
+                const int64_t rows = jobs[j].rows;
+                gemv_panel(xp.data(), M, K, jobs[j].w, rows, (lo - first_tile[j]) * kPanelRows,
+                           std::min(rows, (hi - first_tile[j]) * kPanelRows), jobs[j].y);
+            }
+        });
+        return;
+    }
     BlockFn fn = block_for(M);
     const int64_t grain = std::max<int64_t>(2, 32768 / std::max<int64_t>(K, 1));
     at::parallel_for(0, total, grain, [&](int64_t a, int64_t b) {

@@ -24,12 +24,23 @@ MF_AVX512_TARGET inline __m512 load_bf16x16(const uint16_t* p, __mmask16 m) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
 }
 
-// fp32 -> bf16, round to nearest even (finite inputs), masked store.
-MF_AVX512_TARGET inline void store_bf16x16(uint16_t* p, __m512 v, __mmask16 m) {
+// fp32 -> the bits of the nearest bf16 (ties to even; finite inputs) in the upper 16 bits.
+MF_AVX512_TARGET inline __m512i round_to_bf16_bits(__m512 v) {
     __m512i u = _mm512_castps_si512(v);
     __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    u = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb));
-    _mm256_mask_storeu_epi16(p, m, _mm512_cvtepi32_epi16(_mm512_srli_epi32(u, 16)));
+    return _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb));
+}
+
+// fp32 -> bf16, round to nearest even (finite inputs), masked store.
+MF_AVX512_TARGET inline void store_bf16x16(uint16_t* p, __m512 v, __mmask16 m) {
+    _mm256_mask_storeu_epi16(p, m,
+                             _mm512_cvtepi32_epi16(_mm512_srli_epi32(round_to_bf16_bits(v), 16)));
+}
+
+// fp32 rounded to the nearest bf16 value, kept in fp32 (what storing a bf16 result does).
+MF_AVX512_TARGET inline __m512 round_bf16(__m512 v) {
+    return _mm512_castsi512_ps(
+        _mm512_and_si512(round_to_bf16_bits(v), _mm512_set1_epi32(static_cast<int>(0xffff0000u))));
 }
 
 // e^x: x = n ln2 + r, |r| <= ln2/2, degree-6 Taylor polynomial (rel. error ~2e-7), 2^n by scalef.

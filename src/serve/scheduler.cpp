@@ -4,6 +4,8 @@
 
 #include <fmt/core.h>
 
+#include <chrono>
+
 #include "core/log.h"
 
 namespace mf::serve {
@@ -237,6 +239,7 @@ void Scheduler::admit(std::vector<std::shared_ptr<Job>> jobs,
             last.push_back(row - 1);
         }
         torch::Tensor logits;  // [G, V]
+        const auto t0 = std::chrono::steady_clock::now();
         try {
             auto h = m->lm->forward_prefill_packed(group, caches);  // [1, N, H]
             logits = m->lm->logits(h.squeeze(0).index_select(0, torch::tensor(last))).contiguous();
@@ -250,6 +253,8 @@ void Scheduler::admit(std::vector<std::shared_ptr<Job>> jobs,
             std::lock_guard lk(mu_);
             stats_.prefills += static_cast<int64_t>(end - at);
             ++stats_.prefill_forwards;
+            stats_.prefill_seconds +=
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         }
         const int64_t V = logits.size(1);
         const float* base = logits.data_ptr<float>();
@@ -360,6 +365,7 @@ void Scheduler::loop() {
             caches[b] = &active[b]->cache;
         }
         torch::Tensor logits;
+        const auto t0 = std::chrono::steady_clock::now();
         try {
             auto x = m->lm->embed(torch::tensor(ids, torch::kInt64).view({B, 1}));  // [B, 1, H]
             torch::Tensor h = B == 1 ? m->lm->forward_hidden(x, caches[0])
@@ -377,6 +383,8 @@ void Scheduler::loop() {
             std::lock_guard lk(mu_);
             ++stats_.decode_steps;
             stats_.decoded_tokens += B;
+            stats_.decode_seconds +=
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         }
         const int64_t V = logits.size(1);
         const float* base = logits.data_ptr<float>();

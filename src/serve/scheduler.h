@@ -72,6 +72,8 @@ struct SchedulerStats {
     int64_t cancelled = 0;         // jobs ended because their client went away
     int64_t image_cache_hits = 0, image_cache_misses = 0;
     int64_t json_retries = 0;
+    double prefill_seconds = 0;  // in prefill forwards (with the logits of the last positions)
+    double decode_seconds = 0;   // in decode-step forwards (with the logits)
 };
 
 class Scheduler {

@@ -124,9 +124,14 @@ std::string Metrics::render(size_t queue_depth, size_t active, const SchedulerSt
         "# TYPE medforge_image_cache_misses_total counter\nmedforge_image_cache_misses_total {}\n"
         "# HELP medforge_json_retries_total json_object replies that were not JSON and were asked "
         "again.\n"
-        "# TYPE medforge_json_retries_total counter\nmedforge_json_retries_total {}\n",
+        "# TYPE medforge_json_retries_total counter\nmedforge_json_retries_total {}\n"
+        "# HELP medforge_prefill_seconds_total Time in prefill forwards.\n"
+        "# TYPE medforge_prefill_seconds_total counter\nmedforge_prefill_seconds_total {:.6f}\n"
+        "# HELP medforge_decode_seconds_total Time in decode-step forwards.\n"
+        "# TYPE medforge_decode_seconds_total counter\nmedforge_decode_seconds_total {:.6f}\n",
         queue_depth, active, ready ? 1 : 0, s.decode_steps, s.decoded_tokens, s.prefills,
-        s.prefill_forwards, s.image_cache_hits, s.image_cache_misses, s.json_retries);
+        s.prefill_forwards, s.image_cache_hits, s.image_cache_misses, s.json_retries,
+        s.prefill_seconds, s.decode_seconds);
     return out;
 }
 

@@ -228,14 +228,15 @@ TEST(Engine, ParsesPublishedLlavaHfConfig) {
 namespace mf::model {
 namespace {
 
-// The AVX512-BF16 kernel against a float64 product of the same bf16 values, for row counts 1..8,
-// K with and without a 32-multiple tail, odd O, with and without bias; and the dispatcher.
+// The AVX512-BF16 kernels against a float64 product of the same bf16 values: row counts 1..8
+// (gemv_block) and 9..16 (the x-panel kernel), K with and without a 32-multiple tail and odd,
+// O below, at and off the panel kernel's 8-row tiles, with and without bias; and the dispatcher.
 TEST(Kernels, Bf16SmallLinearMatchesReference) {
     if (!bf16_gemv_available()) GTEST_SKIP() << "CPU without AVX512-BF16";
     torch::manual_seed(5);
-    for (int64_t M : {1, 2, 3, 5, 8, 9, 12, 16})
-        for (int64_t K : {32, 64, 100, 160, 896})
-            for (int64_t O : {1, 7, 130}) {
+    for (int64_t M : {1, 2, 3, 5, 8, 9, 12, 13, 16})
+        for (int64_t K : {32, 33, 64, 100, 101, 160, 896})
+            for (int64_t O : {1, 7, 8, 130}) {
                 auto x = torch::randn({M, K}).to(torch::kBFloat16);
                 auto w = torch::randn({O, K}).to(torch::kBFloat16);
                 auto b = torch::randn({O}).to(torch::kBFloat16);
@@ -258,6 +259,32 @@ TEST(Kernels, Bf16SmallLinearMatchesReference) {
     set_custom_kernels(true);
     EXPECT_EQ(a.sizes(), c.sizes());
     EXPECT_LT((a.to(torch::kFloat32) - c.to(torch::kFloat32)).abs().max().item<float>(), 0.1f);
+}
+
+// Several jobs in one pass (q/k/v, gate/up): each job's rows equal its own product, with job sizes
+// that do not fill the panel kernel's tiles, for small and wide batches.
+TEST(Kernels, MultiJobGemvEqualsSeparateProducts) {
+    if (!bf16_gemv_available()) GTEST_SKIP() << "CPU without AVX512-BF16";
+    torch::manual_seed(6);
+    for (int64_t M : {1, 4, 11, 16}) {
+        const int64_t K = 96;
+        auto x = torch::randn({M, K}).to(torch::kBFloat16).contiguous();
+        std::vector<torch::Tensor> ws, ys;
+        std::vector<GemvJob> jobs;
+        for (int64_t rows : {7, 130, 9, 1}) {
+            ws.push_back(torch::randn({rows, K}).to(torch::kBFloat16).contiguous());
+            ys.push_back(torch::full({M, rows}, -1.f));
+            jobs.push_back({reinterpret_cast<const uint16_t*>(ws.back().data_ptr<at::BFloat16>()),
+                            rows, ys.back().data_ptr<float>()});
+        }
+        gemv_bf16_multi(reinterpret_cast<const uint16_t*>(x.data_ptr<at::BFloat16>()), M, K,
+                        jobs.data(), static_cast<int>(jobs.size()));
+        for (size_t j = 0; j < ws.size(); ++j) {
+            auto ref = torch::matmul(x.to(torch::kFloat64), ws[j].to(torch::kFloat64).t());
+            EXPECT_LT((ys[j].to(torch::kFloat64) - ref).abs().max().item<double>(), 1e-3 * 10)
+                << "M " << M << " job " << j;
+        }
+    }
 }
 
 // Weights moved onto the huge-page arena keep their values, shapes, dtypes and requires_grad; a
@@ -370,6 +397,43 @@ TEST_P(FastDecodeParity, MatchesTorchPath) {
 
 // Batched fused steps (sequences at different lengths, B up to 16) equal the torch batched step
 // (custom kernels off) within bf16 tolerance.
+// The step's vectorised SwiGLU against the scalar loop (std::exp) and against the same roundings
+// on a float64 silu: at most one bf16 step apart (the polynomial exp can tip a rounding boundary),
+// and rarely. (torch 1.13's bf16 `silu(g) * u` differs from this in about a quarter of the values,
+// by up to two steps: its silu has other intermediate roundings. The fast path's end-to-end
+// tolerance against the torch path covers that.)
+TEST(FastDecode, VectorSiluMatchesScalarAndFloat64) {
+    if (!bf16_gemv_available()) GTEST_SKIP() << "CPU without AVX512-BF16";
+    torch::manual_seed(8);
+    const int64_t n = 50021;  // not a multiple of 16: the masked tail
+    auto gate = torch::randn({n}) * 6;
+    gate.narrow(0, 0, 6).copy_(torch::tensor({0.f, -0.f, 95.f, -95.f, 1e-30f, -3e4f}));
+    auto up = torch::randn({n}) * 3;
+    std::vector<uint16_t> vec(n), sca(n);
+    detail::silu_mul(gate.data_ptr<float>(), up.data_ptr<float>(), vec.data(), n, true);
+    detail::silu_mul(gate.data_ptr<float>(), up.data_ptr<float>(), sca.data(), n, false);
+    auto as_float = [](const std::vector<uint16_t>& v) {
+        auto t = torch::empty({static_cast<int64_t>(v.size())}, torch::kBFloat16);
+        std::memcpy(t.data_ptr(), v.data(), v.size() * 2);
+        return t.to(torch::kFloat32);
+    };
+    auto gb = gate.to(torch::kBFloat16), ub = up.to(torch::kBFloat16);
+    auto ref = (torch::silu(gb.to(torch::kFloat64)).to(torch::kBFloat16).to(torch::kFloat64) *
+                ub.to(torch::kFloat64))
+                   .to(torch::kBFloat16)
+                   .to(torch::kFloat32);
+    for (const auto& other : {as_float(sca), ref}) {
+        auto got = as_float(vec);
+        // one bf16 step of the larger magnitude (8 mantissa bits)
+        auto ulp = torch::maximum(got.abs(), other.abs()) * (1.0 / 128) + 1e-38;
+        auto steps = (got - other).abs() / ulp;
+        EXPECT_LE(steps.max().item<double>(), 1.0);
+        EXPECT_LT((steps > 0).sum().item<int64_t>(), n / 100);
+    }
+    EXPECT_EQ(vec[2], sca[2]);                       // silu(95) * up: no overflow in exp(-95)
+    EXPECT_EQ(as_float(vec)[3].item<float>(), 0.f);  // silu(-95) = -0 or 0
+}
+
 TEST_P(FastDecodeParity, BatchedMatchesTorchBatchedStep) {
     if (!bf16_gemv_available()) GTEST_SKIP() << "CPU without AVX512-BF16";
     init_torch_threads();
@@ -380,7 +444,7 @@ TEST_P(FastDecodeParity, BatchedMatchesTorchBatchedStep) {
     CausalLM lb = (*mb)->lm;
     const TextConfig& c = lb->config();
     torch::NoGradGuard ng;
-    for (int64_t B : {1, 3, 16}) {
+    for (int64_t B : {1, 3, 11, 16}) {
         std::vector<KVCache> fused, ref;
         for (int64_t b = 0; b < B; ++b) {
             auto ids = random_ids(static_cast<int>(1 + (b * 5) % 11), c.vocab_size - 40, 100 + b);

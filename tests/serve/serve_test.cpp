@@ -241,6 +241,9 @@ TEST(Serve, ConcurrentBatchedRequestsEqualUnbatched) {
     EXPECT_GT(value("medforge_decode_batch_tokens_total"),
               1.5 * value("medforge_decode_steps_total"))
         << m;
+    // where the time went: both kinds of forward were timed
+    EXPECT_GT(value("medforge_prefill_seconds_total"), 0.0) << m;
+    EXPECT_GT(value("medforge_decode_seconds_total"), 0.0) << m;
 }
 
 TEST(Serve, BadRequestsGetOpenAIErrors) {
