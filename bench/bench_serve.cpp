@@ -5,8 +5,11 @@
 // Prints aggregate completion tokens/s and p50/p99 request latency per client count, and the
 // ratio of 16 clients to 1 (target: >= 4x), and how many prompts were prefilled per forward.
 //   build/bin/bench_serve [--model DIR] [--clients 1,4,16] [--max-tokens 16] [--requests 2]
-//                         [--max-batch 16] [--max-prefill-tokens 4096] [--threads 0]
-// --max-prefill-tokens 1 prefills one request per forward (the baseline of the packed prefill).
+//                         [--max-batch 16] [--max-prefill-tokens 4096] [--prefix-cache-mb 256]
+//                         [--threads 0]
+// --max-prefill-tokens 1 prefills one request per forward (the baseline of the packed prefill);
+// --prefix-cache-mb 0 prefills every prompt in full (the prompts share their chat-template start,
+// which the prefix cache otherwise serves). One request before the table warms the server.
 #include <httplib.h>
 
 #include <fmt/core.h>
@@ -29,7 +32,8 @@ using Clock = std::chrono::steady_clock;
 namespace {
 const char* kUsage =
     "usage: bench_serve [--model DIR] [--clients 1,4,16] [--max-tokens 16] [--requests 2]\n"
-    "                   [--max-batch 16] [--max-prefill-tokens 4096] [--threads 0]\n"
+    "                   [--max-batch 16] [--max-prefill-tokens 4096] [--prefix-cache-mb 256]\n"
+    "                   [--threads 0]\n"
     "  --model DIR            checkpoint (default: a random Qwen2-0.5B-shaped bf16 one, written\n"
     "                         to a temporary folder and removed after)\n"
     "  --clients LIST         concurrent client counts, one table row each\n"
@@ -37,7 +41,17 @@ const char* kUsage =
     "  --requests N           requests per client\n"
     "  --max-batch N          sequences decoded together (serve --max-batch)\n"
     "  --max-prefill-tokens N prompt positions prefilled together (1 = one request per forward)\n"
+    "  --prefix-cache-mb N    serve --prefix-cache-mb (0 = every prompt prefilled in full)\n"
     "  --threads N            torch threads (0 = all)\n";
+
+// Request `seed`'s prompt: distinct right after its first word, so prompts share only the chat
+// template's start (system prompt, role header, "Case"), as independent users' requests do.
+std::string prompt_for(int seed) {
+    uint64_t z = static_cast<uint64_t>(seed) * 0x9e3779b97f4a7c15ull + 0x2545f4914f6cdd1dull;
+    z = (z ^ (z >> 31)) * 0xbf58476d1ce4e5b9ull;
+    return fmt::format("Case {:08x}: describe the main finding of this chest radiograph.",
+                       static_cast<uint32_t>(z >> 32));
+}
 
 double metric(const std::string& text, const std::string& name) {
     size_t at = text.find("\n" + name + " ");
@@ -50,6 +64,7 @@ int main(int argc, char** argv) {
     std::vector<int> clients = {1, 4, 16};
     int max_tokens = 16, requests = 2, max_batch = 16, threads = 0;
     int64_t max_prefill = 4096;
+    size_t prefix_cache_mb = 256;
     for (int i = 1; i < argc; ++i)
         if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
             std::fputs(kUsage, stdout);
@@ -63,6 +78,8 @@ int main(int argc, char** argv) {
         std::string k = argv[i], v = argv[i + 1];
         if (k == "--max-prefill-tokens")
             max_prefill = std::stoll(v);
+        else if (k == "--prefix-cache-mb")
+            prefix_cache_mb = std::stoull(v);
         else if (k == "--model")
             model_dir = v;
         else if (k == "--max-tokens")
@@ -115,6 +132,7 @@ int main(int argc, char** argv) {
     so.port = 0;
     so.max_batch = max_batch;
     so.max_prefill_tokens = max_prefill;
+    so.prefix_cache_bytes = prefix_cache_mb << 20;
     so.max_queue = 1024;
     mf::serve::Server server(so);
     if (auto st = server.start(std::move(*engine)); !st.ok()) {
@@ -124,14 +142,11 @@ int main(int argc, char** argv) {
     auto one = [&](int seed, int64_t* tokens) {
         httplib::Client c("127.0.0.1", server.port());
         c.set_read_timeout(3600, 0);
-        json body = {{"messages",
-                      json::array({json{{"role", "user"},
-                                        {"content", fmt::format("Describe finding number {} in a "
-                                                                "chest radiograph.",
-                                                                seed)}}})},
-                     {"max_tokens", max_tokens},
-                     {"temperature", 0},
-                     {"ignore_eos", true}};
+        json body = {
+            {"messages", json::array({json{{"role", "user"}, {"content", prompt_for(seed)}}})},
+            {"max_tokens", max_tokens},
+            {"temperature", 0},
+            {"ignore_eos", true}};
         auto r = c.Post("/v1/chat/completions", body.dump(), "application/json");
         if (!r || r->status != 200) {
             std::fprintf(stderr, "request failed: %s\n", r ? r->body.c_str() : "no response");
@@ -151,12 +166,12 @@ int main(int argc, char** argv) {
     };
     std::printf(
         "| clients | requests | completion tokens | wall s | aggregate tok/s | vs %d client(s) | "
-        "p50 latency s | p99 latency s | prompts per prefill forward | mean decode batch | prefill "
-        "s "
-        "| prefill tok/s | decode s | decode ms per step |\n",
+        "p50 latency s | p99 latency s | prompts per prefill forward | mean decode batch | prompt "
+        "share from prefix cache | prefill s | prefill tok/s | decode s | decode ms per step |\n",
         clients.front());
-    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     double base = 0;
+    int seed_base = 0;
     for (int C : clients) {
         const int n = C * requests;
         std::vector<double> lat(n);
@@ -170,7 +185,7 @@ int main(int argc, char** argv) {
                 int i;
                 while ((i = next++) < n) {
                     auto s = Clock::now();
-                    one(i, &toks[i]);
+                    one(seed_base + i, &toks[i]);  // every prompt of the run is distinct
                     lat[i] = std::chrono::duration<double>(Clock::now() - s).count();
                 }
             });
@@ -191,18 +206,19 @@ int main(int argc, char** argv) {
         double tps = total / wall;
         if (C == clients.front()) base = tps;
         const double dsec = delta("medforge_decode_seconds_total");
+        const double psec = delta("medforge_prefill_seconds_total");
+        const double prompt = delta("medforge_prompt_tokens_total");
+        const double cached = delta("medforge_prefix_cache_hit_tokens_total");
         std::printf(
-            "| %d | %d | %lld | %.1f | %.2f | x%.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f | "
-            "%.2f | "
-            "%.1f |\n",
+            "| %d | %d | %lld | %.1f | %.2f | x%.2f | %.2f | %.2f | %.2f | %.2f | %.0f%% | %.2f | "
+            "%.0f | %.2f | %.1f |\n",
             C, n, static_cast<long long>(total), wall, tps, base > 0 ? tps / base : 0.0, pct(0.5),
             pct(0.99), fw > 0 ? delta("medforge_prefills_total") / fw : 0.0,
             steps > 0 ? delta("medforge_decode_batch_tokens_total") / steps : 0.0,
-            delta("medforge_prefill_seconds_total"),
-            delta("medforge_prompt_tokens_total") /
-                std::max(1e-9, delta("medforge_prefill_seconds_total")),
-            dsec, steps > 0 ? 1e3 * dsec / steps : 0.0);
+            prompt > 0 ? 100 * cached / prompt : 0.0, psec,
+            (prompt - cached) / std::max(1e-9, psec), dsec, steps > 0 ? 1e3 * dsec / steps : 0.0);
         std::fflush(stdout);
+        seed_base += n;
     }
     server.shutdown();
     if (!tmp.empty()) fs::remove_all(tmp);

@@ -41,6 +41,10 @@ int run_serve(int argc, char** argv) {
                    "prompt positions of waiting requests prefilled together in one forward "
                    "(default 4096; 1 = one request per forward)")
         ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
+    app.add_option("--prefix-cache-mb", o.prefix_cache_bytes,
+                   "keys/values of prompt prefixes kept for later requests that start the same way "
+                   "(default 256; 0 = off)")
+        ->transform([](std::string s) { return std::to_string(std::stoull(s) << 20); });
     app.add_option("--max-tokens-default", o.default_max_tokens,
                    "max_tokens when a request gives none (default 1024, capped by the context)")
         ->check(CLI::Range(1, 1 << 20));

@@ -40,12 +40,13 @@ struct Scheduler::Seq {
     std::vector<int32_t> tokens;
     std::string text;
     size_t emitted = 0;
-    int32_t next = -1;  // the token to feed in the next step
+    int64_t text_prefix = 0;  // prompt positions before the first image (prefix-cacheable)
+    int32_t next = -1;        // the token to feed in the next step
     bool finished = false;
 };
 
 Scheduler::Scheduler(model::Engine& engine, std::mutex& tok_mu, const SchedulerOptions& opt)
-    : engine_(engine), tok_mu_(tok_mu), opt_(opt) {
+    : engine_(engine), tok_mu_(tok_mu), opt_(opt), prefix_(opt.prefix_cache_bytes) {
     if (opt_.max_batch < 1) opt_.max_batch = 1;
     model::init_torch_threads();  // no-op when Engine::load already did it
     // torch's thread count can be per OS thread (OpenMP): carry the loader's to the scheduler.
@@ -214,7 +215,13 @@ void Scheduler::admit(std::vector<std::shared_ptr<Job>> jobs,
             const int64_t T = emb.size(1);
             s->cache = model::KVCache::create(
                 m->lm->config(), 1, T + std::max(0, j.sampling.max_tokens) + 1, m->dtype());
-            embeds.push_back(emb);
+            s->text_prefix =
+                std::find(j.ids.begin(), j.ids.end(), model::kImageMarker) - j.ids.begin();
+            // a shared start comes from the prefix cache; at least the last position is run
+            // (its logits give the first token)
+            const int64_t P = prefix_.restore(j.ids, std::min(T - 1, s->text_prefix), s->cache);
+            j.cached_tokens = P;
+            embeds.push_back(P > 0 ? emb.narrow(1, P, T - P) : emb);
             ready.push_back(std::move(s));
         } catch (const std::exception& e) {
             fail(j, std::string("prefill failed: ") + e.what());
@@ -249,8 +256,16 @@ void Scheduler::admit(std::vector<std::shared_ptr<Job>> jobs,
             at = end;
             continue;
         }
+        int64_t restored = 0;
+        for (size_t i = at; i < end; ++i) {
+            Seq& s = *ready[i];
+            restored += s.job->cached_tokens;
+            prefix_.insert(s.job->ids, s.text_prefix, s.cache);
+        }
         {
             std::lock_guard lk(mu_);
+            stats_.prefix_cached_tokens += restored;
+            stats_.prefix_cache_bytes = prefix_.bytes();
             stats_.prefills += static_cast<int64_t>(end - at);
             ++stats_.prefill_forwards;
             stats_.prefill_seconds +=

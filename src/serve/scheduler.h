@@ -1,7 +1,8 @@
 // The one thread that owns the model: a bounded queue of chat jobs and continuous batching.
 // Jobs that arrive together are prefilled together in one packed forward
 // (CausalLM::forward_prefill_packed; image embeddings come from a content-hash LRU cache) and join
-// the running batch; every decode step runs all active sequences in one batched forward
+// the running batch (a prompt's start that an earlier prompt shared comes from the prefix cache
+// instead); every decode step runs all active sequences in one batched forward
 // (CausalLM::forward_step_batched), each with its own KV cache and Sampler. A job whose client
 // went away (Job::cancelled) leaves the batch at the next step, or the queue at once, and its
 // KV cache is freed.
@@ -22,6 +23,7 @@
 
 #include "model/engine.h"
 #include "serve/api.h"
+#include "serve/prefix_cache.h"
 
 namespace mf::serve {
 
@@ -47,6 +49,7 @@ struct Job {
     bool done = false;
     std::string text, finish_reason;
     int64_t completion_tokens = 0;  // over all attempts
+    int64_t cached_tokens = 0;      // prompt positions restored from the prefix cache
     int attempts = 0;
     bool json_valid = true;
     std::optional<ApiError> error;
@@ -62,6 +65,8 @@ struct SchedulerOptions {
     size_t image_cache = 64;  // image embeddings kept (LRU)
     // prompt positions prefilled in one packed forward (a longer prompt goes alone)
     int64_t max_prefill_tokens = 4096;
+    // keys/values of prompt prefixes kept for later requests (serve/prefix_cache.h); 0 = off
+    size_t prefix_cache_bytes = size_t{256} << 20;
 };
 
 struct SchedulerStats {
@@ -74,6 +79,8 @@ struct SchedulerStats {
     int64_t json_retries = 0;
     double prefill_seconds = 0;  // in prefill forwards (with the logits of the last positions)
     double decode_seconds = 0;   // in decode-step forwards (with the logits)
+    int64_t prefix_cached_tokens = 0;  // prompt positions restored from the prefix cache
+    size_t prefix_cache_bytes = 0;     // held by the prefix cache now
 };
 
 class Scheduler {
@@ -122,6 +129,7 @@ class Scheduler {
     std::list<std::pair<std::string, torch::Tensor>> lru_;
     std::unordered_map<std::string, std::list<std::pair<std::string, torch::Tensor>>::iterator>
         lru_index_;
+    PrefixCache prefix_;  // only the scheduler thread touches it
     std::thread thread_;
 };
 

@@ -128,10 +128,16 @@ std::string Metrics::render(size_t queue_depth, size_t active, const SchedulerSt
         "# HELP medforge_prefill_seconds_total Time in prefill forwards.\n"
         "# TYPE medforge_prefill_seconds_total counter\nmedforge_prefill_seconds_total {:.6f}\n"
         "# HELP medforge_decode_seconds_total Time in decode-step forwards.\n"
-        "# TYPE medforge_decode_seconds_total counter\nmedforge_decode_seconds_total {:.6f}\n",
+        "# TYPE medforge_decode_seconds_total counter\nmedforge_decode_seconds_total {:.6f}\n"
+        "# HELP medforge_prefix_cache_hit_tokens_total Prompt positions whose keys and values came "
+        "from the prefix cache (not prefilled).\n"
+        "# TYPE medforge_prefix_cache_hit_tokens_total counter\n"
+        "medforge_prefix_cache_hit_tokens_total {}\n"
+        "# HELP medforge_prefix_cache_bytes Bytes of keys and values held by the prefix cache.\n"
+        "# TYPE medforge_prefix_cache_bytes gauge\nmedforge_prefix_cache_bytes {}\n",
         queue_depth, active, ready ? 1 : 0, s.decode_steps, s.decoded_tokens, s.prefills,
         s.prefill_forwards, s.image_cache_hits, s.image_cache_misses, s.json_retries,
-        s.prefill_seconds, s.decode_seconds);
+        s.prefill_seconds, s.decode_seconds, s.prefix_cached_tokens, s.prefix_cache_bytes);
     return out;
 }
 
@@ -161,10 +167,13 @@ std::string completion_id() {
     return fmt::format("chatcmpl-{:016x}", xxh64(fmt::format("{}-{}", salt, counter++)));
 }
 
-json usage_json(int64_t prompt, int64_t completion) {
+// OpenAI's usage object; prompt_tokens_details.cached_tokens = prompt positions whose keys and
+// values came from the prefix cache (as OpenAI reports its own prompt caching).
+json usage_json(int64_t prompt, int64_t completion, int64_t cached) {
     return json{{"prompt_tokens", prompt},
                 {"completion_tokens", completion},
-                {"total_tokens", prompt + completion}};
+                {"total_tokens", prompt + completion},
+                {"prompt_tokens_details", {{"cached_tokens", cached}}}};
 }
 
 // The accepted socket that carries `req`. cpp-httplib 0.11 does not hand it to handlers (later
@@ -299,6 +308,7 @@ void Server::on_engine(std::unique_ptr<model::Engine> engine) {
     SchedulerOptions so;
     so.max_batch = opt_.max_batch;
     so.max_prefill_tokens = opt_.max_prefill_tokens;
+    so.prefix_cache_bytes = opt_.prefix_cache_bytes;
     so.max_queue = opt_.max_queue;
     so.image_cache = opt_.image_cache;
     scheduler_ = std::make_unique<Scheduler>(*engine_, tok_mu_, so);
@@ -576,7 +586,8 @@ void Server::routes() {
                                    {"message", {{"role", "assistant"}, {"content", job->text}}},
                                    {"logprobs", nullptr},
                                    {"finish_reason", job->finish_reason}}})},
-                {"usage", usage_json(job->prompt_positions, job->completion_tokens)},
+                {"usage",
+                 usage_json(job->prompt_positions, job->completion_tokens, job->cached_tokens)},
                 {"system_fingerprint", nullptr}};
             res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace),
                             "application/json");
@@ -645,7 +656,8 @@ void Server::routes() {
                 if (job->error) {
                     tail = "data: " + error_body(*job->error).dump() + "\n\n";
                 } else {
-                    json u = usage_json(job->prompt_positions, job->completion_tokens);
+                    json u = usage_json(job->prompt_positions, job->completion_tokens,
+                                        job->cached_tokens);
                     tail = chunk(json::object(), job->finish_reason, &u);
                 }
                 tail += "data: [DONE]\n\n";

@@ -33,6 +33,7 @@ struct ServeOptions {
     size_t max_queue = 64;
     int max_batch = 8;
     int64_t max_prefill_tokens = 4096;  // prompt positions prefilled together in one forward
+    size_t prefix_cache_bytes = size_t{256} << 20;  // prompt-prefix keys/values kept; 0 = off
     ImagePolicy images;
     size_t max_body_bytes = size_t{32} << 20;  // larger bodies get 413
     int read_timeout_s = 30;  // a client that stalls mid-request is dropped after this

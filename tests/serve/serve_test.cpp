@@ -246,6 +246,52 @@ TEST(Serve, ConcurrentBatchedRequestsEqualUnbatched) {
     EXPECT_GT(value("medforge_decode_seconds_total"), 0.0) << m;
 }
 
+// Requests that share a long system prompt: later ones restore its keys/values from the prefix
+// cache (usage.prompt_tokens_details.cached_tokens, whole 16-position blocks, the metric) and
+// still answer exactly as the engine does without any cache; with the cache off nothing is reused.
+TEST(Serve, SharedPromptStartComesFromThePrefixCache) {
+    const std::string system =
+        "You are a radiology assistant. Read the case, list the findings, then give one short "
+        "impression. Use plain words and keep every sentence short.";
+    for (size_t budget : {size_t{64} << 20, size_t{0}}) {
+        ServeOptions o;
+        o.prefix_cache_bytes = budget;
+        Harness h("qwen2", o);
+        auto ref_engine = model::Engine::load(h.dir);
+        ASSERT_TRUE(ref_engine.ok());
+        int64_t cached_total = 0;
+        for (int i = 0; i < 3; ++i) {
+            const std::string user = "case " + std::to_string(100 + 17 * i) + ": what is seen?";
+            json b{{"messages", json::array({json{{"role", "system"}, {"content", system}},
+                                             json{{"role", "user"}, {"content", user}}})},
+                   {"max_tokens", 12},
+                   {"temperature", 0}};
+            auto r = h.post(b);
+            ASSERT_TRUE(r && r->status == 200) << (r ? r->body : "no response");
+            auto j = json::parse(r->body);
+            const int64_t cached = j["usage"]["prompt_tokens_details"]["cached_tokens"];
+            const int64_t prompt = j["usage"]["prompt_tokens"];
+            EXPECT_EQ(cached % 16, 0);
+            EXPECT_LT(cached, prompt);
+            if (budget == 0 || i == 0)
+                EXPECT_EQ(cached, 0) << i;
+            else
+                EXPECT_GE(cached, 16) << i;  // the system prompt alone is longer than a block
+            cached_total += cached;
+            model::SamplingParams sp;
+            sp.max_tokens = 12;
+            auto ref = (*ref_engine)->chat({{"system", system}, {"user", user}}, {}, sp);
+            ASSERT_TRUE(ref.ok());
+            EXPECT_EQ(j["choices"][0]["message"]["content"], sanitized(ref->text)) << i;
+        }
+        auto m = h.client()->Get("/metrics")->body;
+        const std::string name = "\nmedforge_prefix_cache_hit_tokens_total ";
+        size_t at = m.find(name);
+        ASSERT_NE(at, std::string::npos) << m;
+        EXPECT_EQ(std::stoll(m.substr(at + name.size())), cached_total);
+    }
+}
+
 TEST(Serve, BadRequestsGetOpenAIErrors) {
     ServeOptions o;
     o.max_body_bytes = 8 << 20;
