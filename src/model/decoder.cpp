@@ -168,7 +168,7 @@ DecoderMlpImpl::DecoderMlpImpl(const TextConfig& c) {
 }
 
 torch::Tensor DecoderMlpImpl::forward(const torch::Tensor& x) {
-    return lin(down_proj, F::silu(lin(gate_proj, x)) * lin(up_proj, x));
+    return lin(down_proj, mf::model::silu_mul(lin(gate_proj, x), lin(up_proj, x)));
 }
 
 DecoderLayerImpl::DecoderLayerImpl(const TextConfig& c) {

@@ -268,6 +268,16 @@ MF_AVX512_TARGET void layer_norm_rows_bf16(const uint16_t* x, uint16_t* y, int64
         }
     }
 }
+MF_AVX512_TARGET void silu_mul_bf16(const uint16_t* g, const uint16_t* u, uint16_t* out, int64_t i0,
+                                    int64_t i1) {
+    for (int64_t i = i0; i < i1; i += 16) {
+        const __mmask16 m = tail_mask(i1 - i);
+        const __m512 gv = load_bf16x16(g + i, m), uv = load_bf16x16(u + i, m);
+        const __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), gv));
+        const __m512 s = simd::round_bf16(_mm512_div_ps(gv, _mm512_add_ps(_mm512_set1_ps(1.f), e)));
+        store_bf16x16(out + i, _mm512_mul_ps(s, uv), m);
+    }
+}
 #else
 bool cpu_has_avx512() {
     return false;
@@ -297,6 +307,28 @@ void softmax_scaled_(torch::Tensor& scores, double scale) {
 #endif
     const auto acc = scores.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
     scores.copy_(torch::softmax(scores.to(acc).mul_(scale), -1));
+}
+
+torch::Tensor silu_mul(const torch::Tensor& gate, const torch::Tensor& up) {
+#ifdef MF_HAVE_AVX512_HELPERS
+    if (custom_kernels_enabled() && gate.scalar_type() == torch::kBFloat16 &&
+        up.scalar_type() == torch::kBFloat16 && gate.sizes() == up.sizes() && avx512_available() &&
+        gate.numel() > 0 &&
+        !(torch::GradMode::is_enabled() && (gate.requires_grad() || up.requires_grad()))) {
+        auto g = gate.contiguous(), u = up.contiguous();
+        auto out = torch::empty_like(g);
+        const auto* gp = reinterpret_cast<const uint16_t*>(g.data_ptr<at::BFloat16>());
+        const auto* up_ = reinterpret_cast<const uint16_t*>(u.data_ptr<at::BFloat16>());
+        auto* op = reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>());
+        // chunks of whole 16-lane vectors, so only the last chunk has a tail
+        const int64_t n = g.numel(), vecs = (n + 15) / 16;
+        at::parallel_for(0, vecs, 2048, [&](int64_t v0, int64_t v1) {
+            silu_mul_bf16(gp, up_, op, v0 * 16, std::min(n, v1 * 16));
+        });
+        return out;
+    }
+#endif
+    return torch::silu(gate) * up;
 }
 
 torch::Tensor layer_norm(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,

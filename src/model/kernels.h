@@ -44,6 +44,12 @@ void softmax_scaled_(torch::Tensor& scores, double scale);
 torch::Tensor layer_norm(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
                          double eps);
 
+// SwiGLU's elementwise part, silu(gate) * up. bf16 without autograd on AVX-512 CPUs (custom
+// kernels on): one fused
+// parallel pass, silu in fp32 rounded to bf16, then the product rounded to bf16 (the fused decode
+// step's definition; torch 1.13's bf16 silu rounds more intermediates). Otherwise torch ops.
+torch::Tensor silu_mul(const torch::Tensor& gate, const torch::Tensor& up);
+
 // Several products with the same input in one parallel pass (e.g. q/k/v, or gate/up): for each
 // job, y[m * rows + o] = sum_k x[m * K + k] * w[o * K + k] (bf16 inputs, fp32 results), m < M.
 // Rows of all jobs are split across threads together. Requires bf16_gemv_available().

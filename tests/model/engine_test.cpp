@@ -430,6 +430,19 @@ TEST(FastDecode, VectorSiluMatchesScalarAndFloat64) {
         EXPECT_LE(steps.max().item<double>(), 1.0);
         EXPECT_LT((steps > 0).sum().item<int64_t>(), n / 100);
     }
+    // the prefill's fused bf16 silu(gate) * up (model/kernels.h) is the same definition: on bf16
+    // inputs it equals the step's vector loop bit for bit, in [n] and in a [rows, cols] shape
+    auto fused = silu_mul(gb, ub);
+    EXPECT_EQ(std::memcmp(fused.data_ptr(), vec.data(), n * 2), 0);
+    auto g2 = gb.narrow(0, 0, 50000).view({100, 500}), u2 = ub.narrow(0, 0, 50000).view({100, 500});
+    EXPECT_TRUE(torch::equal(silu_mul(g2, u2).view({-1}), fused.narrow(0, 0, 50000)));
+    {
+        torch::AutoGradMode grad(true);  // with autograd: torch's ops, gradients flow
+        auto gg = gb.to(torch::kFloat32).requires_grad_();
+        auto out = silu_mul(gg, ub.to(torch::kFloat32));
+        out.sum().backward();
+        EXPECT_TRUE(gg.grad().defined());
+    }
     EXPECT_EQ(vec[2], sca[2]);                       // silu(95) * up: no overflow in exp(-95)
     EXPECT_EQ(as_float(vec)[3].item<float>(), 0.f);  // silu(-95) = -0 or 0
 }
