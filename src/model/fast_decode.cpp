@@ -32,26 +32,49 @@ uint16_t* u16m(torch::Tensor& t) {
     return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>());
 }
 
+// The elementwise passes, 16 lanes at a time (this path only runs where AVX512-BF16, hence
+// AVX512F/BW/VL, is available: fast_decode_eligible checks).
+using simd::load_bf16x16;
+using simd::round_bf16;
+using simd::tail_mask;
+
 // RMSNormImpl::forward: bf16(w * bf16(x * rsqrt(mean(x^2) + eps))), statistics in fp32.
-void rms_norm(const float* x, int64_t n, const torch::Tensor& weight, double eps, uint16_t* out) {
+MF_AVX512_TARGET void rms_norm(const float* x, int64_t n, const torch::Tensor& weight, double eps,
+                               uint16_t* out) {
     const uint16_t* w = u16(weight);
-    float ss = 0.f;
-    for (int64_t i = 0; i < n; ++i)
-        ss += x[i] * x[i];
-    const float inv = 1.f / std::sqrt(ss / static_cast<float>(n) + static_cast<float>(eps));
-    for (int64_t i = 0; i < n; ++i)
-        out[i] = bits(fl(w[i]) * rb(x[i] * inv));
+    __m512 ss = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) {
+        const __m512 v = _mm512_maskz_loadu_ps(tail_mask(n - i), x + i);
+        ss = _mm512_fmadd_ps(v, v, ss);
+    }
+    const float inv =
+        1.f / std::sqrt(_mm512_reduce_add_ps(ss) / static_cast<float>(n) + static_cast<float>(eps));
+    const __m512 vi = _mm512_set1_ps(inv);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = tail_mask(n - i);
+        const __m512 xn = round_bf16(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vi));
+        simd::store_bf16x16(out + i, _mm512_mul_ps(load_bf16x16(w + i, m), xn), m);
+    }
 }
 
 // y = bf16(y + bias) (bias optional): the kernel path of model::linear.
-void finish_linear(float* y, int64_t n, const torch::Tensor& bias) {
-    if (bias.defined()) {
-        const uint16_t* b = u16(bias);
-        for (int64_t i = 0; i < n; ++i)
-            y[i] = rb(y[i] + fl(b[i]));
-    } else {
-        for (int64_t i = 0; i < n; ++i)
-            y[i] = rb(y[i]);
+MF_AVX512_TARGET void finish_linear(float* y, int64_t n, const torch::Tensor& bias) {
+    const uint16_t* b = bias.defined() ? u16(bias) : nullptr;
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = tail_mask(n - i);
+        __m512 v = _mm512_maskz_loadu_ps(m, y + i);
+        if (b) v = _mm512_add_ps(v, load_bf16x16(b + i, m));
+        _mm512_mask_storeu_ps(y + i, m, round_bf16(v));
+    }
+}
+
+// h = bf16(h + p): the residual sums.
+MF_AVX512_TARGET void add_residual(float* h, const float* p, int64_t n) {
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = tail_mask(n - i);
+        const __m512 v =
+            _mm512_add_ps(_mm512_maskz_loadu_ps(m, h + i), _mm512_maskz_loadu_ps(m, p + i));
+        _mm512_mask_storeu_ps(h + i, m, round_bf16(v));
     }
 }
 
@@ -68,11 +91,7 @@ void rope(float* x, int64_t heads, int64_t D, const float* c, const float* s) {
     }
 }
 
-// The attention inner loops, 16 lanes at a time (this path only runs where AVX512-BF16, hence
-// AVX512F/BW/VL, is available: fast_decode_eligible checks).
-using simd::load_bf16x16;
-using simd::tail_mask;
-
+// The attention inner loops.
 // sum_d q[d] * k[d]
 MF_AVX512_TARGET float dot_bf16(const float* q, const uint16_t* k, int64_t D) {
     __m512 acc = _mm512_setzero_ps();
@@ -270,8 +289,7 @@ torch::Tensor fast_decode_step_batched(CausalLMImpl& lm, const torch::Tensor& em
         gemv_bf16_multi(ob.data(), B, QD, &o_job, 1);
         for (int64_t b = 0; b < B; ++b)
             finish_linear(proj.data() + b * H, H, at.o_proj->bias);
-        for (int64_t i = 0; i < B * H; ++i)
-            h[i] = rb(h[i] + proj[i]);
+        add_residual(h.data(), proj.data(), B * H);
 
         // --- SwiGLU MLP ---
         for (int64_t b = 0; b < B; ++b)
@@ -286,8 +304,7 @@ torch::Tensor fast_decode_step_batched(CausalLMImpl& lm, const torch::Tensor& em
         gemv_bf16_multi(act.data(), B, I, &d_job, 1);
         for (int64_t b = 0; b < B; ++b)
             finish_linear(proj.data() + b * H, H, mlp.down_proj->bias);
-        for (int64_t i = 0; i < B * H; ++i)
-            h[i] = rb(h[i] + proj[i]);
+        add_residual(h.data(), proj.data(), B * H);
         ++li;
     }
     for (KVCache* kc : caches)
