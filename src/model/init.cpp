@@ -286,8 +286,26 @@ Status init_model(const InitOptions& o) {
         if (c.arch == Arch::kQwen2 || c.arch == Arch::kLlavaHf) jinja = kChatMLJinja;
         if (c.arch == Arch::kLlama) jinja = kLlama3Jinja;
         MF_ASSIGN_OR_RETURN(int64_t vocab, write_tiny_tokenizer(o.out, c.text.family, jinja));
+        if (!o.tokenizer.empty()) {
+            // the given vocabulary replaces the generated one (tokenizer_config.json stays: chat
+            // template and special-token names are the family's)
+            auto given = io::BpeTokenizer::load(o.tokenizer);
+            if (!given.ok())
+                return Status::invalid_argument(fmt::format("model init --tokenizer {}: {}",
+                                                            o.tokenizer.string(),
+                                                            given.status().message()));
+            vocab = static_cast<int64_t>(given->vocab_size());
+            std::error_code ec;
+            fs::copy_file(o.tokenizer, o.out / "tokenizer.json",
+                          fs::copy_options::overwrite_existing, ec);
+            if (ec)
+                return Status::io_error(
+                    fmt::format("model init: copying {}: {}", o.tokenizer.string(), ec.message()));
+        }
         // Published checkpoints pad the embedding matrix (Qwen2: 151936 > tokenizer size).
         c.text.vocab_size = (vocab + 63) / 64 * 64;
+        if (c.text.family == "qwen2" && vocab > 150000 && vocab <= 151936)
+            c.text.vocab_size = 151936;
         // Token ids: the tokenizer's specials follow the merges (see write_tiny_tokenizer).
         auto tok = io::BpeTokenizer::load(o.out / "tokenizer.json");
         if (!tok.ok()) return tok.status();

@@ -24,6 +24,10 @@ struct InitOptions {
     // Also draw biases and norm weights at random (HF starts them at 0 / 1), so parity tests see
     // every tensor take part.
     bool random_all = false;
+    // A published tokenizer.json to use instead of the small generated one (e.g. the real Qwen
+    // vocabulary, for benchmarks whose prompt lengths and LM head should be the real model's).
+    // vocab_size follows it (Qwen2-family vocabularies: 151936, as published).
+    std::filesystem::path tokenizer;
 };
 
 // The config an (arch, size) pair describes; vocab_size is filled in from the tokenizer.

