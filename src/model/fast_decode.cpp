@@ -129,9 +129,7 @@ MF_AVX512_TARGET void silu_mul_avx512(const float* gate, const float* up, uint16
         const __mmask16 m = simd::tail_mask(n - i);
         const __m512 g = simd::round_bf16(_mm512_maskz_loadu_ps(m, gate + i));
         const __m512 u = simd::round_bf16(_mm512_maskz_loadu_ps(m, up + i));
-        const __m512 e = simd::exp512(_mm512_sub_ps(_mm512_setzero_ps(), g));
-        const __m512 s = simd::round_bf16(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.f), e)));
-        simd::store_bf16x16(act + i, _mm512_mul_ps(s, u), m);
+        simd::store_bf16x16(act + i, simd::silu_times(g, u), m);
     }
 }
 #endif

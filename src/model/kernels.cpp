@@ -272,10 +272,7 @@ MF_AVX512_TARGET void silu_mul_bf16(const uint16_t* g, const uint16_t* u, uint16
                                     int64_t i1) {
     for (int64_t i = i0; i < i1; i += 16) {
         const __mmask16 m = tail_mask(i1 - i);
-        const __m512 gv = load_bf16x16(g + i, m), uv = load_bf16x16(u + i, m);
-        const __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), gv));
-        const __m512 s = simd::round_bf16(_mm512_div_ps(gv, _mm512_add_ps(_mm512_set1_ps(1.f), e)));
-        store_bf16x16(out + i, _mm512_mul_ps(s, uv), m);
+        store_bf16x16(out + i, simd::silu_times(load_bf16x16(g + i, m), load_bf16x16(u + i, m)), m);
     }
 }
 #else
