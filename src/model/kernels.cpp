@@ -359,9 +359,6 @@ void gemv_bf16_multi(const uint16_t* x, int64_t M, int64_t K, const GemvJob* job
     TORCH_CHECK(bf16_gemv_available(), "the AVX512-BF16 kernel is not available on this CPU");
     TORCH_CHECK(M >= 1 && M <= kMaxKernelRows, "gemv_bf16_multi: M must be 1..", kMaxKernelRows);
 #ifdef MF_HAVE_BF16_KERNEL
-    int64_t total = 0;
-    for (int j = 0; j < n_jobs; ++j)
-        total += jobs[j].rows;
     if (M >= kPanelMinRows) {
         // Work is split in tiles of kPanelRows rows of one job, so tiles never straddle jobs.
         std::vector<uint16_t> xp(static_cast<size_t>((K + 1) / 2 * 2 * kPanelLanes));
@@ -381,6 +378,9 @@ void gemv_bf16_multi(const uint16_t* x, int64_t M, int64_t K, const GemvJob* job
         });
         return;
     }
+    int64_t total = 0;
+    for (int j = 0; j < n_jobs; ++j)
+        total += jobs[j].rows;
     BlockFn fn = block_for(M);
     const int64_t grain = std::max<int64_t>(2, 32768 / std::max<int64_t>(K, 1));
     at::parallel_for(0, total, grain, [&](int64_t a, int64_t b) {

@@ -45,9 +45,9 @@ torch::Tensor layer_norm(const torch::Tensor& x, const torch::Tensor& w, const t
                          double eps);
 
 // SwiGLU's elementwise part, silu(gate) * up. bf16 without autograd on AVX-512 CPUs (custom
-// kernels on): one fused
-// parallel pass, silu in fp32 rounded to bf16, then the product rounded to bf16 (the fused decode
-// step's definition; torch 1.13's bf16 silu rounds more intermediates). Otherwise torch ops.
+// kernels on): one fused parallel pass, silu in fp32 rounded to bf16, then the product rounded to
+// bf16 (the fused decode step's definition; torch 1.13's bf16 silu rounds more intermediates).
+// Otherwise torch ops.
 torch::Tensor silu_mul(const torch::Tensor& gate, const torch::Tensor& up);
 
 // Several products with the same input in one parallel pass (e.g. q/k/v, or gate/up): for each

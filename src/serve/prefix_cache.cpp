@@ -67,6 +67,11 @@ int64_t PrefixCache::restore(const std::vector<int64_t>& ids, int64_t limit,
 void PrefixCache::insert(const std::vector<int64_t>& ids, int64_t n, const model::KVCache& cache) {
     if (max_bytes_ == 0) return;
     n = std::min<int64_t>({n, static_cast<int64_t>(ids.size()), cache.length});
+    // every block of this cache has the same size: keys and values of kBlock positions per layer
+    size_t block_bytes = 0;
+    for (const auto& k : cache.k)
+        block_bytes += 2 * static_cast<size_t>(k.numel() / k.size(2) * kBlock) * k.element_size();
+    if (block_bytes > max_bytes_) return;
     std::vector<uint64_t> hashes = match(ids, n);
     uint64_t parent = hashes.empty() ? kRoot : hashes.back();
     for (int64_t bi = static_cast<int64_t>(hashes.size()); (bi + 1) * kBlock <= n; ++bi) {
@@ -79,9 +84,8 @@ void PrefixCache::insert(const std::vector<int64_t>& ids, int64_t n, const model
         for (size_t li = 0; li < cache.k.size(); ++li) {
             b.k.push_back(cache.k[li].narrow(2, bi * kBlock, kBlock).clone());
             b.v.push_back(cache.v[li].narrow(2, bi * kBlock, kBlock).clone());
-            b.bytes += 2 * b.k.back().numel() * b.k.back().element_size();
         }
-        if (b.bytes > max_bytes_) break;
+        b.bytes = block_bytes;
         bytes_ += b.bytes;
         lru_.push_front(h);
         b.lru = lru_.begin();
